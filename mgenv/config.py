@@ -1,0 +1,354 @@
+"""Validated, frozen parameter dataclasses for every stage, and override handling.
+
+A scenario (``mgenv.scenarios``) builds one :class:`EnvConfig`; ``parallel_env(scenario,
+**overrides)`` applies flat keyword overrides with :func:`apply_overrides`. A key is looked up
+among :class:`EnvConfig`'s own fields first, then among the fields of its sections (``grid``,
+``market``, ``fleet``, ``users``, ``profiles``, ``chain``); ``"chain.message_loss"`` names a
+section explicitly. Every field is validated in ``__post_init__`` with a ``ValueError`` that
+names the field, the value and the allowed range.
+
+Per-microgrid parameters are *templates*: tuples of length ``k`` that are tiled to
+``n_microgrids`` (microgrid ``i`` uses template ``i % k``), so ``n_microgrids=64`` works on any
+scenario without writing 64 values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mgenv.chain import ChainParams
+from mgenv.validation import check_all_range, check_choice, check_int, check_range
+
+ROLES = ("mg", "agg", "user")
+MECHANISMS = ("uniform_price",)
+DISPATCH_MODES = ("rule",)
+
+# Time-of-use tariff of the distribution grid, yuan/kWh by hour of day 0..23: valley 0-7,
+# peak 10-15 and 18-21, flat otherwise. Levels follow seed 001's valley/peak split and keep the
+# papers' price strategy intervals (0.5-1.1 yuan/kWh) inside [feed-in, grid price].
+DEFAULT_TOU = (0.45,) * 7 + (0.85,) * 3 + (1.10,) * 5 + (0.85,) * 3 + (1.10,) * 3 + (0.85,) * 2 + (
+    0.45,
+)
+
+
+def tile(values: tuple[float, ...], n: int) -> np.ndarray:
+    """Tile a template tuple to ``n`` entries: entry ``i`` is ``values[i % len(values)]``.
+
+    Returns:
+        float64 array of shape ``(n,)``.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    return arr[np.arange(n) % arr.size]
+
+
+@dataclass(frozen=True, slots=True)
+class GridParams:
+    """The distribution grid: the buyer and seller of last resort.
+
+    Attributes:
+        buy_price: Price at which participants buy from the grid, yuan/kWh, by hour of day
+            (24 values) or one flat value.
+        feed_in_price: Price the grid pays for energy fed in, yuan/kWh (24 values or one).
+    """
+
+    buy_price: tuple[float, ...] = DEFAULT_TOU
+    feed_in_price: tuple[float, ...] = (0.35,)
+
+    def __post_init__(self) -> None:
+        for name in ("buy_price", "feed_in_price"):
+            values = getattr(self, name)
+            if len(values) not in (1, 24):
+                raise ValueError(f"GridParams.{name} has {len(values)} values; give 1 or 24")
+            check_all_range("GridParams", name, values, 0.0, 100.0)
+        if np.any(self.feed_in_by_hour >= self.buy_by_hour):
+            raise ValueError(
+                "GridParams.feed_in_price must be below buy_price at every hour "
+                f"(feed_in={self.feed_in_price}, buy={self.buy_price})"
+            )
+
+    @property
+    def buy_by_hour(self) -> np.ndarray:
+        """Grid purchase price per hour of day, yuan/kWh, shape ``(24,)``."""
+        return tile(self.buy_price, 24)
+
+    @property
+    def feed_in_by_hour(self) -> np.ndarray:
+        """Feed-in price per hour of day, yuan/kWh, shape ``(24,)``."""
+        return tile(self.feed_in_price, 24)
+
+
+@dataclass(frozen=True, slots=True)
+class MarketParams:
+    """The market stage.
+
+    Attributes:
+        mechanism: Clearing mechanism; ``"uniform_price"`` is seed 000's aggregator auction.
+        n_segments: Price/quantity segments per microgrid offer (seed 000 uses 3).
+        price_floor: Lowest admissible offer/bid price, yuan/kWh.
+        price_cap: Highest admissible offer/bid price, yuan/kWh.
+        delta_min: Lowest aggregator service coefficient (seed 000 eq. 6: 0.85).
+        delta_max: Highest aggregator service coefficient (seed 000 eq. 6: 1.2).
+    """
+
+    mechanism: str = "uniform_price"
+    n_segments: int = 3
+    price_floor: float = 0.30
+    price_cap: float = 1.10
+    delta_min: float = 0.85
+    delta_max: float = 1.20
+
+    def __post_init__(self) -> None:
+        check_choice("MarketParams", "mechanism", self.mechanism, MECHANISMS)
+        check_int("MarketParams", "n_segments", self.n_segments, 1, 10)
+        check_range("MarketParams", "price_floor", self.price_floor, 0.0, 100.0)
+        check_range("MarketParams", "price_cap", self.price_cap, self.price_floor, 100.0,
+                    low_open=True)
+        check_range("MarketParams", "delta_min", self.delta_min, 0.0, 10.0, low_open=True)
+        check_range("MarketParams", "delta_max", self.delta_max, self.delta_min, 10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetParams:
+    """Microgrid units, as templates tiled to ``n_microgrids`` (see module docstring).
+
+    Attributes:
+        pv_kw: PV peak power, kW.
+        wind_kw: Wind rated power, kW.
+        load_kw: Peak electric load, kW.
+        gen_kw: Gas turbine (dispatchable generator) capacity, kW.
+        gen_cost_a: Quadratic generation cost coefficient, yuan/kWh^2 (cost a q^2 + b q).
+        gen_cost_b: Linear generation cost coefficient, yuan/kWh.
+        battery_kwh: Battery energy capacity, kWh (0 = no battery).
+        battery_kw: Battery charge/discharge power limit, kW.
+        eta_charge: Charging efficiency in (0, 1].
+        eta_discharge: Discharging efficiency in (0, 1].
+        soc_min: Lowest state of charge, fraction of capacity (seed 001: 0.2).
+        soc_max: Highest state of charge, fraction of capacity (seed 001: 0.8).
+        soc_init: State of charge at reset, fraction of capacity.
+    """
+
+    pv_kw: tuple[float, ...] = (120.0, 40.0, 60.0, 80.0)
+    wind_kw: tuple[float, ...] = (0.0, 90.0, 20.0, 40.0)
+    load_kw: tuple[float, ...] = (70.0, 80.0, 90.0, 60.0)
+    gen_kw: tuple[float, ...] = (60.0, 120.0, 50.0, 80.0)
+    gen_cost_a: tuple[float, ...] = (0.0030, 0.0008, 0.0020, 0.0012)
+    gen_cost_b: tuple[float, ...] = (0.55, 0.40, 0.50, 0.45)
+    battery_kwh: tuple[float, ...] = (100.0, 150.0, 80.0, 120.0)
+    battery_kw: tuple[float, ...] = (30.0, 40.0, 25.0, 35.0)
+    eta_charge: tuple[float, ...] = (0.95,)
+    eta_discharge: tuple[float, ...] = (0.95,)
+    soc_min: tuple[float, ...] = (0.2,)
+    soc_max: tuple[float, ...] = (0.8,)
+    soc_init: tuple[float, ...] = (0.5,)
+
+    def __post_init__(self) -> None:
+        for name in ("pv_kw", "wind_kw", "load_kw", "gen_kw", "gen_cost_a", "gen_cost_b",
+                     "battery_kwh", "battery_kw"):
+            check_all_range("FleetParams", name, getattr(self, name), 0.0, 1e7)
+        for name in ("eta_charge", "eta_discharge"):
+            check_all_range("FleetParams", name, getattr(self, name), 0.0, 1.0, low_open=True)
+        for name in ("soc_min", "soc_max", "soc_init"):
+            check_all_range("FleetParams", name, getattr(self, name), 0.0, 1.0)
+        n = 64 * max(len(getattr(self, f.name)) for f in dataclasses.fields(self))
+        lo, hi, init = (tile(self.soc_min, n), tile(self.soc_max, n), tile(self.soc_init, n))
+        if np.any(lo > hi):
+            raise ValueError(
+                f"FleetParams.soc_min={self.soc_min} exceeds soc_max={self.soc_max}: "
+                "reversed bounds"
+            )
+        if np.any((init < lo) | (init > hi)):
+            raise ValueError(
+                f"FleetParams.soc_init={self.soc_init} is outside [soc_min, soc_max]="
+                f"[{self.soc_min}, {self.soc_max}]"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class UserParams:
+    """Large users (buyers only), as templates tiled to ``n_users``.
+
+    Attributes:
+        user_load_kw: Peak electric load per user, kW.
+    """
+
+    user_load_kw: tuple[float, ...] = (150.0, 100.0)
+
+    def __post_init__(self) -> None:
+        check_all_range("UserParams", "user_load_kw", self.user_load_kw, 0.0, 1e7)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileParams:
+    """Parametric daily profiles and their seeded noise (see :mod:`mgenv.physics.profiles`).
+
+    Attributes:
+        sunrise_h: Hour of sunrise (PV starts), h.
+        sunset_h: Hour of sunset (PV ends), h.
+        cloudiness_max: Largest daily cloud attenuation of PV, fraction in [0, 1).
+        wind_mean_ms: Mean hub-height wind speed, m/s.
+        forecast_error: Relative std of the realised value around the forecast, all of PV,
+            wind and load (seed 002's forecast-error compensation settles the difference).
+        load_noise: Relative std of the day-to-day load level.
+        pv_data_kwh: Optional PV per period and participant, kWh, shape (horizon, n); replaces
+            the parametric PV (used by ``consortium_p2p`` with seed 002's Table 9).
+        load_data_kwh: Optional electric load per period and participant, kWh (Table 8).
+    """
+
+    sunrise_h: float = 6.0
+    sunset_h: float = 18.0
+    cloudiness_max: float = 0.6
+    wind_mean_ms: float = 6.5
+    forecast_error: float = 0.05
+    load_noise: float = 0.08
+    pv_data_kwh: tuple[tuple[float, ...], ...] = ()
+    load_data_kwh: tuple[tuple[float, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        check_range("ProfileParams", "sunrise_h", self.sunrise_h, 0.0, 24.0)
+        check_range("ProfileParams", "sunset_h", self.sunset_h, self.sunrise_h, 24.0,
+                    low_open=True)
+        check_range("ProfileParams", "cloudiness_max", self.cloudiness_max, 0.0, 1.0,
+                    high_open=True)
+        check_range("ProfileParams", "wind_mean_ms", self.wind_mean_ms, 0.0, 40.0)
+        check_range("ProfileParams", "forecast_error", self.forecast_error, 0.0, 1.0)
+        check_range("ProfileParams", "load_noise", self.load_noise, 0.0, 1.0)
+        for name in ("pv_data_kwh", "load_data_kwh"):
+            rows = getattr(self, name)
+            if rows and len({len(r) for r in rows}) != 1:
+                raise ValueError(f"ProfileParams.{name} rows have different lengths")
+            for t, row in enumerate(rows):
+                check_all_range("ProfileParams", f"{name}[{t}]", row, 0.0, 1e7)
+
+
+@dataclass(frozen=True, slots=True)
+class EnvConfig:
+    """Everything that defines an episode; built by a scenario, changed by overrides.
+
+    Attributes:
+        scenario: Name of the scenario this config came from.
+        horizon: Market periods per episode (the episode is truncated after it).
+        start_hour: Hour of day of the first period, h.
+        dt_h: Length of one market period, h.
+        n_microgrids: Number of microgrids ``mg_i``.
+        n_aggregators: Number of aggregators ``agg_j`` (at least one: buyers bid through them).
+        n_users: Number of large users ``user_k``.
+        learning_roles: Roles whose agents are exposed to the learner; the others are played
+            inside the env by ``opponent_policy``.
+        opponent_policy: Name of the baseline (``baselines.names()``) that plays the roles
+            that do not learn.
+        dispatch: Microgrid energy management; ``"rule"`` is the rule-based default.
+        grid: Grid tariff.
+        market: Market mechanism and price bounds.
+        fleet: Microgrid units.
+        users: Large users.
+        profiles: Weather and load profiles.
+        chain: Blockchain consensus and network.
+    """
+
+    scenario: str = "custom"
+    horizon: int = 24
+    start_hour: int = 0
+    dt_h: float = 1.0
+    n_microgrids: int = 4
+    n_aggregators: int = 2
+    n_users: int = 2
+    learning_roles: tuple[str, ...] = ("mg",)
+    opponent_policy: str = "truthful"
+    dispatch: str = "rule"
+    grid: GridParams = field(default_factory=GridParams)
+    market: MarketParams = field(default_factory=MarketParams)
+    fleet: FleetParams = field(default_factory=FleetParams)
+    users: UserParams = field(default_factory=UserParams)
+    profiles: ProfileParams = field(default_factory=ProfileParams)
+    chain: ChainParams = field(default_factory=ChainParams)
+
+    def __post_init__(self) -> None:
+        check_int("EnvConfig", "horizon", self.horizon, 1, 100_000)
+        check_int("EnvConfig", "start_hour", self.start_hour, 0, 23)
+        check_range("EnvConfig", "dt_h", self.dt_h, 0.0, 24.0, low_open=True)
+        check_int("EnvConfig", "n_microgrids", self.n_microgrids, 1, 4096)
+        check_int("EnvConfig", "n_aggregators", self.n_aggregators, 1, 256)
+        check_int("EnvConfig", "n_users", self.n_users, 0, 4096)
+        check_choice("EnvConfig", "dispatch", self.dispatch, DISPATCH_MODES)
+        if not self.learning_roles:
+            raise ValueError("EnvConfig.learning_roles is empty; give at least one of "
+                             f"{list(ROLES)}")
+        for role in self.learning_roles:
+            check_choice("EnvConfig", "learning_roles", role, ROLES)
+        if "user" in self.learning_roles and self.n_users == 0:
+            raise ValueError("EnvConfig.learning_roles has 'user' but n_users=0")
+        for name in ("pv_data_kwh", "load_data_kwh"):
+            rows = getattr(self.profiles, name)
+            if rows and (len(rows) < self.horizon or len(rows[0]) != self.n_microgrids):
+                raise ValueError(
+                    f"ProfileParams.{name} has shape ({len(rows)}, {len(rows[0])}); needs at "
+                    f"least (horizon={self.horizon}, n_microgrids={self.n_microgrids})"
+                )
+
+    @property
+    def n_participants(self) -> int:
+        """Microgrids, aggregators and users: the size of the global participant index."""
+        return self.n_microgrids + self.n_aggregators + self.n_users
+
+
+SECTIONS = ("grid", "market", "fleet", "users", "profiles", "chain")
+
+
+def override_keys(cfg: EnvConfig) -> list[str]:
+    """All keys accepted by :func:`apply_overrides`, sorted."""
+    keys = [f.name for f in dataclasses.fields(cfg) if f.name not in SECTIONS]
+    for sec in SECTIONS:
+        keys += [f.name for f in dataclasses.fields(getattr(cfg, sec))]
+    return sorted(keys)
+
+
+def _coerce(current: Any, value: Any) -> Any:
+    """Convert a user value to the type of the field it replaces (lists to tuples...)."""
+    if isinstance(current, tuple):
+        if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+            return (value,)
+        return tuple(tuple(v) if isinstance(v, list | tuple) else v for v in value)
+    return value
+
+
+def _locate(cfg: EnvConfig, key: str) -> tuple[str | None, str]:
+    """Return ``(section or None, field)`` for an override key, or raise listing the keys."""
+    if "." in key or "__" in key:
+        sec, _, name = key.replace("__", ".").partition(".")
+        if sec in SECTIONS and name in {f.name for f in dataclasses.fields(getattr(cfg, sec))}:
+            return sec, name
+    elif key in {f.name for f in dataclasses.fields(cfg)} and key not in SECTIONS:
+        return None, key
+    else:
+        for sec in SECTIONS:
+            if key in {f.name for f in dataclasses.fields(getattr(cfg, sec))}:
+                return sec, key
+    raise ValueError(f"unknown override {key!r}; valid keys are {override_keys(cfg)}")
+
+
+def apply_overrides(cfg: EnvConfig, overrides: Mapping[str, Any]) -> EnvConfig:
+    """Return a new config with flat ``overrides`` applied and validated.
+
+    Nothing is mutated: on error the caller's config is unchanged.
+
+    Raises:
+        ValueError: For an unknown key (listing the valid ones) or an invalid value (naming
+            the field, the value and the allowed range).
+    """
+    top: dict[str, Any] = {}
+    per_section: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        sec, name = _locate(cfg, key)
+        if sec is None:
+            top[name] = _coerce(getattr(cfg, name), value)
+        else:
+            current = getattr(getattr(cfg, sec), name)
+            per_section.setdefault(sec, {})[name] = _coerce(current, value)
+    for sec, changes in per_section.items():
+        top[sec] = dataclasses.replace(getattr(cfg, sec), **changes)
+    return dataclasses.replace(cfg, **top)

@@ -1,0 +1,330 @@
+"""The market core: episode state as arrays and the five stages of a step, wired in order.
+
+:class:`MarketCore` knows nothing of PettingZoo: it takes one action array per participant
+and returns a :class:`PeriodResult`. The env shell (:mod:`mgenv.env`) converts dicts and
+spaces. The stages are the pure functions of ``mgenv.physics``, ``mgenv.market`` and the
+``mgenv.chain`` facade; this module only calls them in order and keeps the state.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from mgenv import observe
+from mgenv.chain import Chain, ConsensusResult
+from mgenv.config import EnvConfig, MarketParams, tile
+from mgenv.market.clearing import clear_uniform_price, match_bilateral
+from mgenv.market.orders import decode_orders
+from mgenv.market.settlement import Positions, Settlement, Trades, settle
+from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours
+from mgenv.physics.units import (
+    Dispatch,
+    FleetArrays,
+    generation_cost,
+    marginal_cost,
+    rule_dispatch,
+    step_battery,
+)
+
+STAGES = ("physics", "market", "chain", "settlement", "observation")
+COMMIT_EMA = 0.3  # weight of the latest period in the observed commit ratio
+
+
+class PeriodResult(NamedTuple):
+    """What happened in one period (arrays use the global participant index, shape (P,))."""
+
+    period: int
+    hour: float
+    price: float  # clearing price, yuan/kWh (0 if nothing cleared)
+    cleared: bool
+    trades: Trades
+    committed: np.ndarray  # (T,) bool
+    chain: ConsensusResult
+    settlement: Settlement
+    dispatch: Dispatch
+    gen_kwh: np.ndarray  # (n_mg,)
+    fuel_cost: np.ndarray  # (n_mg,) yuan
+    profit: np.ndarray  # (P,) yuan
+    realised: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # pv, wind, load, user load
+    soc_before: np.ndarray  # (n_mg,)
+    soc_after: np.ndarray  # (n_mg,)
+
+
+class PublicInfo(NamedTuple):
+    """Public market information a baseline may read (DESIGN.md: no random streams)."""
+
+    market: MarketParams
+    grid_buy: float  # this period, yuan/kWh
+    feed_in: float  # yuan/kWh
+    last_price: float  # yuan/kWh
+    surplus: np.ndarray  # (n_mg,) kWh
+    gen_headroom: np.ndarray  # (n_mg,) kWh
+    deficit: np.ndarray  # (n_mg,) kWh
+    user_need: np.ndarray  # (n_user,) kWh
+    fleet: FleetArrays
+    buyer_agg: np.ndarray  # (n_mg + n_user,) aggregator (0-based among aggregators)
+
+
+def fleet_arrays(cfg: EnvConfig) -> FleetArrays:
+    """Tile the fleet templates to ``n_microgrids`` arrays."""
+    f, n = cfg.fleet, cfg.n_microgrids
+    return FleetArrays(*(tile(getattr(f, name), n) for name in FleetArrays._fields))
+
+
+class MarketCore:
+    """Episode state (arrays over participants) and the step pipeline."""
+
+    def __init__(self, cfg: EnvConfig) -> None:
+        self.cfg = cfg
+        nm, na, nu = cfg.n_microgrids, cfg.n_aggregators, cfg.n_users
+        self.names = ([f"mg_{i}" for i in range(nm)] + [f"agg_{j}" for j in range(na)]
+                      + [f"user_{k}" for k in range(nu)])
+        self.index = {a: i for i, a in enumerate(self.names)}
+        self.role_rows = {a: (a.rsplit("_", 1)[0], int(a.rsplit("_", 1)[1])) for a in self.names}
+        self.non_learning = [a for a in self.names if self.role_rows[a][0]
+                             not in cfg.learning_roles]
+        sizes = {"mg": nm, "agg": na, "user": nu}
+        self.role_index = {r: np.arange(k) for r, k in sizes.items()}
+        self.opponent_roles = [r for r, k in sizes.items() if k and r not in cfg.learning_roles]
+        self.fleet = fleet_arrays(cfg)
+        f, dt = self.fleet, cfg.dt_h
+        self.mg_scale = (tile(cfg.fleet.pv_kw, nm) + tile(cfg.fleet.wind_kw, nm)
+                         + tile(cfg.fleet.load_kw, nm) + f.gen_kw + 1e-9) * dt
+        self.user_scale = tile(cfg.users.user_load_kw, nu) * dt + 1e-9
+        self.system_scale = float(self.mg_scale.sum() + self.user_scale.sum())
+        self.mc_max = marginal_cost(f.gen_kw * dt, f)
+        self.buyer_agg = np.arange(nm + nu) % na  # buyer b is served by aggregator b % n_agg
+        self.buyer_global = np.concatenate((np.arange(nm), nm + na + np.arange(nu)))
+        self.hours = period_hours(cfg)
+        self.tou = cfg.grid.buy_by_hour
+        self.feed = cfg.grid.feed_in_by_hour
+        self.stage_time = dict.fromkeys(STAGES, 0.0)
+        self.profiles: DayProfiles
+        self.chain: Chain
+        self._obs: dict[str, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ episode state
+    def reset(self, weather: np.random.Generator, load: np.random.Generator,
+              chain: Chain) -> None:
+        """Draw the episode's profiles and initialise every state array."""
+        cfg = self.cfg
+        nm, na, nu, n = cfg.n_microgrids, cfg.n_aggregators, cfg.n_users, cfg.n_participants
+        self.profiles = draw_profiles(cfg, weather, load)
+        self.chain = chain
+        self.t = 0
+        self.soc = self.fleet.soc_init.copy()  # (n_mg,)
+        self.last_price = 0.5 * (cfg.market.price_floor + cfg.market.price_cap)
+        self.sold_share = np.zeros(nm)  # (n_mg,)
+        self.served_share = np.zeros(nm + nu)  # (n_mg + n_user,) per buyer
+        self.delta = np.ones(na)  # (n_agg,)
+        self.commit = np.ones(n)  # (P,) EMA of the commit ratio of each participant's trades
+        self.online_share = 1.0
+        self.kpi = {k: np.zeros(n) for k in ("profit", "sold", "sold_ok", "export_surplus")}
+        self.kpi_latency = 0.0
+        self._plan()
+
+    def _plan(self) -> None:
+        """Physics before the market: this period's forecast and rule-based dispatch."""
+        t0 = time.perf_counter()
+        self._obs = None
+        p, t = self.profiles, self.t
+        h = int(self.hours[t]) % 24
+        self.grid_buy, self.feed_in = float(self.tou[h]), float(self.feed[h])
+        renew = p.pv_forecast[t] + p.wind_forecast[t]
+        self.dispatch = rule_dispatch(renew, p.load_forecast[t], self.soc, self.grid_buy,
+                                      self.fleet, self.cfg.dt_h)
+        self.stage_time["physics"] += time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ step
+    def empty_actions(self) -> dict[str, np.ndarray]:
+        """Fresh action matrices per role, e.g. ``{"mg": (n_mg, 2S + 3), ...}``, zeros."""
+        cfg = self.cfg
+        dims = {"mg": 2 * cfg.market.n_segments + 3, "agg": 2, "user": 2}
+        sizes = {"mg": cfg.n_microgrids, "agg": cfg.n_aggregators, "user": cfg.n_users}
+        return {r: np.zeros((sizes[r], dims[r])) for r in dims}
+
+    def step(self, actions: dict[str, np.ndarray]) -> PeriodResult:
+        """Run market, chain, settlement and physics-after for the current period.
+
+        Args:
+            actions: One action matrix per role, in [-1, 1] (clipped), shapes as
+                :meth:`empty_actions`.
+        """
+        cfg, d, p, t = self.cfg, self.dispatch, self.profiles, self.t
+        nm = cfg.n_microgrids
+        s = cfg.market.n_segments
+        t0 = time.perf_counter()
+        orders = decode_orders(
+            actions["mg"], actions["agg"], actions["user"],
+            d.surplus + d.gen_headroom, d.deficit, p.user_load_forecast[t],
+            self.buyer_agg, self.grid_buy, cfg.market,
+        )
+        clearing = clear_uniform_price(orders.offer_price, orders.offer_kwh,
+                                       orders.bid_limit, orders.bid_kwh)
+        sold_mg = clearing.awarded_kwh.reshape(nm, s).sum(axis=1)
+        si, bi, kwh = match_bilateral(sold_mg, clearing.served_kwh)
+        trades = Trades(seller=si, buyer=self.buyer_global[bi],
+                        agg=nm + self.buyer_agg[bi], kwh=kwh,
+                        price=np.full(kwh.shape, clearing.price),
+                        delta=orders.delta[self.buyer_agg[bi]])
+        t1 = time.perf_counter()
+        res = self.chain.process(period=t, seller=trades.seller, buyer=trades.buyer,
+                                 quantity_kwh=trades.kwh, price=trades.price)
+        t2 = time.perf_counter()
+        result = self._settle(trades, res, clearing.price, clearing.cleared,
+                              offered=orders.offer_kwh.reshape(nm, s).sum(axis=1))
+        self.delta = orders.delta
+        t3 = time.perf_counter()
+        st = self.stage_time
+        st["market"] += t1 - t0
+        st["chain"] += t2 - t1
+        st["settlement"] += t3 - t2
+        self.t += 1
+        self._obs = None
+        if self.t < cfg.horizon:
+            self._plan()
+        return result
+
+    def _positions(
+        self,
+    ) -> tuple[Positions, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        cfg, d, p, t = self.cfg, self.dispatch, self.profiles, self.t
+        _nm, na, nu = cfg.n_microgrids, cfg.n_aggregators, cfg.n_users
+        real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
+        mg_err = (real[0] + real[1] - real[2]) - (
+            p.pv_forecast[t] + p.wind_forecast[t] - p.load_forecast[t])
+        zeros = np.zeros(na)
+        pos = Positions(
+            surplus=np.concatenate((d.surplus, zeros, np.zeros(nu))),
+            deficit=np.concatenate((d.deficit, zeros, p.user_load_forecast[t])),
+            error=np.concatenate((mg_err, zeros, p.user_load_forecast[t] - real[3])),
+        )
+        return pos, real
+
+    def _settle(self, trades: Trades, res: ConsensusResult, price: float, cleared: bool,
+                offered: np.ndarray) -> PeriodResult:
+        """Settlement, fuel, storage and the bookkeeping the observations need."""
+        cfg, d = self.cfg, self.dispatch
+        nm = cfg.n_microgrids
+        pos, real = self._positions()
+        st = settle(trades, res.committed, pos, self.grid_buy, self.feed_in)
+        gen = d.self_gen + np.maximum(st.sold[:nm] - d.surplus, 0.0)
+        fuel = generation_cost(gen, self.fleet)
+        profit = st.cash.copy()
+        profit[:nm] -= fuel
+        soc_before = self.soc
+        self.soc = step_battery(self.soc, d.charge, d.discharge, self.fleet)
+        self._book(trades, res, st, price if cleared else None, offered, profit, pos)
+        return PeriodResult(
+            period=self.t, hour=float(self.hours[self.t]), price=price, cleared=cleared,
+            trades=trades, committed=res.committed, chain=res, settlement=st, dispatch=d,
+            gen_kwh=gen, fuel_cost=fuel, profit=profit, realised=real,
+            soc_before=soc_before, soc_after=self.soc,
+        )
+
+    def _book(self, trades: Trades, res: ConsensusResult, st: Settlement,
+              price: float | None, offered: np.ndarray, profit: np.ndarray,
+              pos: Positions) -> None:
+        nm, n = self.cfg.n_microgrids, self.cfg.n_participants
+        if price is not None:
+            self.last_price = price
+        self.sold_share = np.divide(st.sold[:nm], offered, out=np.zeros(nm), where=offered > 0)
+        need = pos.deficit[self.buyer_global]
+        self.served_share = np.divide(st.bought[self.buyer_global], need,
+                                      out=np.zeros(need.shape), where=need > 0)
+        mine = (np.bincount(trades.seller, weights=trades.kwh, minlength=n)
+                + np.bincount(trades.buyer, weights=trades.kwh, minlength=n))
+        mine_ok = st.sold_committed + st.bought_committed
+        ratio = np.divide(mine_ok, mine, out=np.ones(n), where=mine > 0)
+        self.commit = np.where(mine > 0, (1 - COMMIT_EMA) * self.commit + COMMIT_EMA * ratio,
+                               self.commit)
+        self.online_share = float(res.online_share)
+        k = self.kpi
+        k["profit"] += profit
+        k["sold"] += st.sold
+        k["sold_ok"] += st.sold_committed
+        k["export_surplus"] += np.maximum(pos.surplus - st.sold, 0.0)
+        self.kpi_latency += res.latency_ms
+
+    # ------------------------------------------------------------------ views
+    def observations(self) -> dict[str, np.ndarray]:
+        """Observation matrix per role (float32), e.g. ``{"mg": (n_mg, 16), ...}``.
+
+        Computed once per period and cached (fresh arrays every period: callers may keep
+        them). Do not modify the returned arrays in place.
+        """
+        if self._obs is not None:
+            return self._obs
+        t0 = time.perf_counter()
+        cfg, p, d = self.cfg, self.profiles, self.dispatch
+        nm = cfg.n_microgrids
+        t = min(self.t, cfg.horizon - 1)
+        c = observe.Common(float(self.hours[t]), self.grid_buy, self.feed_in, self.last_price,
+                           self.online_share)
+        mg = observe.mg_obs(
+            c, self.mg_scale, (p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t]),
+            (d.surplus, d.gen_headroom, d.deficit), self.soc, self.mc_max, self.sold_share,
+            self.commit[:nm])
+        need = np.concatenate((d.deficit, p.user_load_forecast[t]))
+        demand = np.bincount(self.buyer_agg, weights=need, minlength=cfg.n_aggregators)
+        supply = float((d.surplus + d.gen_headroom).sum())
+        served = np.bincount(self.buyer_agg, weights=self.served_share * need,
+                             minlength=cfg.n_aggregators)
+        served = np.divide(served, demand, out=np.zeros_like(served), where=demand > 0)
+        agg = observe.agg_obs(c, demand / self.system_scale, supply / self.system_scale,
+                              served, self.delta, self.commit[nm:nm + cfg.n_aggregators])
+        user = observe.user_obs(c, p.user_load_forecast[t] / self.user_scale,
+                                self.served_share[nm:], self.commit[nm + cfg.n_aggregators:])
+        self._obs = {"mg": mg, "agg": agg, "user": user}
+        self.stage_time["observation"] += time.perf_counter() - t0
+        return self._obs
+
+    def observations_flat(self) -> np.ndarray:
+        """Every participant's observation concatenated in global order (``state()``)."""
+        obs = self.observations()
+        return np.concatenate([obs[r].ravel() for r in ("mg", "agg", "user")])
+
+    def agent_info(self, agent: str, r: PeriodResult) -> dict[str, Any]:
+        """The per-step info dict of one agent."""
+        i = self.index[agent]
+        st = r.settlement
+        traded = float(st.sold[i] + st.bought[i])
+        ok = float(st.sold_committed[i] + st.bought_committed[i])
+        return {
+            "profit": float(r.profit[i]), "revenue": float(st.revenue[i]),
+            "cost": float(st.cost[i]), "traded_kwh": traded,
+            "grid_kwh": float(st.grid_import[i] + st.grid_export[i]),
+            "commit_ratio": ok / traded if traded > 0 else 1.0,
+            "clearing_price": r.price, "latency_ms": float(r.chain.latency_ms),
+            "online_share": float(r.chain.online_share),
+        }
+
+    def public_info(self) -> PublicInfo:
+        """Public information of the current period (see :class:`PublicInfo`)."""
+        d, t = self.dispatch, min(self.t, self.cfg.horizon - 1)
+        return PublicInfo(self.cfg.market, self.grid_buy, self.feed_in, self.last_price,
+                          d.surplus, d.gen_headroom, d.deficit,
+                          self.profiles.user_load_forecast[t], self.fleet, self.buyer_agg)
+
+    def kpis(self) -> dict[str, float]:
+        """Episode KPIs accumulated so far."""
+        cfg, k = self.cfg, self.kpi
+        nm, na = cfg.n_microgrids, cfg.n_aggregators
+        sold = float(k["sold"].sum())
+        local = float(k["sold_ok"].sum())
+        return {
+            "profit_mg": float(k["profit"][:nm].sum()),
+            "profit_agg": float(k["profit"][nm:nm + na].sum()),
+            "profit_user": float(k["profit"][nm + na:].sum()),
+            "welfare": float(k["profit"].sum()),
+            "commit_share": local / sold if sold > 0 else 1.0,
+            "local_consumption_rate": local / (sold + float(k["export_surplus"].sum()) + 1e-12),
+            "mean_latency_ms": self.kpi_latency / max(self.t, 1),
+        }
+
+    def profile_info(self) -> dict[str, Any]:
+        """Accumulated seconds per stage (for benchmarks)."""
+        return dict(self.stage_time)

@@ -1,0 +1,241 @@
+"""mgenv_market_v0: a regional market of microgrids, aggregators and large users.
+
+Environment card
+================
+* **Agents**: ``mg_i`` (microgrids), ``agg_j`` (aggregators), ``user_k`` (large users). The
+  roles in ``EnvConfig.learning_roles`` are the PettingZoo agents; the other roles are played
+  inside the env by the baseline named ``EnvConfig.opponent_policy``.
+* **Step** = one market period (default 1 h), five stages (DESIGN.md): physics (forecast and
+  rule-based dispatch of the period, prepared at the end of the previous step), market
+  (actions -> offers and bids -> uniform-price clearing -> bilateral trades), chain (each trade
+  a transaction signed by both parties; the consensus protocol decides which commit), settlement
+  (committed trades pay; the rest falls back to the grid; forecast errors compensated), physics
+  after (storage moves to its realised state of charge).
+* **Actions**: ``Box(-1, 1)`` float32 per agent; layouts in :mod:`mgenv.market.orders`. Finite
+  values outside [-1, 1] are clipped; NaN or infinite values raise ``ValueError``.
+* **Observations**: ``Box`` float32 with finite bounds; names in :mod:`mgenv.observe`
+  (``env.observation_names(agent)``). ``state()`` concatenates every participant's observation.
+* **Rewards**: each agent's profit in the period, yuan (money received - money paid - fuel).
+* **Episode end**: truncation after ``horizon`` periods (24 by default); never termination.
+* **infos[agent]**: ``profit``, ``revenue``, ``cost``, ``traded_kwh``, ``grid_kwh``,
+  ``commit_ratio``, ``clearing_price``, ``latency_ms``, ``online_share``.
+
+Version history: v0 (this) - first release.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+from gymnasium.utils import seeding
+from pettingzoo import ParallelEnv
+
+from mgenv import observe
+from mgenv.chain import Chain, ConsensusResult
+from mgenv.config import EnvConfig
+from mgenv.core import MarketCore, PeriodResult
+from mgenv.market.orders import action_names
+
+RENDER_MODES = ("ansi", "rgb_array")
+
+
+class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
+    """The PettingZoo ParallelEnv; build it with ``mgenv.parallel_env(scenario, **overrides)``."""
+
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "mgenv_market_v0",
+        "render_modes": list(RENDER_MODES),
+        "is_parallelizable": True,
+    }
+
+    def __init__(self, config: EnvConfig, render_mode: str | None = None) -> None:
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise ValueError(f"render_mode={render_mode!r} is not one of {list(RENDER_MODES)}")
+        self.config = config
+        self.render_mode = render_mode
+        self.core = MarketCore(config)
+        self.all_agents: list[str] = self.core.names
+        self.possible_agents = [a for a in self.all_agents if self.role_of(a) in
+                                config.learning_roles]
+        self.agents: list[str] = []
+        self._obs_spaces = {a: self._space_for(self.role_of(a)) for a in self.all_agents}
+        self._act_spaces = {
+            a: gymnasium.spaces.Box(-1.0, 1.0, (len(action_names(self.role_of(a),
+                                    config.market)),), np.float32)
+            for a in self.all_agents
+        }
+        lows, highs = zip(*(observe.bounds(self.role_of(a)) for a in self.all_agents),
+                          strict=True)
+        self.state_space = gymnasium.spaces.Box(np.concatenate(lows), np.concatenate(highs),
+                                                dtype=np.float32)
+        import baselines  # baselines depend on mgenv: import at first use
+
+        self._opponents = baselines.make(config.opponent_policy)
+        self._seed_rng: np.random.Generator | None = None
+        self._history: list[PeriodResult] = []
+        self._last_chain: ConsensusResult | None = None
+
+    # ----------------------------------------------------------------- spaces and names
+    def _space_for(self, role: str) -> gymnasium.spaces.Box:
+        low, high = observe.bounds(role)
+        return gymnasium.spaces.Box(low, high, dtype=np.float32)
+
+    def observation_space(self, agent: str) -> gymnasium.spaces.Box:
+        """Observation space of ``agent`` (shared by every agent of its role)."""
+        return self._obs_spaces[agent]
+
+    def action_space(self, agent: str) -> gymnasium.spaces.Box:
+        """Action space of ``agent``: ``Box(-1, 1)`` float32."""
+        return self._act_spaces[agent]
+
+    def role_of(self, agent: str) -> str:
+        """Role of an agent name: ``"mg"``, ``"agg"`` or ``"user"``."""
+        return agent.rsplit("_", 1)[0]
+
+    def observation_names(self, agent: str) -> list[str]:
+        """Names of the observation features of ``agent``, in vector order."""
+        return observe.names(self.role_of(agent))
+
+    def action_names(self, agent: str) -> list[str]:
+        """Names of the action entries of ``agent``, in vector order."""
+        return action_names(self.role_of(agent), self.config.market)
+
+    # ----------------------------------------------------------------- episode
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+        """Start an episode. Every random stream is spawned from ``seed``.
+
+        Streams (each its own generator, so extra draws in one never shift another):
+        weather, load, network, adversary, keys, policy. ``reset()`` without a seed draws
+        the next episode's seed from the stream seeded by the last explicit seed.
+        """
+        if seed is not None or self._seed_rng is None:
+            self._seed_rng, _ = seeding.np_random(seed)
+        episode_seed = int(self._seed_rng.integers(2**63))
+        root = np.random.default_rng(episode_seed)
+        weather, load, network, adversary, keys, policy = root.spawn(6)
+        chain = Chain(self.config.chain, n_participants=self.config.n_participants,
+                      network_rng=network, adversary_rng=adversary,
+                      key_seed=int(keys.integers(2**63)))
+        self.core.reset(weather, load, chain)
+        self.policy_rng = policy
+        self.agents = list(self.possible_agents)
+        self._history = []
+        obs = self.core.observations()
+        return self._split(obs), {a: {} for a in self.agents}
+
+    def step(
+        self, actions: dict[str, np.ndarray]
+    ) -> tuple[
+        dict[str, np.ndarray],
+        dict[str, float],
+        dict[str, bool],
+        dict[str, bool],
+        dict[str, dict[str, Any]],
+    ]:
+        """Advance one market period; see the module docstring for the stages."""
+        if not self.agents:
+            raise RuntimeError("step() called on a finished episode; call reset() first")
+        mats = self._check_actions(actions)
+        self._opponent_actions(mats)
+        result = self.core.step(mats)
+        self._history.append(result)
+        done = self.core.t >= self.config.horizon
+        obs = self._split(self.core.observations())
+        rewards = {a: float(result.profit[self.core.index[a]]) for a in self.agents}
+        infos = {a: self.core.agent_info(a, result) for a in self.agents}
+        truncs = dict.fromkeys(self.agents, done)
+        terms = dict.fromkeys(self.agents, False)
+        if done:
+            self.agents = []
+        return obs, rewards, terms, truncs, infos
+
+    def _split(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Rows of the per-role observation matrices for the live agents."""
+        rows = self.core.role_rows
+        return {a: obs[rows[a][0]][rows[a][1]] for a in self.agents}
+
+    def _check_actions(self, actions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Validate every learning agent's action (before any state changes) and write it
+        into the per-role action matrices."""
+        mats = self.core.empty_actions()
+        rows = self.core.role_rows
+        try:
+            for a in self.agents:
+                role, i = rows[a]
+                mats[role][i] = actions[a]
+        except KeyError:
+            missing = [a for a in self.agents if a not in actions]
+            raise ValueError(f"actions missing for agents {missing}") from None
+        except ValueError:
+            for a in self.agents:
+                shape = np.shape(actions[a])
+                if shape != self._act_spaces[a].shape:
+                    raise ValueError(f"action of {a} has shape {shape}; expected "
+                                     f"{self._act_spaces[a].shape}") from None
+            raise
+        for role in self.config.learning_roles:
+            if not np.isfinite(mats[role]).all():
+                bad = [a for a in self.agents if rows[a][0] == role
+                       and not np.isfinite(mats[role][rows[a][1]]).all()]
+                raise ValueError(f"action of {bad[0]} has non-finite values: "
+                                 f"{np.asarray(actions[bad[0]]).tolist()}")
+        return mats
+
+    def _opponent_actions(self, mats: dict[str, np.ndarray]) -> None:
+        """Fill in the actions of the participants that do not learn (opponent baseline)."""
+        others = self.core.non_learning
+        if not others:
+            return
+        obs, rows = self.core.observations(), self.core.role_rows
+        act_role = getattr(self._opponents, "act_role", None)
+        if act_role is not None:  # vectorised baselines: one call per role, no dicts
+            for role in self.core.opponent_roles:
+                mats[role][:] = act_role(role, self.core.role_index[role], obs[role], self)
+            return
+        acts = self._opponents({a: obs[rows[a][0]][rows[a][1]] for a in others}, self)
+        for a in others:
+            mats[rows[a][0]][rows[a][1]] = acts[a]
+
+    # ----------------------------------------------------------------- extras
+    @property
+    def history(self) -> list[PeriodResult]:
+        """Every :class:`~mgenv.core.PeriodResult` of the episode so far (read-only use)."""
+        return self._history
+
+    def state(self) -> np.ndarray:
+        """Global state for centralised critics: every participant's observation, concatenated."""
+        return self.core.observations_flat()
+
+    def public_info(self) -> Any:
+        """Public market information for baselines (costs, bounds, this period's forecasts)."""
+        return self.core.public_info()
+
+    def episode_kpis(self) -> dict[str, float]:
+        """Episode KPIs so far: profit per role, welfare, commit share, local consumption."""
+        return self.core.kpis()
+
+    def render(self) -> Any:
+        """``"ansi"``: the per-period table so far; ``"rgb_array"``: an image of it."""
+        from mgenv import render
+
+        if self.render_mode == "ansi":
+            return render.ansi_table(self._history, self.core)
+        if self.render_mode == "rgb_array":
+            return render.rgb_image(self._history, self.core)
+        gymnasium.logger.warn("render() called without a render_mode; returning None")
+        return None
+
+    def close(self) -> None:
+        """Nothing to release (the persistent ledger, when configured, closes here)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MarketEnv:
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            setattr(new, k, copy.deepcopy(v, memo))
+        return new

@@ -1,0 +1,121 @@
+"""Settlement: committed trades pay, the rest falls back to the grid, errors are compensated.
+
+Participants use the global index: microgrids ``0..n_mg-1``, aggregators next, users last.
+Per period, for every participant (seed 002's supply-demand and forecast-error compensation):
+
+* a committed trade of ``q`` kWh at clearing price ``rho`` through aggregator ``a``: the
+  seller receives ``rho q``, the buyer pays ``delta_a rho q``, the aggregator keeps
+  ``(delta_a - 1) rho q`` (seed 000 eq. 4);
+* a trade that did not commit: the seller's energy goes to the grid at the feed-in price and
+  the buyer buys the same energy from the grid at the grid price;
+* offered renewable surplus that was not sold goes to the grid at the feed-in price; a deficit
+  that was not bought in the market is bought from the grid;
+* the realised renewables and load differ from the forecast the dispatch used: a shortfall is
+  bought from the grid at the grid price (the seller buys it: forecast-error compensation),
+  an excess is fed in.
+
+Money is conserved exactly: participants' cash + the grid's cash + fuel costs = 0; energy
+balances per microgrid and user (see :func:`energy_residual`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Trades(NamedTuple):
+    """Matched trades of one period; arrays of shape ``(T,)``."""
+
+    seller: np.ndarray  # int64 global index (a microgrid)
+    buyer: np.ndarray  # int64 global index (a microgrid or a user)
+    agg: np.ndarray  # int64 global index of the buyer's aggregator
+    kwh: np.ndarray  # traded energy, kWh
+    price: np.ndarray  # clearing price, yuan/kWh
+    delta: np.ndarray  # the aggregator's service coefficient
+
+
+class Positions(NamedTuple):
+    """Physical positions of one period, kWh, global index (zeros where not applicable)."""
+
+    surplus: np.ndarray  # (P,) offerable renewable surplus (forecast)
+    deficit: np.ndarray  # (P,) energy to buy (forecast) after own generation
+    error: np.ndarray  # (P,) realised minus forecast net production (renewables - load)
+
+
+class Settlement(NamedTuple):
+    """Money and energy of one period per participant (global index, shape ``(P,)``)."""
+
+    cash: np.ndarray  # net money received, yuan (fuel cost excluded)
+    revenue: np.ndarray  # money received, yuan
+    cost: np.ndarray  # money paid, yuan
+    sold: np.ndarray  # energy sold in trades (committed or not), kWh
+    bought: np.ndarray  # energy bought in trades (committed or not), kWh
+    sold_committed: np.ndarray  # kWh
+    bought_committed: np.ndarray  # kWh
+    grid_import: np.ndarray  # kWh
+    grid_export: np.ndarray  # kWh
+    grid_cash: float  # money the grid receives net, yuan
+
+
+def settle(
+    trades: Trades,
+    committed: np.ndarray,
+    pos: Positions,
+    grid_buy: float,
+    feed_in: float,
+) -> Settlement:
+    """Settle one period (vectorised over trades and participants).
+
+    Args:
+        trades: The period's matched trades.
+        committed: Whether each trade committed on the chain, shape ``(T,)`` bool.
+        pos: Physical positions used by the dispatch and their realised error.
+        grid_buy: Grid purchase price, yuan/kWh.
+        feed_in: Feed-in price, yuan/kWh.
+
+    Returns:
+        The :class:`Settlement`.
+    """
+    n = pos.surplus.shape[0]
+    q_ok = np.where(committed, trades.kwh, 0.0)
+    q_fail = trades.kwh - q_ok
+    value = q_ok * trades.price
+    sold = np.bincount(trades.seller, weights=trades.kwh, minlength=n)
+    bought = np.bincount(trades.buyer, weights=trades.kwh, minlength=n)
+    sold_ok = np.bincount(trades.seller, weights=q_ok, minlength=n)
+    bought_ok = np.bincount(trades.buyer, weights=q_ok, minlength=n)
+    export = (
+        np.maximum(pos.surplus - sold, 0.0)
+        + np.bincount(trades.seller, weights=q_fail, minlength=n)
+        + np.maximum(pos.error, 0.0)
+    )
+    imports = (
+        np.maximum(pos.deficit - bought, 0.0)
+        + np.bincount(trades.buyer, weights=q_fail, minlength=n)
+        + np.maximum(-pos.error, 0.0)
+    )
+    margin = (trades.delta - 1.0) * value  # an aggregator with delta < 1 pays the difference
+    revenue = (
+        np.bincount(trades.seller, weights=value, minlength=n)
+        + np.bincount(trades.agg, weights=np.maximum(margin, 0.0), minlength=n)
+        + feed_in * export
+    )
+    cost = (
+        np.bincount(trades.buyer, weights=trades.delta * value, minlength=n)
+        + np.bincount(trades.agg, weights=np.maximum(-margin, 0.0), minlength=n)
+        + grid_buy * imports
+    )
+    return Settlement(
+        cash=revenue - cost,
+        revenue=revenue,
+        cost=cost,
+        sold=sold,
+        bought=bought,
+        sold_committed=sold_ok,
+        bought_committed=bought_ok,
+        grid_import=imports,
+        grid_export=export,
+        grid_cash=float(grid_buy * imports.sum() - feed_in * export.sum()),
+    )

@@ -1,0 +1,167 @@
+"""Observation features per role: names, bounds and the vectorised builders.
+
+Every feature has a name (``env.observation_names(agent)``) and finite bounds. Energies are
+divided by the participant's own scale (the sum of its rated powers times the period length)
+so that they are O(1) across scenarios; prices are in yuan/kWh. Values are clipped to the
+bounds, which only bites on extreme inputs (e.g. a realised load far above its peak).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+# (name, low, high) per role. Order = observation vector order.
+FEATURES: dict[str, list[tuple[str, float, float]]] = {
+    "mg": [
+        ("hour_sin", -1.0, 1.0),
+        ("hour_cos", -1.0, 1.0),
+        ("pv_forecast", 0.0, 10.0),
+        ("wind_forecast", 0.0, 10.0),
+        ("load_forecast", 0.0, 10.0),
+        ("surplus", 0.0, 10.0),
+        ("gen_headroom", 0.0, 10.0),
+        ("deficit", 0.0, 10.0),
+        ("soc", 0.0, 1.0),
+        ("gen_marginal_cost_max", 0.0, 100.0),
+        ("grid_buy_price", 0.0, 100.0),
+        ("feed_in_price", 0.0, 100.0),
+        ("last_clearing_price", 0.0, 100.0),
+        ("last_sold_share", 0.0, 1.0),
+        ("commit_ratio", 0.0, 1.0),
+        ("online_share", 0.0, 1.0),
+    ],
+    "agg": [
+        ("hour_sin", -1.0, 1.0),
+        ("hour_cos", -1.0, 1.0),
+        ("customer_demand", 0.0, 10.0),
+        ("market_supply", 0.0, 10.0),
+        ("grid_buy_price", 0.0, 100.0),
+        ("feed_in_price", 0.0, 100.0),
+        ("last_clearing_price", 0.0, 100.0),
+        ("last_served_share", 0.0, 1.0),
+        ("last_delta", 0.0, 10.0),
+        ("commit_ratio", 0.0, 1.0),
+        ("online_share", 0.0, 1.0),
+    ],
+    "user": [
+        ("hour_sin", -1.0, 1.0),
+        ("hour_cos", -1.0, 1.0),
+        ("load_forecast", 0.0, 10.0),
+        ("grid_buy_price", 0.0, 100.0),
+        ("feed_in_price", 0.0, 100.0),
+        ("last_clearing_price", 0.0, 100.0),
+        ("last_served_share", 0.0, 1.0),
+        ("commit_ratio", 0.0, 1.0),
+        ("online_share", 0.0, 1.0),
+    ],
+}
+
+
+def names(role: str) -> list[str]:
+    """Feature names of ``role`` in vector order."""
+    return [f[0] for f in FEATURES[role]]
+
+
+def bounds(role: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)`` float32 arrays of the features of ``role`` (fresh copies)."""
+    low, high = BOUNDS[role]
+    return low.copy(), high.copy()
+
+
+BOUNDS = {
+    role: (np.array([f[1] for f in spec], dtype=np.float32),
+           np.array([f[2] for f in spec], dtype=np.float32))
+    for role, spec in FEATURES.items()
+}
+
+
+class Common(NamedTuple):
+    """Features shared by every role in a period."""
+
+    hour: float  # hour of day at the period's middle, h
+    grid_buy: float  # yuan/kWh
+    feed_in: float  # yuan/kWh
+    last_price: float  # yuan/kWh
+    online_share: float
+
+
+def _new(role: str, n: int, c: Common) -> np.ndarray:
+    """A fresh float32 matrix for ``role`` with the time and price columns filled in."""
+    out = np.empty((n, len(FEATURES[role])), dtype=np.float32)
+    angle = 2.0 * np.pi * c.hour / 24.0
+    out[:, 0] = np.sin(angle)
+    out[:, 1] = np.cos(angle)
+    out[:, -1] = c.online_share
+    return out
+
+
+def _clip(out: np.ndarray, role: str) -> np.ndarray:
+    low, high = BOUNDS[role]
+    np.maximum(out, low, out=out)
+    return np.minimum(out, high, out=out)
+
+
+def mg_obs(
+    c: Common,
+    scale: np.ndarray,
+    forecasts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    plan: tuple[np.ndarray, np.ndarray, np.ndarray],
+    soc: np.ndarray,
+    mc_max: np.ndarray,
+    sold_share: np.ndarray,
+    commit: np.ndarray,
+) -> np.ndarray:
+    """Microgrid observations, float32 of shape ``(n_mg, 16)``.
+
+    Args:
+        c: Shared features.
+        scale: Energy scale per microgrid, kWh, shape ``(n,)``.
+        forecasts: PV, wind and load forecasts, kWh, each ``(n,)``.
+        plan: Surplus, generator headroom and deficit of the dispatch, kWh, each ``(n,)``.
+        soc: State of charge, ``(n,)``.
+        mc_max: Marginal generation cost at full output, yuan/kWh, ``(n,)``.
+        sold_share: Last period's sold energy over offered energy, ``(n,)``.
+        commit: Recent commit ratio, ``(n,)``.
+    """
+    out = _new("mg", scale.shape[0], c)
+    for k, x in enumerate((*forecasts, *plan)):
+        out[:, 2 + k] = x / scale
+    out[:, 8] = soc
+    out[:, 9] = mc_max
+    out[:, 10:13] = (c.grid_buy, c.feed_in, c.last_price)
+    out[:, 13] = sold_share
+    out[:, 14] = commit
+    return _clip(out, "mg")
+
+
+def agg_obs(
+    c: Common,
+    demand: np.ndarray,
+    supply: float,
+    served_share: np.ndarray,
+    delta: np.ndarray,
+    commit: np.ndarray,
+) -> np.ndarray:
+    """Aggregator observations, ``(n_agg, 11)``; energies relative to the system scale."""
+    out = _new("agg", demand.shape[0], c)
+    out[:, 2] = demand
+    out[:, 3] = supply
+    out[:, 4:7] = (c.grid_buy, c.feed_in, c.last_price)
+    out[:, 7] = served_share
+    out[:, 8] = delta
+    out[:, 9] = commit
+    return _clip(out, "agg")
+
+
+def user_obs(
+    c: Common, load: np.ndarray, served_share: np.ndarray, commit: np.ndarray
+) -> np.ndarray:
+    """Large-user observations, ``(n_user, 9)``; load relative to the user's peak."""
+    out = _new("user", load.shape[0], c)
+    out[:, 2] = load
+    out[:, 3:6] = (c.grid_buy, c.feed_in, c.last_price)
+    out[:, 6] = served_share
+    out[:, 7] = commit
+    return _clip(out, "user")

@@ -1,0 +1,1 @@
+"""Physics stage: forecasts of renewables and loads, storage and dispatch (pure functions)."""

@@ -1,0 +1,139 @@
+"""Parametric daily profiles of PV, wind and electric load, with seeded forecast noise.
+
+One episode's profiles are drawn at ``reset`` for every period at once, as arrays of shape
+``(horizon, n)``; a step only indexes them. Two random streams are used, so that changing
+one subsystem never shifts the other: ``weather`` draws cloudiness, wind speeds and the
+renewables' forecast errors; ``load`` draws load levels and load forecast errors.
+
+The shapes are the usual textbook ones (the papers print only plots of them):
+
+* PV: a half-sine between sunrise and sunset, attenuated by a daily cloudiness drawn
+  uniformly in ``[0, cloudiness_max]`` (shared by the region) plus a small local term.
+* Wind: hub-height speed as an AR(1) process around ``wind_mean_ms`` (shared by the region,
+  with local gusts), through a cubic power curve (cut-in 3, rated 12, cut-out 25 m/s).
+* Load: a residential double peak (08:00 and 19:00) for microgrids and a commercial daytime
+  plateau for large users, each scaled to its peak kW with a daily level factor.
+
+The realised value is ``forecast * (1 + forecast_error * N(0, 1))`` clipped at 0: agents see
+the forecast; settlement compensates the difference (seed 002's forecast-error compensation).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from mgenv.config import EnvConfig, tile
+
+CUT_IN_MS, RATED_MS, CUT_OUT_MS = 3.0, 12.0, 25.0
+
+
+class DayProfiles(NamedTuple):
+    """Forecast and realised energy per period, kWh; arrays of shape ``(horizon, n)``."""
+
+    pv_forecast: np.ndarray  # (H, n_mg)
+    wind_forecast: np.ndarray  # (H, n_mg)
+    load_forecast: np.ndarray  # (H, n_mg)
+    user_load_forecast: np.ndarray  # (H, n_user)
+    pv_real: np.ndarray  # (H, n_mg)
+    wind_real: np.ndarray  # (H, n_mg)
+    load_real: np.ndarray  # (H, n_mg)
+    user_load_real: np.ndarray  # (H, n_user)
+
+
+def period_hours(cfg: EnvConfig) -> np.ndarray:
+    """Hour of day at the middle of each period, h, shape ``(horizon,)``."""
+    return (cfg.start_hour + (np.arange(cfg.horizon) + 0.5) * cfg.dt_h) % 24.0
+
+
+def pv_shape(hours: np.ndarray, sunrise_h: float, sunset_h: float) -> np.ndarray:
+    """Clear-sky PV output per kW peak, in [0, 1], shape of ``hours``."""
+    x = (hours - sunrise_h) / (sunset_h - sunrise_h)
+    return np.where((x > 0) & (x < 1), np.sin(np.pi * np.clip(x, 0.0, 1.0)), 0.0)
+
+
+def wind_power_curve(speed_ms: np.ndarray) -> np.ndarray:
+    """Wind turbine output per kW rated, in [0, 1]: cubic between cut-in and rated speed."""
+    ramp = (speed_ms**3 - CUT_IN_MS**3) / (RATED_MS**3 - CUT_IN_MS**3)
+    out = np.clip(ramp, 0.0, 1.0)
+    return np.where((speed_ms < CUT_IN_MS) | (speed_ms >= CUT_OUT_MS), 0.0, out)
+
+
+def residential_load_shape(hours: np.ndarray) -> np.ndarray:
+    """Residential electric load per kW peak: base plus morning and evening peaks, max 1."""
+    raw = (
+        0.45
+        + 0.30 * np.exp(-0.5 * ((hours - 8.0) / 1.5) ** 2)
+        + 0.55 * np.exp(-0.5 * ((hours - 19.0) / 2.0) ** 2)
+    )
+    return np.asarray(raw, dtype=np.float64).clip(0.0, 1.0)
+
+
+def commercial_load_shape(hours: np.ndarray) -> np.ndarray:
+    """Commercial load per kW peak: night base 0.35, a daytime plateau 09:00-18:00, max 1."""
+    day = 1.0 / (1.0 + np.exp(-(hours - 8.5) * 2.0)) / (1.0 + np.exp((hours - 18.5) * 2.0))
+    return np.asarray(0.35 + 0.65 * day, dtype=np.float64)
+
+
+def _wind_speeds(h: int, n: int, mean_ms: float, rng: np.random.Generator) -> np.ndarray:
+    """Regional AR(1) wind speed (m/s) with local gusts, shape ``(h, n)``."""
+    phi, sigma = 0.85, 0.25 * mean_ms
+    shocks = rng.normal(0.0, sigma * np.sqrt(1.0 - phi**2), size=h)
+    regional = np.empty(h)
+    level = mean_ms + rng.normal(0.0, sigma)
+    for t in range(h):  # a loop over periods at reset, not over participants in a step
+        level = mean_ms + phi * (level - mean_ms) + shocks[t]
+        regional[t] = level
+    local = 1.0 + 0.1 * rng.standard_normal((h, n))
+    return np.asarray(np.clip(regional[:, None] * local, 0.0, None))
+
+
+def _realise(forecast: np.ndarray, rel_std: float, rng: np.random.Generator) -> np.ndarray:
+    noise = rng.standard_normal(forecast.shape)
+    return np.asarray(np.clip(forecast * (1.0 + rel_std * noise), 0.0, None))
+
+
+def draw_profiles(
+    cfg: EnvConfig, weather: np.random.Generator, load: np.random.Generator
+) -> DayProfiles:
+    """Draw one episode's forecasts and realisations for every microgrid and user.
+
+    Args:
+        cfg: The environment config (horizon, start hour, units, profile parameters).
+        weather: Stream for cloudiness, wind and renewable forecast errors.
+        load: Stream for load levels and load forecast errors.
+
+    Returns:
+        The episode's :class:`DayProfiles` in kWh per period.
+    """
+    p, dt = cfg.profiles, cfg.dt_h
+    h, n, nu = cfg.horizon, cfg.n_microgrids, cfg.n_users
+    hours = period_hours(cfg)
+    fleet = cfg.fleet
+    cloud = weather.uniform(0.0, p.cloudiness_max) + 0.05 * weather.standard_normal(n)
+    clear = 1.0 - np.clip(cloud, 0.0, 0.95)
+    pv_f = pv_shape(hours, p.sunrise_h, p.sunset_h)[:, None] * clear * tile(fleet.pv_kw, n) * dt
+    speeds = _wind_speeds(h, n, p.wind_mean_ms, weather)
+    wind_f = wind_power_curve(speeds) * tile(fleet.wind_kw, n) * dt
+    level = 1.0 + p.load_noise * load.standard_normal(n)
+    load_f = residential_load_shape(hours)[:, None] * level * tile(fleet.load_kw, n) * dt
+    ulevel = 1.0 + p.load_noise * load.standard_normal(nu)
+    user_f = commercial_load_shape(hours)[:, None] * ulevel * tile(cfg.users.user_load_kw, nu) * dt
+    # Tabulated data are energies per period as printed (seed 002 Tables 8-9), not kW.
+    if p.pv_data_kwh:
+        pv_f = np.asarray(p.pv_data_kwh, dtype=np.float64)[:h]
+    if p.load_data_kwh:
+        load_f = np.asarray(p.load_data_kwh, dtype=np.float64)[:h]
+    pv_f, wind_f, load_f, user_f = (np.clip(a, 0.0, None) for a in (pv_f, wind_f, load_f, user_f))
+    err = p.forecast_error
+    return DayProfiles(
+        pv_forecast=pv_f,
+        wind_forecast=wind_f,
+        load_forecast=load_f,
+        user_load_forecast=user_f,
+        pv_real=_realise(pv_f, err, weather),
+        wind_real=_realise(wind_f, err, weather),
+        load_real=_realise(load_f, err, load),
+        user_load_real=_realise(user_f, err, load),
+    )

@@ -1,0 +1,132 @@
+"""Battery, gas turbine and the rule-based energy management, vectorised over microgrids.
+
+All functions are pure: they take arrays of shape ``(n_microgrids,)`` and return new arrays.
+Energies are kWh per period, powers kW, state of charge (SOC) a fraction of capacity.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class FleetArrays(NamedTuple):
+    """Per-microgrid unit parameters as arrays of shape ``(n_microgrids,)``."""
+
+    gen_kw: np.ndarray
+    gen_cost_a: np.ndarray  # yuan/kWh^2
+    gen_cost_b: np.ndarray  # yuan/kWh
+    battery_kwh: np.ndarray
+    battery_kw: np.ndarray
+    eta_charge: np.ndarray
+    eta_discharge: np.ndarray
+    soc_min: np.ndarray
+    soc_max: np.ndarray
+    soc_init: np.ndarray
+
+
+class Dispatch(NamedTuple):
+    """The rule-based dispatch of one period, kWh, each of shape ``(n_microgrids,)``."""
+
+    charge: np.ndarray  # energy drawn from the bus into the battery
+    discharge: np.ndarray  # energy delivered by the battery to the bus
+    self_gen: np.ndarray  # gas turbine output that covers the microgrid's own deficit
+    surplus: np.ndarray  # renewable surplus the microgrid can offer (marginal cost 0)
+    gen_headroom: np.ndarray  # gas turbine energy it can still offer
+    deficit: np.ndarray  # energy it must buy (market or grid)
+
+
+def battery_limits(
+    soc: np.ndarray, f: FleetArrays, dt_h: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Largest charge and discharge energies this period at the bus, kWh.
+
+    Seed 001 eqs. 3-6: power within ``battery_kw``, SOC within ``[soc_min, soc_max]`` of
+    capacity, charging efficiency applied on the way in, discharging on the way out.
+
+    Returns:
+        ``(max_charge, max_discharge)``, each of shape ``(n,)``, non-negative.
+    """
+    p = f.battery_kw * dt_h
+    max_charge = np.minimum(p, np.maximum(f.soc_max - soc, 0.0) * f.battery_kwh / f.eta_charge)
+    max_dis = np.minimum(p, np.maximum(soc - f.soc_min, 0.0) * f.battery_kwh * f.eta_discharge)
+    return max_charge, max_dis
+
+
+def step_battery(
+    soc: np.ndarray, charge: np.ndarray, discharge: np.ndarray, f: FleetArrays
+) -> np.ndarray:
+    """Next state of charge after charging/discharging the given bus energies (kWh).
+
+    ``soc' = soc + (eta_c * charge - discharge / eta_d) / capacity``; microgrids without a
+    battery (capacity 0) keep their SOC.
+    """
+    cap = np.where(f.battery_kwh > 0, f.battery_kwh, 1.0)
+    delta = (f.eta_charge * charge - discharge / f.eta_discharge) / cap
+    return np.where(f.battery_kwh > 0, soc + delta, soc)
+
+
+def generation_cost(gen_kwh: np.ndarray, f: FleetArrays) -> np.ndarray:
+    """Gas turbine fuel cost ``a q^2 + b q`` in yuan for output ``q`` kWh (convex)."""
+    return np.asarray(f.gen_cost_a * gen_kwh**2 + f.gen_cost_b * gen_kwh)
+
+
+def marginal_cost(gen_kwh: np.ndarray, f: FleetArrays) -> np.ndarray:
+    """Marginal generation cost ``b + 2 a q`` at output ``q`` kWh, yuan/kWh."""
+    return np.asarray(f.gen_cost_b + 2.0 * f.gen_cost_a * gen_kwh)
+
+
+def economic_output(price: np.ndarray | float, cap_kwh: np.ndarray, f: FleetArrays) -> np.ndarray:
+    """Output at which marginal cost reaches ``price``, within ``[0, cap_kwh]``, kWh."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(f.gen_cost_a > 0, (price - f.gen_cost_b) / (2.0 * f.gen_cost_a),
+                     np.where(f.gen_cost_b < price, np.inf, 0.0))
+    return np.clip(q, 0.0, cap_kwh)
+
+
+def rule_dispatch(
+    renewables: np.ndarray,
+    load: np.ndarray,
+    soc: np.ndarray,
+    grid_price: float,
+    f: FleetArrays,
+    dt_h: float,
+) -> Dispatch:
+    """Self-consumption energy management on the period's forecast.
+
+    Rules, in order: the battery absorbs a renewable surplus and covers a deficit within its
+    limits; a remaining deficit is covered by the microgrid's own gas turbine as far as its
+    marginal cost stays below the grid price; what is left is bought. A microgrid with a
+    deficit left is a buyer for the period and offers nothing (its turbine's next kWh would
+    cost more than the grid's); otherwise it offers its surplus (marginal cost 0) and the rest
+    of its gas turbine capacity (seed 000's bidding volume).
+
+    Args:
+        renewables: PV + wind forecast, kWh, shape ``(n,)``.
+        load: Electric load forecast, kWh, shape ``(n,)``.
+        soc: State of charge, shape ``(n,)``.
+        grid_price: Grid purchase price this period, yuan/kWh.
+        f: Unit parameters.
+        dt_h: Period length, h.
+
+    Returns:
+        The :class:`Dispatch`; every field non-negative.
+    """
+    net = renewables - load
+    max_charge, max_dis = battery_limits(soc, f, dt_h)
+    charge = np.clip(net, 0.0, max_charge)
+    discharge = np.clip(-net, 0.0, max_dis)
+    after = net - charge + discharge
+    deficit0 = np.maximum(-after, 0.0)
+    gen_cap = f.gen_kw * dt_h
+    self_gen = np.minimum(deficit0, economic_output(grid_price, gen_cap, f))
+    deficit = deficit0 - self_gen
+    return Dispatch(
+        charge=charge,
+        discharge=discharge,
+        self_gen=self_gen,
+        surplus=np.maximum(after, 0.0),
+        gen_headroom=np.where(deficit > 0, 0.0, gen_cap - self_gen),
+        deficit=deficit,
+    )
