@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from mgenv.chain import ChainParams
+from mgenv.market.mechanism import MECHANISMS
 from mgenv.validation import check_all_range, check_choice, check_int, check_range
 
 ROLES = ("mg", "agg", "user")
-MECHANISMS = ("uniform_price",)
 DISPATCH_MODES = ("rule",)
 
 # Time-of-use tariff of the distribution grid, yuan/kWh by hour of day 0..23: valley 0-7,

@@ -16,8 +16,7 @@ import numpy as np
 from mgenv import observe
 from mgenv.chain import Chain, ConsensusResult
 from mgenv.config import EnvConfig, MarketParams, tile
-from mgenv.market.clearing import clear_uniform_price, match_bilateral
-from mgenv.market.orders import decode_orders
+from mgenv.market.mechanism import MarketInputs, make_mechanism
 from mgenv.market.settlement import Positions, Settlement, Trades, settle
 from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours
 from mgenv.physics.units import (
@@ -102,6 +101,8 @@ class MarketCore:
         self.tou = cfg.grid.buy_by_hour
         self.feed = cfg.grid.feed_in_by_hour
         self.stage_time = dict.fromkeys(STAGES, 0.0)
+        self.mechanism = make_mechanism(cfg.market)
+        self.action_shapes = {r: (k, len(self.mechanism.action_names(r))) for r, k in sizes.items()}
         self.profiles: DayProfiles
         self.chain: Chain
         self._obs: dict[str, np.ndarray] | None = None
@@ -141,10 +142,7 @@ class MarketCore:
     # ------------------------------------------------------------------ step
     def empty_actions(self) -> dict[str, np.ndarray]:
         """Fresh action matrices per role, e.g. ``{"mg": (n_mg, 2S + 3), ...}``, zeros."""
-        cfg = self.cfg
-        dims = {"mg": 2 * cfg.market.n_segments + 3, "agg": 2, "user": 2}
-        sizes = {"mg": cfg.n_microgrids, "agg": cfg.n_aggregators, "user": cfg.n_users}
-        return {r: np.zeros((sizes[r], dims[r])) for r in dims}
+        return {r: np.zeros(shape) for r, shape in self.action_shapes.items()}
 
     def step(self, actions: dict[str, np.ndarray]) -> PeriodResult:
         """Run market, chain, settlement and physics-after for the current period.
@@ -154,29 +152,18 @@ class MarketCore:
                 :meth:`empty_actions`.
         """
         cfg, d, p, t = self.cfg, self.dispatch, self.profiles, self.t
-        nm = cfg.n_microgrids
-        s = cfg.market.n_segments
         t0 = time.perf_counter()
-        orders = decode_orders(
-            actions["mg"], actions["agg"], actions["user"],
-            d.surplus + d.gen_headroom, d.deficit, p.user_load_forecast[t],
-            self.buyer_agg, self.grid_buy, cfg.market,
-        )
-        clearing = clear_uniform_price(orders.offer_price, orders.offer_kwh,
-                                       orders.bid_limit, orders.bid_kwh)
-        sold_mg = clearing.awarded_kwh.reshape(nm, s).sum(axis=1)
-        si, bi, kwh = match_bilateral(sold_mg, clearing.served_kwh)
-        trades = Trades(seller=si, buyer=self.buyer_global[bi],
-                        agg=nm + self.buyer_agg[bi], kwh=kwh,
-                        price=np.full(kwh.shape, clearing.price),
-                        delta=orders.delta[self.buyer_agg[bi]])
+        inputs = MarketInputs(d.surplus + d.gen_headroom, d.deficit, p.user_load_forecast[t],
+                              self.grid_buy, self.feed_in, self.buyer_agg, self.buyer_global,
+                              cfg.n_microgrids, cfg.n_aggregators)
+        out = self.mechanism.clear(actions, inputs)
+        trades = out.trades
         t1 = time.perf_counter()
         res = self.chain.process(period=t, seller=trades.seller, buyer=trades.buyer,
                                  quantity_kwh=trades.kwh, price=trades.price)
         t2 = time.perf_counter()
-        result = self._settle(trades, res, clearing.price, clearing.cleared,
-                              offered=orders.offer_kwh.reshape(nm, s).sum(axis=1))
-        self.delta = orders.delta
+        result = self._settle(trades, res, out.price, out.cleared, offered=out.offered_kwh)
+        self.delta = out.delta
         t3 = time.perf_counter()
         st = self.stage_time
         st["market"] += t1 - t0
@@ -235,8 +222,7 @@ class MarketCore:
         need = pos.deficit[self.buyer_global]
         self.served_share = np.divide(st.bought[self.buyer_global], need,
                                       out=np.zeros(need.shape), where=need > 0)
-        mine = (np.bincount(trades.seller, weights=trades.kwh, minlength=n)
-                + np.bincount(trades.buyer, weights=trades.kwh, minlength=n))
+        mine = st.sold + st.bought
         mine_ok = st.sold_committed + st.bought_committed
         ratio = np.divide(mine_ok, mine, out=np.ones(n), where=mine > 0)
         self.commit = np.where(mine > 0, (1 - COMMIT_EMA) * self.commit + COMMIT_EMA * ratio,
@@ -287,20 +273,23 @@ class MarketCore:
         obs = self.observations()
         return np.concatenate([obs[r].ravel() for r in ("mg", "agg", "user")])
 
-    def agent_info(self, agent: str, r: PeriodResult) -> dict[str, Any]:
-        """The per-step info dict of one agent."""
-        i = self.index[agent]
+    def agent_infos(self, agents: list[str], r: PeriodResult) -> dict[str, dict[str, Any]]:
+        """The per-step info dicts of ``agents`` (see the env card for the keys)."""
         st = r.settlement
-        traded = float(st.sold[i] + st.bought[i])
-        ok = float(st.sold_committed[i] + st.bought_committed[i])
-        return {
-            "profit": float(r.profit[i]), "revenue": float(st.revenue[i]),
-            "cost": float(st.cost[i]), "traded_kwh": traded,
-            "grid_kwh": float(st.grid_import[i] + st.grid_export[i]),
-            "commit_ratio": ok / traded if traded > 0 else 1.0,
-            "clearing_price": r.price, "latency_ms": float(r.chain.latency_ms),
-            "online_share": float(r.chain.online_share),
-        }
+        traded = st.sold + st.bought
+        ok = st.sold_committed + st.bought_committed
+        ratio = np.divide(ok, traded, out=np.ones_like(ok), where=traded > 0).tolist()
+        cols = (r.profit.tolist(), st.revenue.tolist(), st.cost.tolist(), traded.tolist(),
+                (st.grid_import + st.grid_export).tolist())
+        shared = {"clearing_price": r.price, "latency_ms": float(r.chain.latency_ms),
+                  "online_share": float(r.chain.online_share)}
+        out = {}
+        for a in agents:
+            i = self.index[a]
+            out[a] = {"profit": cols[0][i], "revenue": cols[1][i], "cost": cols[2][i],
+                      "traded_kwh": cols[3][i], "grid_kwh": cols[4][i],
+                      "commit_ratio": ratio[i], **shared}
+        return out
 
     def public_info(self) -> PublicInfo:
         """Public information of the current period (see :class:`PublicInfo`)."""

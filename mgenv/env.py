@@ -37,7 +37,6 @@ from mgenv import observe
 from mgenv.chain import Chain, ConsensusResult
 from mgenv.config import EnvConfig
 from mgenv.core import MarketCore, PeriodResult
-from mgenv.market.orders import action_names
 
 RENDER_MODES = ("ansi", "rgb_array")
 
@@ -63,8 +62,8 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         self.agents: list[str] = []
         self._obs_spaces = {a: self._space_for(self.role_of(a)) for a in self.all_agents}
         self._act_spaces = {
-            a: gymnasium.spaces.Box(-1.0, 1.0, (len(action_names(self.role_of(a),
-                                    config.market)),), np.float32)
+            a: gymnasium.spaces.Box(-1.0, 1.0, (self.core.action_shapes[self.role_of(a)][1],),
+                                    np.float32)
             for a in self.all_agents
         }
         lows, highs = zip(*(observe.bounds(self.role_of(a)) for a in self.all_agents),
@@ -101,7 +100,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
     def action_names(self, agent: str) -> list[str]:
         """Names of the action entries of ``agent``, in vector order."""
-        return action_names(self.role_of(agent), self.config.market)
+        return self.core.mechanism.action_names(self.role_of(agent))
 
     # ----------------------------------------------------------------- episode
     def reset(
@@ -146,8 +145,8 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         self._history.append(result)
         done = self.core.t >= self.config.horizon
         obs = self._split(self.core.observations())
-        rewards = {a: float(result.profit[self.core.index[a]]) for a in self.agents}
-        infos = {a: self.core.agent_info(a, result) for a in self.agents}
+        infos = self.core.agent_infos(self.agents, result)
+        rewards = {a: infos[a]["profit"] for a in self.agents}
         truncs = dict.fromkeys(self.agents, done)
         terms = dict.fromkeys(self.agents, False)
         if done:

@@ -59,19 +59,19 @@ def to_price(a: np.ndarray, m: MarketParams) -> np.ndarray:
 def from_price(price: np.ndarray | float, m: MarketParams) -> np.ndarray:
     """Inverse of :func:`to_price`; prices outside the bounds saturate at -1 / 1."""
     x = 2.0 * (np.asarray(price, dtype=np.float64) - m.price_floor) / (m.price_cap - m.price_floor)
-    return np.asarray(np.clip(x - 1.0, -1.0, 1.0))
+    return np.minimum(np.maximum(x - 1.0, -1.0), 1.0)
 
 
 def from_unit(frac: np.ndarray | float) -> np.ndarray:
     """Inverse of :func:`to_unit`."""
-    return np.asarray(np.clip(2.0 * np.asarray(frac, dtype=np.float64) - 1.0, -1.0, 1.0))
+    return np.minimum(np.maximum(2.0 * np.asarray(frac, dtype=np.float64) - 1.0, -1.0), 1.0)
 
 
 def from_delta(delta: np.ndarray | float, m: MarketParams) -> np.ndarray:
     """Inverse of the service-coefficient map."""
     span = m.delta_max - m.delta_min
     x = 2.0 * (np.asarray(delta, dtype=np.float64) - m.delta_min) / span - 1.0 if span else 0.0
-    return np.asarray(np.clip(x, -1.0, 1.0))
+    return np.minimum(np.maximum(x, -1.0), 1.0)
 
 
 class Orders(NamedTuple):

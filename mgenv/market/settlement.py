@@ -59,6 +59,15 @@ class Settlement(NamedTuple):
     grid_cash: float  # money the grid receives net, yuan
 
 
+def _by(index: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """Sum ``weights`` per participant: float64 of shape ``(n,)``.
+
+    Even with no trades: ``np.bincount`` returns int64 for empty weights.
+    """
+    out = np.bincount(index, weights=weights, minlength=n)
+    return out if out.dtype == np.float64 else out.astype(np.float64)
+
+
 def settle(
     trades: Trades,
     committed: np.ndarray,
@@ -80,31 +89,26 @@ def settle(
     """
     n = pos.surplus.shape[0]
     q_ok = np.where(committed, trades.kwh, 0.0)
-    q_fail = trades.kwh - q_ok
     value = q_ok * trades.price
-    sold = np.bincount(trades.seller, weights=trades.kwh, minlength=n)
-    bought = np.bincount(trades.buyer, weights=trades.kwh, minlength=n)
-    sold_ok = np.bincount(trades.seller, weights=q_ok, minlength=n)
-    bought_ok = np.bincount(trades.buyer, weights=q_ok, minlength=n)
-    export = (
-        np.maximum(pos.surplus - sold, 0.0)
-        + np.bincount(trades.seller, weights=q_fail, minlength=n)
-        + np.maximum(pos.error, 0.0)
-    )
+    sold = _by(trades.seller, trades.kwh, n)
+    bought = _by(trades.buyer, trades.kwh, n)
+    sold_ok = _by(trades.seller, q_ok, n)
+    bought_ok = _by(trades.buyer, q_ok, n)
+    # failed trades (sold - sold_ok) go to the grid; so do unsold surplus and forecast excess
+    export = np.maximum(pos.surplus - sold, 0.0) + (sold - sold_ok) + np.maximum(pos.error, 0.0)
     imports = (
-        np.maximum(pos.deficit - bought, 0.0)
-        + np.bincount(trades.buyer, weights=q_fail, minlength=n)
-        + np.maximum(-pos.error, 0.0)
+        np.maximum(pos.deficit - bought, 0.0) + (bought - bought_ok) + np.maximum(-pos.error, 0.0)
     )
-    margin = (trades.delta - 1.0) * value  # an aggregator with delta < 1 pays the difference
+    # An aggregator's net margin; with delta < 1 it is negative and counts as a cost.
+    margin = _by(trades.agg, (trades.delta - 1.0) * value, n)
     revenue = (
-        np.bincount(trades.seller, weights=value, minlength=n)
-        + np.bincount(trades.agg, weights=np.maximum(margin, 0.0), minlength=n)
+        _by(trades.seller, value, n)
+        + np.maximum(margin, 0.0)
         + feed_in * export
     )
     cost = (
-        np.bincount(trades.buyer, weights=trades.delta * value, minlength=n)
-        + np.bincount(trades.agg, weights=np.maximum(-margin, 0.0), minlength=n)
+        _by(trades.buyer, trades.delta * value, n)
+        + np.maximum(-margin, 0.0)
         + grid_buy * imports
     )
     return Settlement(

@@ -77,12 +77,14 @@ def marginal_cost(gen_kwh: np.ndarray, f: FleetArrays) -> np.ndarray:
     return np.asarray(f.gen_cost_b + 2.0 * f.gen_cost_a * gen_kwh)
 
 
-def economic_output(price: np.ndarray | float, cap_kwh: np.ndarray, f: FleetArrays) -> np.ndarray:
-    """Output at which marginal cost reaches ``price``, within ``[0, cap_kwh]``, kWh."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = np.where(f.gen_cost_a > 0, (price - f.gen_cost_b) / (2.0 * f.gen_cost_a),
-                     np.where(f.gen_cost_b < price, np.inf, 0.0))
-    return np.clip(q, 0.0, cap_kwh)
+def economic_output(price: float, cap_kwh: np.ndarray, f: FleetArrays) -> np.ndarray:
+    """Output at which marginal cost reaches ``price``, within ``[0, cap_kwh]``, kWh.
+
+    With a linear cost (``a = 0``) the unit runs at full output when ``b < price``, else not.
+    """
+    linear = np.where(f.gen_cost_b < price, cap_kwh, 0.0)
+    q = np.divide(price - f.gen_cost_b, 2.0 * f.gen_cost_a, out=linear, where=f.gen_cost_a > 0)
+    return np.minimum(np.maximum(q, 0.0), cap_kwh)
 
 
 def rule_dispatch(
@@ -115,8 +117,8 @@ def rule_dispatch(
     """
     net = renewables - load
     max_charge, max_dis = battery_limits(soc, f, dt_h)
-    charge = np.clip(net, 0.0, max_charge)
-    discharge = np.clip(-net, 0.0, max_dis)
+    charge = np.minimum(np.maximum(net, 0.0), max_charge)
+    discharge = np.minimum(np.maximum(-net, 0.0), max_dis)
     after = net - charge + discharge
     deficit0 = np.maximum(-after, 0.0)
     gen_cap = f.gen_kw * dt_h

@@ -1,0 +1,69 @@
+"""The market mechanism interface and its registry.
+
+A mechanism turns one period's action matrices (one per role, entries in [-1, 1]) and the
+physical positions into matched trades. To add one (the three-tier game, peer-to-peer
+pricing, a call double auction), write a class with this interface in its own module and add
+``"name": "module:Class"`` to :data:`MECHANISMS`; ``MarketParams.mechanism`` then accepts it.
+The registry holds import paths so that :mod:`mgenv.config` can validate names without
+importing the mechanisms (which import the config).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Final, NamedTuple, Protocol
+
+import numpy as np
+
+from mgenv.market.settlement import Trades
+
+if TYPE_CHECKING:
+    from mgenv.config import MarketParams
+
+MECHANISMS: Final[dict[str, str]] = {
+    "uniform_price": "mgenv.market.uniform:UniformPrice",
+}
+
+
+class MarketInputs(NamedTuple):
+    """What a mechanism may use besides the actions (forecast positions of the period)."""
+
+    offerable_kwh: np.ndarray  # (n_mg,) surplus + generator headroom
+    deficit_kwh: np.ndarray  # (n_mg,) microgrids' energy to buy
+    user_need_kwh: np.ndarray  # (n_user,) users' energy to buy
+    grid_buy: float  # yuan/kWh
+    feed_in: float  # yuan/kWh
+    buyer_agg: np.ndarray  # (n_mg + n_user,) aggregator of each buyer (0-based)
+    buyer_global: np.ndarray  # (n_mg + n_user,) global index of each buyer
+    n_mg: int
+    n_agg: int
+
+
+class MarketOutcome(NamedTuple):
+    """A mechanism's result for one period."""
+
+    trades: Trades
+    price: float  # yuan/kWh, the period's reference (clearing) price; 0 if nothing cleared
+    cleared: bool
+    offered_kwh: np.ndarray  # (n_mg,) energy each microgrid offered
+    delta: np.ndarray  # (n_agg,) aggregators' service coefficients
+
+
+class Mechanism(Protocol):
+    """A market mechanism (see the module docstring)."""
+
+    def action_names(self, role: str) -> list[str]:
+        """Names of the action entries of ``role`` (its action dimension is their number)."""
+        ...
+
+    def clear(self, actions: dict[str, np.ndarray], inputs: MarketInputs) -> MarketOutcome:
+        """Clear one period from the per-role action matrices."""
+        ...
+
+
+def make_mechanism(params: MarketParams) -> Mechanism:
+    """Build the mechanism named by ``params.mechanism``."""
+    module, _, cls = MECHANISMS[params.mechanism].partition(":")
+    factory = getattr(importlib.import_module(module), cls)
+    mech: Mechanism = factory(params)
+    return mech

@@ -1,0 +1,45 @@
+"""Seed 000's uniform-price aggregator auction as a :class:`~mgenv.market.mechanism.Mechanism`.
+
+Microgrids offer price/quantity segments, buyers (microgrids in deficit and large users) bid
+through their aggregators, the auction clears at one price in merit order
+(:func:`~mgenv.market.clearing.clear_uniform_price`) and the cleared volumes are split into
+bilateral trades (:func:`~mgenv.market.clearing.match_bilateral`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mgenv.config import MarketParams
+from mgenv.market.clearing import clear_uniform_price, match_bilateral
+from mgenv.market.mechanism import MarketInputs, MarketOutcome
+from mgenv.market.orders import action_names, decode_orders
+from mgenv.market.settlement import Trades
+
+
+class UniformPrice:
+    """The uniform-price call auction with aggregators as intermediaries."""
+
+    def __init__(self, params: MarketParams) -> None:
+        self.params = params
+
+    def action_names(self, role: str) -> list[str]:
+        """See :mod:`mgenv.market.orders` for the layouts."""
+        return action_names(role, self.params)
+
+    def clear(self, actions: dict[str, np.ndarray], inputs: MarketInputs) -> MarketOutcome:
+        """Decode the orders, clear them and match the trades."""
+        nm, s = inputs.n_mg, self.params.n_segments
+        orders = decode_orders(
+            actions["mg"], actions["agg"], actions["user"], inputs.offerable_kwh,
+            inputs.deficit_kwh, inputs.user_need_kwh, inputs.buyer_agg, inputs.grid_buy,
+            self.params,
+        )
+        c = clear_uniform_price(orders.offer_price, orders.offer_kwh, orders.bid_limit,
+                                orders.bid_kwh)
+        si, bi, kwh = match_bilateral(c.awarded_kwh.reshape(nm, s).sum(axis=1), c.served_kwh)
+        agg = inputs.buyer_agg[bi]
+        trades = Trades(seller=si, buyer=inputs.buyer_global[bi], agg=nm + agg, kwh=kwh,
+                        price=np.full(kwh.shape, c.price), delta=orders.delta[agg])
+        return MarketOutcome(trades, c.price, c.cleared,
+                             orders.offer_kwh.reshape(nm, s).sum(axis=1), orders.delta)
