@@ -1,0 +1,277 @@
+"""The chain stage's facade: trades in, signed transactions, consensus, ledger, verdicts out.
+
+Per period (:meth:`Chain.process`):
+
+1. each trade becomes a transaction with the next serial; its 40-byte payload is signed by the
+   seller and by the buyer (:mod:`mgenv.chain.transactions`);
+2. ``Chain.tamper_hook``, if set, may alter payloads or signatures in flight (the seam where
+   adversaries act; tests use it to tamper);
+3. the nodes check each transaction once: the validity predicate (quantity a positive finite
+   number of kWh, finite price, seller != buyer) and both signatures;
+4. the protocol decides the block of the valid transactions (:mod:`mgenv.chain.protocols`);
+5. if it commits, the block is appended to the bounded, hash-linked ledger
+   (:mod:`mgenv.chain.ledger`) with the simulated timestamp
+   ``round(period * period_h * 3.6e6 + latency_ms)`` ms (``period_h``: the market period's
+   length, given by the env).
+
+Random streams: ``network_rng`` belongs to the network model (node positions at
+construction, one fixed-size draw per period), ``adversary_rng`` to the adversaries (the
+withholding nodes at construction); see :mod:`mgenv.chain.network`,
+:mod:`mgenv.chain.adversary`. Keys come from ``key_seed`` without randomness. The ideal
+protocol draws nothing. Same seeds give identical results, block hashes included.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from itertools import compress, repeat
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from mgenv.chain.ledger import Ledger
+from mgenv.chain.params import ChainParams
+from mgenv.chain.protocols import PROTOCOLS, ConsensusProtocol
+from mgenv.chain.transactions import TX_STRUCT, Signer, check_key_seed, make_signer
+from mgenv.chain.types import BAD_SIGNATURE, INVALID_TRADE, ConsensusResult
+
+#: Called as ``hook(period, payloads, seller_sigs, buyer_sigs)`` after signing and before
+#: verification; may replace list items in place (lists of length T, aligned with the trades).
+TamperHook = Callable[[int, list[bytes], list[bytes], list[bytes]], None]
+
+MAX_PARTICIPANTS = 2**32 - 1  # participant indices are packed as uint32
+_INF = math.inf
+_MS_PER_H = 3_600_000.0
+
+
+class Chain:
+    """A simulated permissioned blockchain that settles a market's trades.
+
+    Participants (0..n_participants-1, the env's global order) sign transactions; validator
+    nodes (0..n_nodes-1, separate) run the consensus protocol.
+
+    Args:
+        params: Chain parameters.
+        n_participants: Number of market participants, each with its own signing key.
+        network_rng: Stream for the network model (kept and drawn from every period).
+        adversary_rng: Stream for the adversaries (drawn from at construction).
+        key_seed: Integer in [0, 2**128) from which every participant's key is derived.
+        period_h: Length of a market period (h), for the blocks' simulated timestamps only;
+            the env passes its ``dt_h`` (the chain keeps no copy of it in ``ChainParams``).
+
+    Attributes:
+        params: The parameters.
+        n_participants: Number of participants.
+        ledger: Bounded window of recent blocks.
+        tamper_hook: Optional adversary / test seam, see ``TamperHook``; None by default.
+    """
+
+    def __init__(
+        self,
+        params: ChainParams,
+        n_participants: int,
+        network_rng: np.random.Generator,
+        adversary_rng: np.random.Generator,
+        key_seed: int,
+        period_h: float = 1.0,
+    ) -> None:
+        if not 0.0 < period_h < _INF:
+            raise ValueError(f"period_h={period_h!r} is outside (0, inf)")
+        if isinstance(n_participants, bool) or not 1 <= operator.index(n_participants) <= (
+            MAX_PARTICIPANTS
+        ):
+            raise ValueError(f"n_participants={n_participants!r} is outside [1, 2**32 - 1]")
+        self.params = params
+        self.n_participants = operator.index(n_participants)
+        self.ledger = Ledger(params.ledger_window)
+        self.tamper_hook: TamperHook | None = None
+        self._signer: Signer = make_signer(
+            params.signatures, check_key_seed(key_seed), self.n_participants
+        )
+        self._protocol: ConsensusProtocol = PROTOCOLS[params.protocol](
+            params, network_rng, adversary_rng
+        )
+        self._next_serial = 0
+        self._ms_per_period = float(period_h) * _MS_PER_H
+
+    @property
+    def protocol(self) -> ConsensusProtocol:
+        """The consensus protocol instance (its state: view, network, adversaries)."""
+        return self._protocol
+
+    @property
+    def signer(self) -> Signer:
+        """The participants' signer (keys derived from ``key_seed``)."""
+        return self._signer
+
+    @property
+    def next_serial(self) -> int:
+        """Serial the next transaction gets (= number of transactions ever submitted)."""
+        return self._next_serial
+
+    def process(
+        self,
+        period: int,
+        seller: ArrayLike,
+        buyer: ArrayLike,
+        quantity_kwh: ArrayLike,
+        price: ArrayLike,
+    ) -> ConsensusResult:
+        """Turn one period's cleared trades into transactions and decide which settle.
+
+        Call exactly once per market period, in order (the network draws once per call).
+
+        Args:
+            period: Market period index.
+            seller: Shape (T,), integer: seller's participant index.
+            buyer: Shape (T,), integer: buyer's participant index.
+            quantity_kwh: Shape (T,), float: traded energy (kWh).
+            price: Shape (T,), float: price (yuan/kWh).
+
+        Returns:
+            Per-trade verdicts and the period's consensus figures.
+
+        Raises:
+            ValueError: If the arrays are not 1-D of one length, the indices are not integers,
+                or a participant index is outside [0, n_participants).
+        """
+        period = operator.index(period)
+        sellers, buyers, quantities, prices = self._trade_lists(seller, buyer, quantity_kwh, price)
+        n_tx = len(sellers)
+        serial = self._next_serial
+        self._next_serial = serial + n_tx
+        payloads = list(
+            map(
+                TX_STRUCT.pack,
+                range(serial, serial + n_tx),
+                repeat(period, n_tx),
+                quantities,
+                prices,
+                sellers,
+                buyers,
+            )
+        )
+        seller_sigs, buyer_sigs = self._signer.sign_pairs(sellers, buyers, payloads)
+        if self.tamper_hook is not None:
+            self.tamper_hook(period, payloads, seller_sigs, buyer_sigs)
+            # The nodes judge the transactions as received, not as the market sent them.
+            sellers, buyers, quantities, prices = _as_received(
+                payloads, serial, period, self.n_participants
+            )
+        signed = self._signer.verify_pairs(sellers, buyers, payloads, seller_sigs, buyer_sigs)
+        records = [p + s + b for p, s, b in zip(payloads, seller_sigs, buyer_sigs, strict=True)]
+        if all(signed) and _all_valid(sellers, buyers, quantities, prices):
+            reason = np.zeros(n_tx, dtype=np.int8)  # (T,)
+        else:
+            reason = _reject_reasons(signed, sellers, buyers, quantities, prices)
+            records = list(compress(records, (reason == 0).tolist()))
+        outcome = self._protocol.decide(len(records) > 0)
+        if not (records and outcome.committed):
+            reason[reason == 0] = outcome.reason
+            return ConsensusResult(
+                np.zeros(n_tx, dtype=bool),
+                reason,
+                outcome.latency_ms,
+                outcome.online_share,
+                outcome.view_changes,
+                None,
+            )
+        stamp = round(period * self._ms_per_period + outcome.latency_ms)
+        block = self.ledger.append(period, records, stamp)
+        return ConsensusResult(
+            reason == 0,
+            reason,
+            outcome.latency_ms,
+            outcome.online_share,
+            outcome.view_changes,
+            block,
+        )
+
+    def _trade_lists(
+        self, seller: ArrayLike, buyer: ArrayLike, quantity_kwh: ArrayLike, price: ArrayLike
+    ) -> tuple[list[int], list[int], list[float], list[float]]:
+        """Validate the trade arrays and convert them to Python lists (cheap per element)."""
+        s, b, q, p = (
+            np.asarray(seller),
+            np.asarray(buyer),
+            np.asarray(quantity_kwh),
+            np.asarray(price),
+        )
+        shape = s.shape
+        if len(shape) != 1 or b.shape != shape or q.shape != shape or p.shape != shape:
+            raise ValueError(
+                "seller, buyer, quantity_kwh, price must be 1-D of one length, got shapes "
+                f"{s.shape}, {b.shape}, {q.shape}, {p.shape}"
+            )
+        if s.dtype.kind not in "iu" or b.dtype.kind not in "iu":
+            raise ValueError(f"seller and buyer must be integer arrays, got {s.dtype}, {b.dtype}")
+        sellers, buyers = s.tolist(), b.tolist()
+        if sellers:
+            lo, hi = min(min(sellers), min(buyers)), max(max(sellers), max(buyers))
+            if lo < 0 or hi >= self.n_participants:
+                raise ValueError(
+                    f"participant index {lo if lo < 0 else hi} is outside "
+                    f"[0, {self.n_participants - 1}]"
+                )
+        return sellers, buyers, q.tolist(), p.tolist()
+
+
+def _all_valid(
+    sellers: list[int], buyers: list[int], quantities: list[float], prices: list[float]
+) -> bool:
+    """Fast check that every trade passes the validity predicate (see ``_reject_reasons``)."""
+    if not quantities:
+        return True
+    # A sum is finite only if no term is nan or +-inf; min is reliable once there is no nan.
+    return (
+        math.isfinite(sum(quantities))
+        and math.isfinite(sum(prices))
+        and min(quantities) > 0.0
+        and not any(map(operator.eq, sellers, buyers))
+    )
+
+
+def _as_received(
+    payloads: list[bytes], serial: int, period: int, n_participants: int
+) -> tuple[list[int], list[int], list[float], list[float]]:
+    """Decode possibly altered payloads; a malformed one decodes as an invalid trade.
+
+    A payload is malformed if it is not 40 bytes, its serial or period is not the one issued
+    for its slot (a replay), or a party index is out of range; it then decodes as a self-trade
+    of participant 0 with nan kWh, which the validity predicate rejects.
+    """
+    sellers, buyers, quantities, prices = [], [], [], []
+    for k, payload in enumerate(payloads):
+        fields = TX_STRUCT.unpack(payload) if len(payload) == TX_STRUCT.size else None
+        if (
+            fields is None
+            or fields[:2] != (serial + k, period)
+            or not (0 <= fields[4] < n_participants and 0 <= fields[5] < n_participants)
+        ):
+            fields = (serial + k, period, math.nan, math.nan, 0, 0)
+        quantities.append(fields[2])
+        prices.append(fields[3])
+        sellers.append(fields[4])
+        buyers.append(fields[5])
+    return sellers, buyers, quantities, prices
+
+
+def _reject_reasons(
+    signed: list[bool],
+    sellers: list[int],
+    buyers: list[int],
+    quantities: list[float],
+    prices: list[float],
+) -> NDArray[np.int8]:
+    """Reason codes of the trades, shape (T,), int8, for a period with some rejection.
+
+    INVALID_TRADE if the trade fails the validity predicate (quantity_kwh in (0, inf), price
+    finite, seller != buyer), else BAD_SIGNATURE if a signature fails, else 0.
+    """
+    reason = np.where(signed, np.int8(0), np.int8(BAD_SIGNATURE))
+    for i, (s, b, q, p) in enumerate(zip(sellers, buyers, quantities, prices, strict=True)):
+        if not (0.0 < q < _INF and -_INF < p < _INF and s != b):
+            reason[i] = INVALID_TRADE
+    return reason

@@ -1,0 +1,76 @@
+"""Result types and rejection reasons shared by the chain stage.
+
+``ConsensusResult`` is what :meth:`mgenv.chain.Chain.process` returns for one market period;
+``RoundOutcome`` is what a consensus protocol returns for one block.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from mgenv.chain.ledger import Block
+
+#: Why a trade did or did not settle; ``ConsensusResult.reason`` indexes this tuple.
+#: ``"committed"`` (0): the trade is in this period's block.
+#: ``"no_quorum"`` (1): the period's block did not gather a commit quorum (lost messages,
+#: offline or withholding nodes).
+#: ``"bad_signature"`` (2): the seller's or the buyer's signature does not verify.
+#: ``"primary_offline"`` (3): no leader could be established for the period (the primary was
+#: offline and too few nodes were online to complete a view change).
+#: ``"invalid_trade"`` (4): the trade fails the validity predicate (quantity not a positive
+#: finite number, price not finite, or seller == buyer).
+REJECT_REASONS: Final[tuple[str, ...]] = (
+    "committed",
+    "no_quorum",
+    "bad_signature",
+    "primary_offline",
+    "invalid_trade",
+)
+COMMITTED: Final = 0
+NO_QUORUM: Final = 1
+BAD_SIGNATURE: Final = 2
+PRIMARY_OFFLINE: Final = 3
+INVALID_TRADE: Final = 4
+
+
+class RoundOutcome(NamedTuple):
+    """What a consensus protocol decided about one period's block.
+
+    Attributes:
+        committed: Whether the block reached a commit quorum.
+        reason: Index into ``REJECT_REASONS``: 0 if committed, else why not.
+        latency_ms: Simulated consensus latency of the block (ms); a model, see the protocol.
+        online_share: Share of validator nodes online this period, in [0, 1].
+        view_changes: Number of view changes (leader replacements) this period.
+    """
+
+    committed: bool
+    reason: int
+    latency_ms: float
+    online_share: float
+    view_changes: int
+
+
+class ConsensusResult(NamedTuple):
+    """What the chain decided about one market period's trades.
+
+    Attributes:
+        committed: Shape (T,), bool: trade t settles (it is in this period's block).
+        reason: Shape (T,), int8: index into ``REJECT_REASONS``; 0 = committed.
+        latency_ms: Simulated consensus latency of this period's block (ms); 0.0 when no
+            block was proposed. A model: see the protocol's module docstring.
+        online_share: Share of validator nodes online this period, in [0, 1].
+        view_changes: Number of view changes this period.
+        block: The block appended to the ledger this period, or None if nothing committed.
+    """
+
+    committed: NDArray[np.bool_]
+    reason: NDArray[np.int8]
+    latency_ms: float
+    online_share: float
+    view_changes: int
+    block: Block | None
