@@ -119,7 +119,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         weather, load, network, adversary, keys, policy = root.spawn(6)
         chain = Chain(self.config.chain, n_participants=self.config.n_participants,
                       network_rng=network, adversary_rng=adversary,
-                      key_seed=int(keys.integers(2**63)))
+                      key_seed=int(keys.integers(2**63)), period_h=self.config.dt_h)
         self.core.reset(weather, load, chain)
         self.policy_rng = policy
         self.agents = list(self.possible_agents)
@@ -159,8 +159,10 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         return {a: obs[rows[a][0]][rows[a][1]] for a in self.agents}
 
     def _check_actions(self, actions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Validate every learning agent's action (before any state changes) and write it
-        into the per-role action matrices."""
+        """Validate the learners' actions and write them into per-role action matrices.
+
+        Everything is checked before any state changes, so a bad action changes nothing.
+        """
         mats = self.core.empty_actions()
         rows = self.core.role_rows
         try:

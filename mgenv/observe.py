@@ -100,7 +100,7 @@ def _new(role: str, n: int, c: Common) -> np.ndarray:
 def _clip(out: np.ndarray, role: str) -> np.ndarray:
     low, high = BOUNDS[role]
     np.maximum(out, low, out=out)
-    return np.minimum(out, high, out=out)
+    return np.asarray(np.minimum(out, high, out=out))
 
 
 def mg_obs(

@@ -84,7 +84,7 @@ def economic_output(price: float, cap_kwh: np.ndarray, f: FleetArrays) -> np.nda
     """
     linear = np.where(f.gen_cost_b < price, cap_kwh, 0.0)
     q = np.divide(price - f.gen_cost_b, 2.0 * f.gen_cost_a, out=linear, where=f.gen_cost_a > 0)
-    return np.minimum(np.maximum(q, 0.0), cap_kwh)
+    return np.asarray(np.minimum(np.maximum(q, 0.0), cap_kwh))
 
 
 def rule_dispatch(
