@@ -1,0 +1,7 @@
+"""``python -m train.reproduce NAME``."""
+
+import sys
+
+from train.reproduce import main
+
+sys.exit(main())
