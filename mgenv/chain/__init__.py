@@ -18,7 +18,7 @@ from mgenv.chain.chain import Chain, TamperHook
 from mgenv.chain.ledger import Block, Ledger, LedgerError, merkle_root
 from mgenv.chain.params import ChainParams
 from mgenv.chain.protocols import PROTOCOLS
-from mgenv.chain.types import REJECT_REASONS, ConsensusResult, RoundOutcome
+from mgenv.chain.types import REJECT_REASONS, ConsensusResult, RoundOutcome, TxOutcome
 
 __all__ = [
     "PROTOCOLS",
@@ -31,5 +31,6 @@ __all__ = [
     "LedgerError",
     "RoundOutcome",
     "TamperHook",
+    "TxOutcome",
     "merkle_root",
 ]

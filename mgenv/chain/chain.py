@@ -35,7 +35,7 @@ from mgenv.chain.ledger import Ledger
 from mgenv.chain.params import ChainParams
 from mgenv.chain.protocols import PROTOCOLS, ConsensusProtocol
 from mgenv.chain.transactions import TX_STRUCT, Signer, check_key_seed, make_signer
-from mgenv.chain.types import BAD_SIGNATURE, INVALID_TRADE, ConsensusResult
+from mgenv.chain.types import BAD_SIGNATURE, INVALID_TRADE, ConsensusResult, TxOutcome
 
 #: Called as ``hook(period, payloads, seller_sigs, buyer_sigs)`` after signing and before
 #: verification; may replace list items in place (lists of length T, aligned with the trades).
@@ -167,6 +167,10 @@ class Chain:
         else:
             reason = _reject_reasons(signed, sellers, buyers, quantities, prices)
             records = list(compress(records, (reason == 0).tolist()))
+        decide_tx = getattr(self._protocol, "decide_transactions", None)
+        if decide_tx is not None:
+            return self._per_transaction(decide_tx, period, sellers, buyers, payloads,
+                                         seller_sigs, buyer_sigs, reason)
         outcome = self._protocol.decide(len(records) > 0)
         if not (records and outcome.committed):
             reason[reason == 0] = outcome.reason
@@ -188,6 +192,35 @@ class Chain:
             outcome.view_changes,
             block,
         )
+
+    def _per_transaction(
+        self,
+        decide_tx: Callable[..., TxOutcome],
+        period: int,
+        sellers: list[int],
+        buyers: list[int],
+        payloads: list[bytes],
+        seller_sigs: list[bytes],
+        buyer_sigs: list[bytes],
+        reason: np.ndarray,
+    ) -> ConsensusResult:
+        """Run a per-transaction protocol; the transactions it commits form the block.
+
+        The protocol is called as ``decide_transactions(period, sellers, buyers, valid,
+        payloads)`` with ``valid`` the (T,) mask of transactions that passed the checks.
+        """
+        valid = reason == 0
+        out = decide_tx(period, sellers, buyers, valid, payloads)
+        committed = valid & out.committed
+        reason = np.where(valid & ~committed, out.reason, reason).astype(np.int8)
+        block = None
+        if committed.any():
+            records = [payloads[i] + seller_sigs[i] + buyer_sigs[i]
+                       for i in np.flatnonzero(committed).tolist()]
+            stamp = round(period * self._ms_per_period + out.latency_ms)
+            block = self.ledger.append(period, records, stamp)
+        return ConsensusResult(committed, reason, out.latency_ms, out.online_share,
+                               out.view_changes, block, out.extra)
 
     def _trade_lists(
         self, seller: ArrayLike, buyer: ArrayLike, quantity_kwh: ArrayLike, price: ArrayLike

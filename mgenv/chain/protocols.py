@@ -2,7 +2,11 @@
 
 A protocol is a class constructed as ``Protocol(params, network_rng, adversary_rng)`` with a
 class attribute ``min_nodes`` and a method ``decide(has_block) -> RoundOutcome`` called once
-per period. To add one (SBET, PoS, cross-chain), write a module with such a class and add it to
+per period. A protocol whose verdict differs per transaction implements instead
+``decide_transactions(period, sellers, buyers, valid, payloads) -> TxOutcome`` (``valid``: the
+(T,) bool mask of transactions that passed signature and validity checks; ``payloads``: their
+40-byte records as received); the chain then uses it and never calls ``decide``.
+To add one (SBET, PoS, cross-chain), write a module with such a class and add it to
 ``PROTOCOLS``; ``ChainParams.protocol`` then accepts its name.
 """
 

@@ -55,6 +55,30 @@ class RoundOutcome(NamedTuple):
     view_changes: int
 
 
+class TxOutcome(NamedTuple):
+    """What a per-transaction protocol decided about one period's transactions.
+
+    Protocols whose verdict differs between transactions (cross-chain VNS verification, SBET's
+    verification ratio r(T)) implement ``decide_transactions`` and return this instead of a
+    :class:`RoundOutcome`.
+
+    Attributes:
+        committed: Shape (T,), bool: transaction t commits (only valid ones are asked about).
+        reason: Shape (T,), int8: index into ``REJECT_REASONS`` for the ones that do not.
+        latency_ms: Simulated latency of the period's block (ms).
+        online_share: Share of validator nodes online this period.
+        view_changes: Leader replacements this period.
+        extra: Protocol-specific figures of the period (e.g. ``"safety_violation"``).
+    """
+
+    committed: NDArray[np.bool_]
+    reason: NDArray[np.int8]
+    latency_ms: float
+    online_share: float
+    view_changes: int
+    extra: dict[str, float]
+
+
 class ConsensusResult(NamedTuple):
     """What the chain decided about one market period's trades.
 
@@ -66,6 +90,7 @@ class ConsensusResult(NamedTuple):
         online_share: Share of validator nodes online this period, in [0, 1].
         view_changes: Number of view changes this period.
         block: The block appended to the ledger this period, or None if nothing committed.
+        extra: Protocol-specific figures of the period (empty for ideal and PBFT).
     """
 
     committed: NDArray[np.bool_]
@@ -74,3 +99,4 @@ class ConsensusResult(NamedTuple):
     online_share: float
     view_changes: int
     block: Block | None
+    extra: dict[str, float] = {}  # noqa: RUF012 (NamedTuple default, never mutated)
