@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from mgenv import observe
-from mgenv.chain import Chain, ConsensusResult
+from mgenv.chain import REJECT_REASONS, Chain, ConsensusResult
 from mgenv.config import EnvConfig, MarketParams, tile
 from mgenv.market.mechanism import MarketInputs, make_mechanism
 from mgenv.market.settlement import Positions, Settlement, Trades, settle
@@ -281,8 +281,12 @@ class MarketCore:
         ratio = np.divide(ok, traded, out=np.ones_like(ok), where=traded > 0).tolist()
         cols = (r.profit.tolist(), st.revenue.tolist(), st.cost.tolist(), traded.tolist(),
                 (st.grid_import + st.grid_export).tolist())
+        reasons = r.chain.reason[~r.committed]
+        rejected = {REJECT_REASONS[k]: int(c) for k, c in
+                    enumerate(np.bincount(reasons, minlength=len(REJECT_REASONS))) if c}
         shared = {"clearing_price": r.price, "latency_ms": float(r.chain.latency_ms),
-                  "online_share": float(r.chain.online_share)}
+                  "online_share": float(r.chain.online_share), "rejected": rejected,
+                  **{f"chain_{k}": v for k, v in r.chain.extra.items()}}
         out = {}
         for a in agents:
             i = self.index[a]

@@ -17,8 +17,11 @@ Environment card
   (``env.observation_names(agent)``). ``state()`` concatenates every participant's observation.
 * **Rewards**: each agent's profit in the period, yuan (money received - money paid - fuel).
 * **Episode end**: truncation after ``horizon`` periods (24 by default); never termination.
-* **infos[agent]**: ``profit``, ``revenue``, ``cost``, ``traded_kwh``, ``grid_kwh``,
-  ``commit_ratio``, ``clearing_price``, ``latency_ms``, ``online_share``.
+* **infos[agent]**: ``profit``, ``revenue``, ``cost`` (yuan), ``traded_kwh``, ``grid_kwh``,
+  ``commit_ratio`` (this agent's traded energy that committed), ``clearing_price``,
+  ``latency_ms`` (simulated consensus latency), ``online_share`` (validators online),
+  ``rejected`` (the period's rejected transactions by reason, whole market) and the chain
+  protocol's own figures as ``chain_<name>``.
 
 Version history: v0 (this) - first release.
 """

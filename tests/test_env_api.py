@@ -29,7 +29,9 @@ def _flatten(records):
     for obs, rewards, terms, truncs, infos in records:
         for a in sorted(rewards):
             out.append(np.concatenate([obs[a], [rewards[a], terms[a], truncs[a]]]))
-            out.append(np.array([v for _, v in sorted(infos[a].items())], dtype=float))
+            scalars = [v for _, v in sorted(infos[a].items()) if not isinstance(v, dict)]
+            out.append(np.array(scalars, dtype=float))
+            out.append(np.array(sorted(infos[a]["rejected"].items()), dtype=object))
     return out
 
 
