@@ -162,7 +162,8 @@ class MarketCore:
         res = self.chain.process(period=t, seller=trades.seller, buyer=trades.buyer,
                                  quantity_kwh=trades.kwh, price=trades.price)
         t2 = time.perf_counter()
-        result = self._settle(trades, res, out.price, out.cleared, offered=out.offered_kwh)
+        result = self._settle(trades, res, out.price, out.cleared, out.offered_kwh,
+                              out.load_shift_kwh)
         self.delta = out.delta
         t3 = time.perf_counter()
         st = self.stage_time
@@ -176,29 +177,32 @@ class MarketCore:
         return result
 
     def _positions(
-        self,
+        self, surplus: np.ndarray, shift: np.ndarray | None
     ) -> tuple[Positions, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         cfg, d, p, t = self.cfg, self.dispatch, self.profiles, self.t
         _nm, na, nu = cfg.n_microgrids, cfg.n_aggregators, cfg.n_users
-        real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
-        mg_err = (real[0] + real[1] - real[2]) - (
+        load = p.load_real[t] if shift is None else p.load_real[t] + shift
+        real = (p.pv_real[t], p.wind_real[t], load, p.user_load_real[t])
+        # the market's load shift is planned, so it is not a forecast error
+        mg_err = (real[0] + real[1] - p.load_real[t]) - (
             p.pv_forecast[t] + p.wind_forecast[t] - p.load_forecast[t])
         zeros = np.zeros(na)
         pos = Positions(
-            surplus=np.concatenate((d.surplus, zeros, np.zeros(nu))),
+            surplus=np.concatenate((surplus, zeros, np.zeros(nu))),
             deficit=np.concatenate((d.deficit, zeros, p.user_load_forecast[t])),
             error=np.concatenate((mg_err, zeros, p.user_load_forecast[t] - real[3])),
         )
         return pos, real
 
     def _settle(self, trades: Trades, res: ConsensusResult, price: float, cleared: bool,
-                offered: np.ndarray) -> PeriodResult:
+                offered: np.ndarray, shift: np.ndarray | None) -> PeriodResult:
         """Settlement, fuel, storage and the bookkeeping the observations need."""
         cfg, d = self.cfg, self.dispatch
         nm = cfg.n_microgrids
-        pos, real = self._positions()
+        surplus = d.surplus if shift is None else d.surplus - shift
+        pos, real = self._positions(surplus, shift)
         st = settle(trades, res.committed, pos, self.grid_buy, self.feed_in)
-        gen = d.self_gen + np.maximum(st.sold[:nm] - d.surplus, 0.0)
+        gen = d.self_gen + np.maximum(st.sold[:nm] - surplus, 0.0)
         fuel = generation_cost(gen, self.fleet)
         profit = st.cash.copy()
         profit[:nm] -= fuel

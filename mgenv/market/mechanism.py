@@ -47,6 +47,9 @@ class MarketOutcome(NamedTuple):
     cleared: bool
     offered_kwh: np.ndarray  # (n_mg,) energy each microgrid offered
     delta: np.ndarray  # (n_agg,) aggregators' service coefficients
+    # (n_mg,) extra own consumption of each microgrid decided in the market, kWh, within
+    # [0, surplus] (seed 002 eq. 9: sellers adjust their load); None = no change.
+    load_shift_kwh: np.ndarray | None = None
 
 
 class Mechanism(Protocol):
