@@ -1,0 +1,244 @@
+"""The ``mgenv`` command line: ``mgenv train | evaluate | demo``.
+
+Examples::
+
+    mgenv train --scenario default --algo ppo --timesteps 200000 --seed 0
+    mgenv evaluate --policies truthful,fixed_quotes,runs/x/model.zip --seeds 0-9 --out runs/eval
+    mgenv demo
+
+Subcommands live in ``SUBCOMMANDS`` (name -> ``Subcommand(help, add_arguments, run)``); add one
+with ``register("bench", "help", add_arguments, run)``. ``run(args) -> exit code`` imports the
+heavy modules (torch, Stable-Baselines3) itself so that ``--help`` stays fast. User errors
+(``ValueError``, missing files) exit with code 2 and a one-line message; set ``MGENV_DEBUG=1``
+for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+__all__ = ["SUBCOMMANDS", "Subcommand", "main", "register"]
+
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+class Subcommand(NamedTuple):
+    """One ``mgenv`` subcommand."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def register(
+    name: str,
+    help: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+) -> None:
+    """Add (or replace) the subcommand ``name``."""
+    SUBCOMMANDS[name] = Subcommand(help, add_arguments, run)
+
+
+def parse_assignments(items: Sequence[str] | None, what: str) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` items; values are JSON if they parse as JSON, else strings.
+
+    Raises:
+        ValueError: For an item without ``=``.
+    """
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"bad {what} {item!r}; use KEY=VALUE, e.g. horizon=12")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _add_env_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", default="default", help="scenario name")
+    parser.add_argument(
+        "--override",
+        "-o",
+        action="append",
+        metavar="KEY=VALUE",
+        help="env config override (repeatable; VALUE parsed as JSON)",
+    )
+
+
+# ---------------------------------------------------------------------------- train
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_env_arguments(parser)
+    parser.add_argument("--algo", default="ppo", help="ppo, a2c or sac")
+    parser.add_argument(
+        "--timesteps", type=int, default=100_000, help="budget in agent steps over all slots"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-envs", type=int, default=4, help="env copies")
+    parser.add_argument("--n-procs", type=int, default=1, help="worker processes for copies")
+    parser.add_argument("--role", default="mg", help="learning role: mg, agg or user")
+    parser.add_argument(
+        "--hyperparam",
+        action="append",
+        metavar="KEY=VALUE",
+        help="algorithm argument (repeatable), e.g. learning_rate=1e-4",
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="parent of run dirs")
+    parser.add_argument("--name", default=None, help="run directory name")
+    parser.add_argument("--checkpoint-freq", type=int, default=0, help="agent steps; 0: off")
+    parser.add_argument("--progress-bar", action="store_true")
+    parser.add_argument("--no-tensorboard", action="store_true")
+    parser.add_argument("--no-vec-normalize", action="store_true")
+    parser.add_argument("--verbose", type=int, default=0)
+
+
+def _train_run(args: argparse.Namespace) -> int:
+    from train.sb3 import TrainConfig
+
+    config = TrainConfig(
+        scenario=args.scenario,
+        algo=args.algo,
+        total_timesteps=args.timesteps,
+        seed=args.seed,
+        n_envs=args.n_envs,
+        n_procs=args.n_procs,
+        role=args.role,
+        overrides=parse_assignments(args.override, "override"),
+        hyperparams=parse_assignments(args.hyperparam, "hyperparam"),
+        vec_normalize=not args.no_vec_normalize,
+        out_dir=args.out,
+        run_name=args.name,
+        progress_bar=args.progress_bar,
+        tensorboard=not args.no_tensorboard,
+        checkpoint_freq=args.checkpoint_freq,
+        verbose=args.verbose,
+    )
+    _check_scenario(config.scenario)
+    from train.sb3 import train
+
+    print(train(config))
+    return 0
+
+
+def _check_scenario(name: str) -> None:
+    """Fail fast (before importing torch) on an unknown scenario name."""
+    from mgenv import scenarios
+
+    valid = list(scenarios.names())
+    if name not in valid:
+        raise ValueError(f"unknown scenario {name!r}; valid: {valid}")
+
+
+# ------------------------------------------------------------------------- evaluate
+def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_env_arguments(parser)
+    parser.add_argument(
+        "--policies",
+        required=True,
+        help="comma-separated baseline names and model paths "
+        "(label=spec to rename), e.g. truthful,runs/x/model.zip",
+    )
+    parser.add_argument("--seeds", default="0-9", help="e.g. 0-9 or 0,3,5")
+    parser.add_argument("--out", type=Path, default=Path("runs/eval"), help="output folder")
+
+
+def _evaluate_run(args: argparse.Namespace) -> int:
+    from train.evaluate import evaluate, parse_policies, parse_seeds
+
+    policies, seeds = parse_policies(args.policies), parse_seeds(args.seeds)
+    _check_scenario(args.scenario)
+    results = evaluate(
+        policies,
+        scenario=args.scenario,
+        seeds=seeds,
+        overrides=parse_assignments(args.override, "override"),
+        out_dir=args.out,
+    )
+    print(results.markdown)
+    for kind, path in results.files.items():
+        print(f"{kind:>9}: {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- demo
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    from train.demo import DEMO_N_ENVS, DEMO_TIMESTEPS
+
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
+    parser.add_argument("--timesteps", type=int, default=DEMO_TIMESTEPS)
+    parser.add_argument("--seeds", default="100-104", help="evaluation seeds")
+    parser.add_argument("--n-envs", type=int, default=DEMO_N_ENVS)
+    parser.add_argument("--n-procs", type=int, default=1)
+    parser.add_argument("--no-progress-bar", action="store_true")
+
+
+def _demo_run(args: argparse.Namespace) -> int:
+    from train.demo import run_demo
+    from train.evaluate import parse_seeds
+
+    run_demo(
+        out_dir=args.out,
+        total_timesteps=args.timesteps,
+        seeds=parse_seeds(args.seeds),
+        n_envs=args.n_envs,
+        n_procs=args.n_procs,
+        progress_bar=not args.no_progress_bar,
+    )
+    return 0
+
+
+register("train", "train bidders of one role with Stable-Baselines3", _train_arguments, _train_run)
+register(
+    "evaluate",
+    "compare policies over seeded episodes (tables + plot)",
+    _evaluate_arguments,
+    _evaluate_run,
+)
+register(
+    "demo",
+    "train PPO briefly and compare it with the baselines (~3 min)",
+    _demo_arguments,
+    _demo_run,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser with one subparser per registered subcommand."""
+    parser = argparse.ArgumentParser(prog="mgenv", description="mgenv: train, evaluate, demo")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, command in SUBCOMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (2 for user errors)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return SUBCOMMANDS[args.command].run(args)
+    except USER_ERRORS as exc:
+        if os.environ.get("MGENV_DEBUG"):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"mgenv {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
