@@ -38,9 +38,7 @@ class RolePolicy:
 
     name = "role_policy"
 
-    def act_role(
-        self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any
-    ) -> np.ndarray:
+    def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """Actions of the agents ``rows`` (indices within ``role``), shape ``(k, action_dim)``.
 
         Args:

@@ -30,8 +30,9 @@ def _mg_buy_tail(k: int, frac: float, info: Any) -> np.ndarray:
     return _buyer_actions(k, info.grid_buy, frac, info)
 
 
-def _assemble(prices: np.ndarray, shares: np.ndarray, offer_frac: float, tail: np.ndarray,
-              info: Any) -> np.ndarray:
+def _assemble(
+    prices: np.ndarray, shares: np.ndarray, offer_frac: float, tail: np.ndarray, info: Any
+) -> np.ndarray:
     """Microgrid action rows from segment prices (yuan/kWh) and shares (sum 1)."""
     k = prices.shape[0]
     frac = np.full((k, 1), float(from_unit(offer_frac)))

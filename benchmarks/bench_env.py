@@ -45,17 +45,25 @@ def measure(make: Callable[[], Any], steps: int, repeats: int) -> dict[str, floa
     env.reset(seed=0)
     rng = np.random.default_rng(0)
     actions = [
-        {a: env.action_space(a).sample() if not hasattr(env.action_space(a), "low")
-         else rng.uniform(env.action_space(a).low, env.action_space(a).high).astype(np.float32)
-         for a in env.possible_agents}
+        {
+            a: env.action_space(a).sample()
+            if not hasattr(env.action_space(a), "low")
+            else rng.uniform(env.action_space(a).low, env.action_space(a).high).astype(np.float32)
+            for a in env.possible_agents
+        }
         for _ in range(64)
     ]
     _timed_steps(env, actions, min(steps, 500))  # warm-up
     rates = [steps / _timed_steps(env, actions, steps) for _ in range(repeats)]
     n_agents = len(env.possible_agents)
     med = statistics.median(rates)
-    return {"steps_per_s": med, "min": min(rates), "max": max(rates),
-            "agents": n_agents, "agent_steps_per_s": med * n_agents}
+    return {
+        "steps_per_s": med,
+        "min": min(rates),
+        "max": max(rates),
+        "agents": n_agents,
+        "agent_steps_per_s": med * n_agents,
+    }
 
 
 def stage_profile(scenario: str, steps: int, **overrides: Any) -> dict[str, float]:
@@ -63,8 +71,13 @@ def stage_profile(scenario: str, steps: int, **overrides: Any) -> dict[str, floa
     env = mgenv.parallel_env(scenario, **overrides)
     rng = np.random.default_rng(0)
     env.reset(seed=0)
-    actions = [{a: rng.uniform(-1, 1, env.action_space(a).shape).astype(np.float32)
-                for a in env.possible_agents} for _ in range(64)]
+    actions = [
+        {
+            a: rng.uniform(-1, 1, env.action_space(a).shape).astype(np.float32)
+            for a in env.possible_agents
+        }
+        for _ in range(64)
+    ]
     for k in env.core.stage_time:
         env.core.stage_time[k] = 0.0
     total = _timed_steps(env, actions, steps)
@@ -85,8 +98,9 @@ def mpe_factory() -> Callable[[], Any] | None:
 def main(argv: list[str] | None = None) -> None:
     """Print the table of env steps/s per scenario and protocol, and the stage profile."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scenarios", default="default",
-                    help="comma-separated scenario names or 'all'")
+    ap.add_argument(
+        "--scenarios", default="default", help="comma-separated scenario names or 'all'"
+    )
     ap.add_argument("--protocols", default="pbft,ideal")
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=5)
@@ -97,23 +111,32 @@ def main(argv: list[str] | None = None) -> None:
     mpe_rate = measure(mpe, args.steps, args.repeats) if mpe else None
     for scen in names:
         for proto in args.protocols.split(","):
-            r = measure(lambda s=scen, p=proto: mgenv.parallel_env(s, protocol=p),
-                        args.steps, args.repeats)
+            r = measure(
+                lambda s=scen, p=proto: mgenv.parallel_env(s, protocol=p), args.steps, args.repeats
+            )
             rows.append((scen, proto, r))
-    print(f"| env | protocol | agents | env steps/s (median) | spread | agent-steps/s |"
-          f"{' x MPE |' if mpe_rate else ''}")
+    print(
+        f"| env | protocol | agents | env steps/s (median) | spread | agent-steps/s |"
+        f"{' x MPE |' if mpe_rate else ''}"
+    )
     print(f"|---|---|---|---|---|---|{'---|' if mpe_rate else ''}")
     for scen, proto, r in rows:
         ratio = f" {r['steps_per_s'] / mpe_rate['steps_per_s']:.2f} |" if mpe_rate else ""
-        print(f"| {scen} | {proto} | {r['agents']} | {r['steps_per_s']:,.0f} | "
-              f"{r['min']:,.0f}-{r['max']:,.0f} | {r['agent_steps_per_s']:,.0f} |{ratio}")
+        print(
+            f"| {scen} | {proto} | {r['agents']} | {r['steps_per_s']:,.0f} | "
+            f"{r['min']:,.0f}-{r['max']:,.0f} | {r['agent_steps_per_s']:,.0f} |{ratio}"
+        )
     if mpe_rate:
-        print(f"| MPE simple_spread_v3 | - | {mpe_rate['agents']} | "
-              f"{mpe_rate['steps_per_s']:,.0f} | {mpe_rate['min']:,.0f}-{mpe_rate['max']:,.0f}"
-              f" | {mpe_rate['agent_steps_per_s']:,.0f} | 1.00 |")
+        print(
+            f"| MPE simple_spread_v3 | - | {mpe_rate['agents']} | "
+            f"{mpe_rate['steps_per_s']:,.0f} | {mpe_rate['min']:,.0f}-{mpe_rate['max']:,.0f}"
+            f" | {mpe_rate['agent_steps_per_s']:,.0f} | 1.00 |"
+        )
     prof = stage_profile(names[0], args.steps, protocol=args.protocols.split(",")[0])
-    print(f"\nmicroseconds per step, {names[0]} / {args.protocols.split(',')[0]}: "
-          + ", ".join(f"{k} {v:.1f}" for k, v in prof.items()))
+    print(
+        f"\nmicroseconds per step, {names[0]} / {args.protocols.split(',')[0]}: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in prof.items())
+    )
 
 
 if __name__ == "__main__":

@@ -68,5 +68,12 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["EnvConfig", "MarketEnv", "env", "make_config", "parallel_env", "scenarios",
-           "single_agent_env"]
+__all__ = [
+    "EnvConfig",
+    "MarketEnv",
+    "env",
+    "make_config",
+    "parallel_env",
+    "scenarios",
+    "single_agent_env",
+]

@@ -79,19 +79,28 @@ class MarketCore:
     def __init__(self, cfg: EnvConfig) -> None:
         self.cfg = cfg
         nm, na, nu = cfg.n_microgrids, cfg.n_aggregators, cfg.n_users
-        self.names = ([f"mg_{i}" for i in range(nm)] + [f"agg_{j}" for j in range(na)]
-                      + [f"user_{k}" for k in range(nu)])
+        self.names = (
+            [f"mg_{i}" for i in range(nm)]
+            + [f"agg_{j}" for j in range(na)]
+            + [f"user_{k}" for k in range(nu)]
+        )
         self.index = {a: i for i, a in enumerate(self.names)}
         self.role_rows = {a: (a.rsplit("_", 1)[0], int(a.rsplit("_", 1)[1])) for a in self.names}
-        self.non_learning = [a for a in self.names if self.role_rows[a][0]
-                             not in cfg.learning_roles]
+        self.non_learning = [
+            a for a in self.names if self.role_rows[a][0] not in cfg.learning_roles
+        ]
         sizes = {"mg": nm, "agg": na, "user": nu}
         self.role_index = {r: np.arange(k) for r, k in sizes.items()}
         self.opponent_roles = [r for r, k in sizes.items() if k and r not in cfg.learning_roles]
         self.fleet = fleet_arrays(cfg)
         f, dt = self.fleet, cfg.dt_h
-        self.mg_scale = (tile(cfg.fleet.pv_kw, nm) + tile(cfg.fleet.wind_kw, nm)
-                         + tile(cfg.fleet.load_kw, nm) + f.gen_kw + 1e-9) * dt
+        self.mg_scale = (
+            tile(cfg.fleet.pv_kw, nm)
+            + tile(cfg.fleet.wind_kw, nm)
+            + tile(cfg.fleet.load_kw, nm)
+            + f.gen_kw
+            + 1e-9
+        ) * dt
         self.user_scale = tile(cfg.users.user_load_kw, nu) * dt + 1e-9
         self.system_scale = float(self.mg_scale.sum() + self.user_scale.sum())
         self.mc_max = marginal_cost(f.gen_kw * dt, f)
@@ -108,8 +117,7 @@ class MarketCore:
         self._obs: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ episode state
-    def reset(self, weather: np.random.Generator, load: np.random.Generator,
-              chain: Chain) -> None:
+    def reset(self, weather: np.random.Generator, load: np.random.Generator, chain: Chain) -> None:
         """Draw the episode's profiles and initialise every state array."""
         cfg = self.cfg
         nm, na, nu, n = cfg.n_microgrids, cfg.n_aggregators, cfg.n_users, cfg.n_participants
@@ -135,8 +143,9 @@ class MarketCore:
         h = int(self.hours[t]) % 24
         self.grid_buy, self.feed_in = float(self.tou[h]), float(self.feed[h])
         renew = p.pv_forecast[t] + p.wind_forecast[t]
-        self.dispatch = rule_dispatch(renew, p.load_forecast[t], self.soc, self.grid_buy,
-                                      self.fleet, self.cfg.dt_h)
+        self.dispatch = rule_dispatch(
+            renew, p.load_forecast[t], self.soc, self.grid_buy, self.fleet, self.cfg.dt_h
+        )
         self.stage_time["physics"] += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ step
@@ -153,17 +162,31 @@ class MarketCore:
         """
         cfg, d, p, t = self.cfg, self.dispatch, self.profiles, self.t
         t0 = time.perf_counter()
-        inputs = MarketInputs(d.surplus + d.gen_headroom, d.deficit, p.user_load_forecast[t],
-                              self.grid_buy, self.feed_in, self.buyer_agg, self.buyer_global,
-                              cfg.n_microgrids, cfg.n_aggregators)
+        inputs = MarketInputs(
+            d.surplus + d.gen_headroom,
+            d.deficit,
+            p.user_load_forecast[t],
+            self.grid_buy,
+            self.feed_in,
+            self.buyer_agg,
+            self.buyer_global,
+            cfg.n_microgrids,
+            cfg.n_aggregators,
+        )
         out = self.mechanism.clear(actions, inputs)
         trades = out.trades
         t1 = time.perf_counter()
-        res = self.chain.process(period=t, seller=trades.seller, buyer=trades.buyer,
-                                 quantity_kwh=trades.kwh, price=trades.price)
+        res = self.chain.process(
+            period=t,
+            seller=trades.seller,
+            buyer=trades.buyer,
+            quantity_kwh=trades.kwh,
+            price=trades.price,
+        )
         t2 = time.perf_counter()
-        result = self._settle(trades, res, out.price, out.cleared, out.offered_kwh,
-                              out.load_shift_kwh)
+        result = self._settle(
+            trades, res, out.price, out.cleared, out.offered_kwh, out.load_shift_kwh
+        )
         self.delta = out.delta
         t3 = time.perf_counter()
         st = self.stage_time
@@ -185,7 +208,8 @@ class MarketCore:
         real = (p.pv_real[t], p.wind_real[t], load, p.user_load_real[t])
         # the market's load shift is planned, so it is not a forecast error
         mg_err = (real[0] + real[1] - p.load_real[t]) - (
-            p.pv_forecast[t] + p.wind_forecast[t] - p.load_forecast[t])
+            p.pv_forecast[t] + p.wind_forecast[t] - p.load_forecast[t]
+        )
         zeros = np.zeros(na)
         pos = Positions(
             surplus=np.concatenate((surplus, zeros, np.zeros(nu))),
@@ -194,8 +218,15 @@ class MarketCore:
         )
         return pos, real
 
-    def _settle(self, trades: Trades, res: ConsensusResult, price: float, cleared: bool,
-                offered: np.ndarray, shift: np.ndarray | None) -> PeriodResult:
+    def _settle(
+        self,
+        trades: Trades,
+        res: ConsensusResult,
+        price: float,
+        cleared: bool,
+        offered: np.ndarray,
+        shift: np.ndarray | None,
+    ) -> PeriodResult:
         """Settlement, fuel, storage and the bookkeeping the observations need."""
         cfg, d = self.cfg, self.dispatch
         nm = cfg.n_microgrids
@@ -210,27 +241,47 @@ class MarketCore:
         self.soc = step_battery(self.soc, d.charge, d.discharge, self.fleet)
         self._book(trades, res, st, price if cleared else None, offered, profit, pos)
         return PeriodResult(
-            period=self.t, hour=float(self.hours[self.t]), price=price, cleared=cleared,
-            trades=trades, committed=res.committed, chain=res, settlement=st, dispatch=d,
-            gen_kwh=gen, fuel_cost=fuel, profit=profit, realised=real,
-            soc_before=soc_before, soc_after=self.soc,
+            period=self.t,
+            hour=float(self.hours[self.t]),
+            price=price,
+            cleared=cleared,
+            trades=trades,
+            committed=res.committed,
+            chain=res,
+            settlement=st,
+            dispatch=d,
+            gen_kwh=gen,
+            fuel_cost=fuel,
+            profit=profit,
+            realised=real,
+            soc_before=soc_before,
+            soc_after=self.soc,
         )
 
-    def _book(self, trades: Trades, res: ConsensusResult, st: Settlement,
-              price: float | None, offered: np.ndarray, profit: np.ndarray,
-              pos: Positions) -> None:
+    def _book(
+        self,
+        trades: Trades,
+        res: ConsensusResult,
+        st: Settlement,
+        price: float | None,
+        offered: np.ndarray,
+        profit: np.ndarray,
+        pos: Positions,
+    ) -> None:
         nm, n = self.cfg.n_microgrids, self.cfg.n_participants
         if price is not None:
             self.last_price = price
         self.sold_share = np.divide(st.sold[:nm], offered, out=np.zeros(nm), where=offered > 0)
         need = pos.deficit[self.buyer_global]
-        self.served_share = np.divide(st.bought[self.buyer_global], need,
-                                      out=np.zeros(need.shape), where=need > 0)
+        self.served_share = np.divide(
+            st.bought[self.buyer_global], need, out=np.zeros(need.shape), where=need > 0
+        )
         mine = st.sold + st.bought
         mine_ok = st.sold_committed + st.bought_committed
         ratio = np.divide(mine_ok, mine, out=np.ones(n), where=mine > 0)
-        self.commit = np.where(mine > 0, (1 - COMMIT_EMA) * self.commit + COMMIT_EMA * ratio,
-                               self.commit)
+        self.commit = np.where(
+            mine > 0, (1 - COMMIT_EMA) * self.commit + COMMIT_EMA * ratio, self.commit
+        )
         self.online_share = float(res.online_share)
         k = self.kpi
         k["profit"] += profit
@@ -252,22 +303,40 @@ class MarketCore:
         cfg, p, d = self.cfg, self.profiles, self.dispatch
         nm = cfg.n_microgrids
         t = min(self.t, cfg.horizon - 1)
-        c = observe.Common(float(self.hours[t]), self.grid_buy, self.feed_in, self.last_price,
-                           self.online_share)
+        c = observe.Common(
+            float(self.hours[t]), self.grid_buy, self.feed_in, self.last_price, self.online_share
+        )
         mg = observe.mg_obs(
-            c, self.mg_scale, (p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t]),
-            (d.surplus, d.gen_headroom, d.deficit), self.soc, self.mc_max, self.sold_share,
-            self.commit[:nm])
+            c,
+            self.mg_scale,
+            (p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t]),
+            (d.surplus, d.gen_headroom, d.deficit),
+            self.soc,
+            self.mc_max,
+            self.sold_share,
+            self.commit[:nm],
+        )
         need = np.concatenate((d.deficit, p.user_load_forecast[t]))
         demand = np.bincount(self.buyer_agg, weights=need, minlength=cfg.n_aggregators)
         supply = float((d.surplus + d.gen_headroom).sum())
-        served = np.bincount(self.buyer_agg, weights=self.served_share * need,
-                             minlength=cfg.n_aggregators)
+        served = np.bincount(
+            self.buyer_agg, weights=self.served_share * need, minlength=cfg.n_aggregators
+        )
         served = np.divide(served, demand, out=np.zeros_like(served), where=demand > 0)
-        agg = observe.agg_obs(c, demand / self.system_scale, supply / self.system_scale,
-                              served, self.delta, self.commit[nm:nm + cfg.n_aggregators])
-        user = observe.user_obs(c, p.user_load_forecast[t] / self.user_scale,
-                                self.served_share[nm:], self.commit[nm + cfg.n_aggregators:])
+        agg = observe.agg_obs(
+            c,
+            demand / self.system_scale,
+            supply / self.system_scale,
+            served,
+            self.delta,
+            self.commit[nm : nm + cfg.n_aggregators],
+        )
+        user = observe.user_obs(
+            c,
+            p.user_load_forecast[t] / self.user_scale,
+            self.served_share[nm:],
+            self.commit[nm + cfg.n_aggregators :],
+        )
         self._obs = {"mg": mg, "agg": agg, "user": user}
         self.stage_time["observation"] += time.perf_counter() - t0
         return self._obs
@@ -283,28 +352,56 @@ class MarketCore:
         traded = st.sold + st.bought
         ok = st.sold_committed + st.bought_committed
         ratio = np.divide(ok, traded, out=np.ones_like(ok), where=traded > 0).tolist()
-        cols = (r.profit.tolist(), st.revenue.tolist(), st.cost.tolist(), traded.tolist(),
-                (st.grid_import + st.grid_export).tolist())
+        cols = (
+            r.profit.tolist(),
+            st.revenue.tolist(),
+            st.cost.tolist(),
+            traded.tolist(),
+            (st.grid_import + st.grid_export).tolist(),
+        )
         reasons = r.chain.reason[~r.committed]
-        rejected = {REJECT_REASONS[k]: int(c) for k, c in
-                    enumerate(np.bincount(reasons, minlength=len(REJECT_REASONS))) if c}
-        shared = {"clearing_price": r.price, "latency_ms": float(r.chain.latency_ms),
-                  "online_share": float(r.chain.online_share), "rejected": rejected,
-                  **{f"chain_{k}": v for k, v in r.chain.extra.items()}}
+        rejected = {
+            REJECT_REASONS[k]: int(c)
+            for k, c in enumerate(np.bincount(reasons, minlength=len(REJECT_REASONS)))
+            if c
+        }
+        shared = {
+            "clearing_price": r.price,
+            "cleared": r.cleared,
+            "latency_ms": float(r.chain.latency_ms),
+            "online_share": float(r.chain.online_share),
+            "rejected": rejected,
+            **{f"chain_{k}": v for k, v in r.chain.extra.items()},
+        }
         out = {}
         for a in agents:
             i = self.index[a]
-            out[a] = {"profit": cols[0][i], "revenue": cols[1][i], "cost": cols[2][i],
-                      "traded_kwh": cols[3][i], "grid_kwh": cols[4][i],
-                      "commit_ratio": ratio[i], **shared}
+            out[a] = {
+                "profit": cols[0][i],
+                "revenue": cols[1][i],
+                "cost": cols[2][i],
+                "traded_kwh": cols[3][i],
+                "grid_kwh": cols[4][i],
+                "commit_ratio": ratio[i],
+                **shared,
+            }
         return out
 
     def public_info(self) -> PublicInfo:
         """Public information of the current period (see :class:`PublicInfo`)."""
         d, t = self.dispatch, min(self.t, self.cfg.horizon - 1)
-        return PublicInfo(self.cfg.market, self.grid_buy, self.feed_in, self.last_price,
-                          d.surplus, d.gen_headroom, d.deficit,
-                          self.profiles.user_load_forecast[t], self.fleet, self.buyer_agg)
+        return PublicInfo(
+            self.cfg.market,
+            self.grid_buy,
+            self.feed_in,
+            self.last_price,
+            d.surplus,
+            d.gen_headroom,
+            d.deficit,
+            self.profiles.user_load_forecast[t],
+            self.fleet,
+            self.buyer_agg,
+        )
 
     def kpis(self) -> dict[str, float]:
         """Episode KPIs accumulated so far."""
@@ -314,8 +411,8 @@ class MarketCore:
         local = float(k["sold_ok"].sum())
         return {
             "profit_mg": float(k["profit"][:nm].sum()),
-            "profit_agg": float(k["profit"][nm:nm + na].sum()),
-            "profit_user": float(k["profit"][nm + na:].sum()),
+            "profit_agg": float(k["profit"][nm : nm + na].sum()),
+            "profit_user": float(k["profit"][nm + na :].sum()),
             "welfare": float(k["profit"].sum()),
             "commit_share": local / sold if sold > 0 else 1.0,
             "local_consumption_rate": local / (sold + float(k["export_surplus"].sum()) + 1e-12),

@@ -18,7 +18,8 @@ Environment card
 * **Rewards**: each agent's profit in the period, yuan (money received - money paid - fuel).
 * **Episode end**: truncation after ``horizon`` periods (24 by default); never termination.
 * **infos[agent]**: ``profit``, ``revenue``, ``cost`` (yuan), ``traded_kwh``, ``grid_kwh``,
-  ``commit_ratio`` (this agent's traded energy that committed), ``clearing_price``,
+  ``commit_ratio`` (this agent's traded energy that committed), ``clearing_price`` and
+  ``cleared`` (whether anything traded; the price is 0.0 when not),
   ``latency_ms`` (simulated consensus latency), ``online_share`` (validators online),
   ``rejected`` (the period's rejected transactions by reason, whole market) and the chain
   protocol's own figures as ``chain_<name>``.
@@ -60,19 +61,21 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         self.render_mode = render_mode
         self.core = MarketCore(config)
         self.all_agents: list[str] = self.core.names
-        self.possible_agents = [a for a in self.all_agents if self.role_of(a) in
-                                config.learning_roles]
+        self.possible_agents = [
+            a for a in self.all_agents if self.role_of(a) in config.learning_roles
+        ]
         self.agents: list[str] = []
         self._obs_spaces = {a: self._space_for(self.role_of(a)) for a in self.all_agents}
         self._act_spaces = {
-            a: gymnasium.spaces.Box(-1.0, 1.0, (self.core.action_shapes[self.role_of(a)][1],),
-                                    np.float32)
+            a: gymnasium.spaces.Box(
+                -1.0, 1.0, (self.core.action_shapes[self.role_of(a)][1],), np.float32
+            )
             for a in self.all_agents
         }
-        lows, highs = zip(*(observe.bounds(self.role_of(a)) for a in self.all_agents),
-                          strict=True)
-        self.state_space = gymnasium.spaces.Box(np.concatenate(lows), np.concatenate(highs),
-                                                dtype=np.float32)
+        lows, highs = zip(*(observe.bounds(self.role_of(a)) for a in self.all_agents), strict=True)
+        self.state_space = gymnasium.spaces.Box(
+            np.concatenate(lows), np.concatenate(highs), dtype=np.float32
+        )
         import baselines  # baselines depend on mgenv: import at first use
 
         self._opponents = baselines.make(config.opponent_policy)
@@ -120,9 +123,14 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         episode_seed = int(self._seed_rng.integers(2**63))
         root = np.random.default_rng(episode_seed)
         weather, load, network, adversary, keys, policy = root.spawn(6)
-        chain = Chain(self.config.chain, n_participants=self.config.n_participants,
-                      network_rng=network, adversary_rng=adversary,
-                      key_seed=int(keys.integers(2**63)), period_h=self.config.dt_h)
+        chain = Chain(
+            self.config.chain,
+            n_participants=self.config.n_participants,
+            network_rng=network,
+            adversary_rng=adversary,
+            key_seed=int(keys.integers(2**63)),
+            period_h=self.config.dt_h,
+        )
         self.core.reset(weather, load, chain)
         self.policy_rng = policy
         self.agents = list(self.possible_agents)
@@ -179,15 +187,21 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             for a in self.agents:
                 shape = np.shape(actions[a])
                 if shape != self._act_spaces[a].shape:
-                    raise ValueError(f"action of {a} has shape {shape}; expected "
-                                     f"{self._act_spaces[a].shape}") from None
+                    raise ValueError(
+                        f"action of {a} has shape {shape}; expected {self._act_spaces[a].shape}"
+                    ) from None
             raise
         for role in self.config.learning_roles:
             if not np.isfinite(mats[role]).all():
-                bad = [a for a in self.agents if rows[a][0] == role
-                       and not np.isfinite(mats[role][rows[a][1]]).all()]
-                raise ValueError(f"action of {bad[0]} has non-finite values: "
-                                 f"{np.asarray(actions[bad[0]]).tolist()}")
+                bad = [
+                    a
+                    for a in self.agents
+                    if rows[a][0] == role and not np.isfinite(mats[role][rows[a][1]]).all()
+                ]
+                raise ValueError(
+                    f"action of {bad[0]} has non-finite values: "
+                    f"{np.asarray(actions[bad[0]]).tolist()}"
+                )
         return mats
 
     def _opponent_actions(self, mats: dict[str, np.ndarray]) -> None:

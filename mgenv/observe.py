@@ -71,8 +71,10 @@ def bounds(role: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 BOUNDS = {
-    role: (np.array([f[1] for f in spec], dtype=np.float32),
-           np.array([f[2] for f in spec], dtype=np.float32))
+    role: (
+        np.array([f[1] for f in spec], dtype=np.float32),
+        np.array([f[2] for f in spec], dtype=np.float32),
+    )
     for role, spec in FEATURES.items()
 }
 

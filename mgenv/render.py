@@ -12,15 +12,19 @@ HEIGHT, WIDTH = 200, 400
 def ansi_table(history: list[Any], core: Any) -> str:
     """One line per period so far: hour, price, traded and committed kWh, latency, profits."""
     names = core.names
-    head = f"{'t':>3} {'hour':>5} {'price':>6} {'traded':>8} {'ok_kwh':>7} {'lat_ms':>7} | " + \
-        " ".join(f"{n:>8}" for n in names)
+    head = (
+        f"{'t':>3} {'hour':>5} {'price':>6} {'traded':>8} {'ok_kwh':>7} {'lat_ms':>7} | "
+        + " ".join(f"{n:>8}" for n in names)
+    )
     lines = [head, "-" * len(head)]
     for r in history:
         traded = float(r.trades.kwh.sum())
         ok = float(r.trades.kwh[r.committed].sum())
         profits = " ".join(f"{p:>8.2f}" for p in r.profit)
-        lines.append(f"{r.period:>3} {r.hour:>5.1f} {r.price:>6.3f} {traded:>8.2f} "
-                     f"{ok:>7.2f} {r.chain.latency_ms:>7.1f} | {profits}")
+        lines.append(
+            f"{r.period:>3} {r.hour:>5.1f} {r.price:>6.3f} {traded:>8.2f} "
+            f"{ok:>7.2f} {r.chain.latency_ms:>7.1f} | {profits}"
+        )
     return "\n".join(lines)
 
 
@@ -38,7 +42,7 @@ def rgb_image(history: list[Any], core: Any) -> np.ndarray:
     for r in history:
         h = int((HEIGHT - 10) * min(r.price / cap, 1.0))
         x0 = r.period * bar_w
-        img[HEIGHT - h:, x0:x0 + max(bar_w - 1, 1)] = (60, 90, 200)
+        img[HEIGHT - h :, x0 : x0 + max(bar_w - 1, 1)] = (60, 90, 200)
     if history:
         total = np.sum([r.profit for r in history], axis=0)
         scale = float(np.abs(total).max()) or 1.0
@@ -48,7 +52,7 @@ def rgb_image(history: list[Any], core: Any) -> np.ndarray:
             x0 = half + i * w
             color = (40, 160, 60) if v >= 0 else (200, 50, 50)
             rows = slice(mid - h, mid) if v >= 0 else slice(mid, mid + h)
-            img[rows, x0:x0 + max(w - 1, 1)] = color
+            img[rows, x0 : x0 + max(w - 1, 1)] = color
         img[mid, half:] = 0
     img[:, half] = 0
     return img

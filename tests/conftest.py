@@ -15,8 +15,10 @@ def rollout(env, seed, policy=None, steps=None):
     records = []
     while env.agents and (steps is None or len(records) < steps):
         if policy is None:
-            actions = {a: rng.uniform(-1, 1, env.action_space(a).shape).astype(np.float32)
-                       for a in env.agents}
+            actions = {
+                a: rng.uniform(-1, 1, env.action_space(a).shape).astype(np.float32)
+                for a in env.agents
+            }
         else:
             actions = policy(obs, env)
         obs, rewards, terms, truncs, infos = env.step(actions)

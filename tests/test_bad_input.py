@@ -14,18 +14,21 @@ def test_unknown_scenario_lists_scenarios():
         mgenv.parallel_env("nope")
 
 
-@pytest.mark.parametrize(("key", "value", "pattern"), [
-    ("horizon", 0, r"EnvConfig.horizon=0 is outside \[1, 100000\]"),
-    ("message_loss", 1.5, r"message_loss"),
-    ("price_cap", 0.1, r"MarketParams.price_cap=0.1 is outside"),
-    ("soc_min", (0.9,), r"soc_min.*soc_max"),
-    ("eta_charge", (1.2,), r"FleetParams.eta_charge\[0\]=1.2 is outside \(0, 1\]"),
-    ("pv_kw", (-1.0,), r"FleetParams.pv_kw\[0\]=-1.0 is outside"),
-    ("feed_in_price", (2.0,), r"feed_in_price must be below buy_price"),
-    ("learning_roles", ("boss",), r"learning_roles='boss' is not one of"),
-    ("n_segments", 0, r"MarketParams.n_segments=0 is outside \[1, 10\]"),
-    ("dt_h", float("nan"), r"EnvConfig.dt_h=nan is outside"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "pattern"),
+    [
+        ("horizon", 0, r"EnvConfig.horizon=0 is outside \[1, 100000\]"),
+        ("message_loss", 1.5, r"message_loss"),
+        ("price_cap", 0.1, r"MarketParams.price_cap=0.1 is outside"),
+        ("soc_min", (0.9,), r"soc_min.*soc_max"),
+        ("eta_charge", (1.2,), r"FleetParams.eta_charge\[0\]=1.2 is outside \(0, 1\]"),
+        ("pv_kw", (-1.0,), r"FleetParams.pv_kw\[0\]=-1.0 is outside"),
+        ("feed_in_price", (2.0,), r"feed_in_price must be below buy_price"),
+        ("learning_roles", ("boss",), r"learning_roles='boss' is not one of"),
+        ("n_segments", 0, r"MarketParams.n_segments=0 is outside \[1, 10\]"),
+        ("dt_h", float("nan"), r"EnvConfig.dt_h=nan is outside"),
+    ],
+)
 def test_bad_override_names_field_value_and_range(key, value, pattern):
     with pytest.raises(ValueError, match=pattern):
         mgenv.parallel_env("default", **{key: value})

@@ -20,8 +20,10 @@ def _mg_offers(name, env):
         obs, *_ = env.step(baselines.make("truthful")(obs, env))
     acts = baselines.make(name)(obs, env)
     s = env.config.market.n_segments
-    return {a: (to_price(x[:s], env.config.market), to_unit(x[s:2 * s]), to_unit(x[2 * s]))
-            for a, x in acts.items()}
+    return {
+        a: (to_price(x[:s], env.config.market), to_unit(x[s : 2 * s]), to_unit(x[2 * s]))
+        for a, x in acts.items()
+    }
 
 
 def test_truthful_offers_marginal_cost():
@@ -32,9 +34,11 @@ def test_truthful_offers_marginal_cost():
     for i, (prices, shares, frac) in enumerate(offers.values()):
         assert frac == pytest.approx(1.0)
         head = info.gen_headroom[i]
-        expected = [env.config.market.price_floor,
-                     f.gen_cost_b[i] + f.gen_cost_a[i] * head,
-                     f.gen_cost_b[i] + 2 * f.gen_cost_a[i] * head]
+        expected = [
+            env.config.market.price_floor,
+            f.gen_cost_b[i] + f.gen_cost_a[i] * head,
+            f.gen_cost_b[i] + 2 * f.gen_cost_a[i] * head,
+        ]
         np.testing.assert_allclose(prices, expected, rtol=1e-5)
         total = info.surplus[i] + head
         w = shares / shares.sum()

@@ -44,8 +44,9 @@ def test_merit_order_fixture():
     #   0   | 0.50  | 10          0  | 1.00  | 15
     #   1   | 0.60  | 10
     #   2   | 0.70  | 10     -> price 0.60 (last accepted), offer 1 gets 5 kWh
-    c = clear_uniform_price(np.array([0.5, 0.6, 0.7]), np.array([10.0, 10.0, 10.0]),
-                            np.array([1.0]), np.array([15.0]))
+    c = clear_uniform_price(
+        np.array([0.5, 0.6, 0.7]), np.array([10.0, 10.0, 10.0]), np.array([1.0]), np.array([15.0])
+    )
     assert c.cleared and c.price == pytest.approx(0.6)
     np.testing.assert_allclose(c.awarded_kwh, [10.0, 5.0, 0.0])
     np.testing.assert_allclose(c.served_kwh, [15.0])
@@ -53,8 +54,9 @@ def test_merit_order_fixture():
 
 def test_ties_share_pro_rata():
     # two offers at 0.6 (10 and 30 kWh) share the 20 kWh left after the 0.5 offer: 5 and 15
-    c = clear_uniform_price(np.array([0.6, 0.5, 0.6]), np.array([10.0, 10.0, 30.0]),
-                            np.array([0.9]), np.array([30.0]))
+    c = clear_uniform_price(
+        np.array([0.6, 0.5, 0.6]), np.array([10.0, 10.0, 30.0]), np.array([0.9]), np.array([30.0])
+    )
     assert c.price == pytest.approx(0.6)
     np.testing.assert_allclose(c.awarded_kwh, [5.0, 10.0, 15.0])
 
@@ -67,8 +69,9 @@ def test_bid_limit_below_offers_means_no_trade():
 
 def test_demand_with_low_limit_is_not_served():
     # bid 1 (limit 0.55) drops out once the price reaches 0.6; bid 0 takes 10 + 10 kWh
-    c = clear_uniform_price(np.array([0.5, 0.6]), np.array([10.0, 20.0]),
-                            np.array([0.9, 0.55]), np.array([20.0, 20.0]))
+    c = clear_uniform_price(
+        np.array([0.5, 0.6]), np.array([10.0, 20.0]), np.array([0.9, 0.55]), np.array([20.0, 20.0])
+    )
     assert c.price == pytest.approx(0.6)
     np.testing.assert_allclose(c.served_kwh, [20.0, 0.0])
     np.testing.assert_allclose(c.awarded_kwh, [10.0, 10.0])
@@ -76,10 +79,20 @@ def test_demand_with_low_limit_is_not_served():
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(st.tuples(st.sampled_from([0.4, 0.5, 0.6, 0.7, 0.8]),
-                       st.integers(0, 5000).map(lambda x: x / 100)), min_size=1, max_size=8),
-    st.lists(st.tuples(st.sampled_from([0.45, 0.6, 0.75, 0.9]),
-                       st.integers(0, 8000).map(lambda x: x / 100)), min_size=1, max_size=5),
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.4, 0.5, 0.6, 0.7, 0.8]), st.integers(0, 5000).map(lambda x: x / 100)
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.45, 0.6, 0.75, 0.9]), st.integers(0, 8000).map(lambda x: x / 100)
+        ),
+        min_size=1,
+        max_size=5,
+    ),
 )
 def test_matches_scalar_reference(offers, bids):
     op, oq = (np.array(x, dtype=float) for x in zip(*offers, strict=True))
@@ -98,8 +111,10 @@ def test_matches_scalar_reference(offers, bids):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=6),
-       st.lists(st.floats(0.01, 1, allow_nan=False), min_size=1, max_size=6))
+@given(
+    st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=6),
+    st.lists(st.floats(0.01, 1, allow_nan=False), min_size=1, max_size=6),
+)
 def test_bilateral_matching_conserves_volumes(sellers, weights):
     s = np.array(sellers)
     w = np.array(weights)

@@ -70,8 +70,16 @@ def test_truncation_at_horizon_and_no_termination():
 def test_spaces_names_and_state():
     env = mgenv.parallel_env("default", learning_roles=("mg", "agg", "user"))
     env.reset(seed=0)
-    assert env.possible_agents == ["mg_0", "mg_1", "mg_2", "mg_3", "agg_0", "agg_1",
-                                   "user_0", "user_1"]
+    assert env.possible_agents == [
+        "mg_0",
+        "mg_1",
+        "mg_2",
+        "mg_3",
+        "agg_0",
+        "agg_1",
+        "user_0",
+        "user_1",
+    ]
     for a in env.possible_agents:
         ob, ac = env.observation_space(a), env.action_space(a)
         assert isinstance(ob, gymnasium.spaces.Box) and ob.dtype == np.float32

@@ -21,10 +21,14 @@ def check_period(env, r):
     np.testing.assert_allclose(sources, sinks, rtol=1e-9, atol=1e-9)
     # users: imports + market purchases = load + exports
     u = slice(nm + na, None)
-    np.testing.assert_allclose(st.grid_import[u] + st.bought_committed[u],
-                               user_load + st.grid_export[u], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        st.grid_import[u] + st.bought_committed[u],
+        user_load + st.grid_export[u],
+        rtol=1e-9,
+        atol=1e-9,
+    )
     # aggregators hold no energy
-    assert np.all(st.grid_import[nm:nm + na] == 0) and np.all(st.grid_export[nm:nm + na] == 0)
+    assert np.all(st.grid_import[nm : nm + na] == 0) and np.all(st.grid_export[nm : nm + na] == 0)
     # money: participants + grid + fuel supplier net to zero
     total = r.profit.sum() + r.fuel_cost.sum() + st.grid_cash
     assert abs(total) <= 1e-9 * max(1.0, float(np.abs(st.revenue).sum()))

@@ -17,10 +17,12 @@ from mgenv.physics.units import FleetArrays, rule_dispatch, step_battery
 def scalar_dispatch(renew, load, soc, grid_price, f, i, dt):
     """Slow per-microgrid reference of the rule-based dispatch (one microgrid ``i``)."""
     net = renew - load
-    max_ch = min(f.battery_kw[i] * dt,
-                 max(f.soc_max[i] - soc, 0.0) * f.battery_kwh[i] / f.eta_charge[i])
-    max_dis = min(f.battery_kw[i] * dt,
-                  max(soc - f.soc_min[i], 0.0) * f.battery_kwh[i] * f.eta_discharge[i])
+    max_ch = min(
+        f.battery_kw[i] * dt, max(f.soc_max[i] - soc, 0.0) * f.battery_kwh[i] / f.eta_charge[i]
+    )
+    max_dis = min(
+        f.battery_kw[i] * dt, max(soc - f.soc_min[i], 0.0) * f.battery_kwh[i] * f.eta_discharge[i]
+    )
     charge = min(max(net, 0.0), max_ch)
     dis = min(max(-net, 0.0), max_dis)
     after = net - charge + dis
@@ -43,8 +45,9 @@ def scalar_dispatch(renew, load, soc, grid_price, f, i, dt):
 
 @settings(max_examples=150, deadline=None)
 @given(
-    st.lists(st.tuples(st.floats(0, 300), st.floats(0, 300), st.floats(0.2, 0.8)),
-             min_size=1, max_size=6),
+    st.lists(
+        st.tuples(st.floats(0, 300), st.floats(0, 300), st.floats(0.2, 0.8)), min_size=1, max_size=6
+    ),
     st.floats(0.3, 1.5),
 )
 def test_dispatch_matches_scalar_reference(rows, price):
@@ -55,8 +58,15 @@ def test_dispatch_matches_scalar_reference(rows, price):
     soc_next = step_battery(soc, d.charge, d.discharge, f)
     for i in range(len(rows)):
         ref = scalar_dispatch(renew[i], load[i], soc[i], price, f, i, 1.0)
-        got = (d.charge[i], d.discharge[i], d.self_gen[i], d.surplus[i], d.gen_headroom[i],
-               d.deficit[i], soc_next[i])
+        got = (
+            d.charge[i],
+            d.discharge[i],
+            d.self_gen[i],
+            d.surplus[i],
+            d.gen_headroom[i],
+            d.deficit[i],
+            soc_next[i],
+        )
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-9)
         assert f.soc_min[i] - 1e-12 <= soc_next[i] <= f.soc_max[i] + 1e-12
         assert not (d.charge[i] > 0 and d.discharge[i] > 0)  # mutually exclusive
@@ -71,8 +81,11 @@ def test_battery_without_capacity_keeps_soc():
 
 
 def test_linear_cost_generator_runs_full_or_not():
-    f = fleet_arrays(mgenv.make_config("default", n_microgrids=2, gen_cost_a=(0.0,),
-                                       gen_cost_b=(0.5, 2.0), battery_kwh=(0.0,)))
+    f = fleet_arrays(
+        mgenv.make_config(
+            "default", n_microgrids=2, gen_cost_a=(0.0,), gen_cost_b=(0.5, 2.0), battery_kwh=(0.0,)
+        )
+    )
     d = rule_dispatch(np.zeros(2), np.array([500.0, 500.0]), np.full(2, 0.5), 1.0, f, 1.0)
     np.testing.assert_allclose(d.self_gen, [f.gen_kw[0], 0.0])
 

@@ -23,8 +23,9 @@ def test_sb3_checker():
 
 
 def test_gymnasium_make_and_vector():
-    env = gymnasium.make("mgenv/SingleBidder-v0", scenario="default", agent="mg_1",
-                         message_loss=0.0)
+    env = gymnasium.make(
+        "mgenv/SingleBidder-v0", scenario="default", agent="mg_1", message_loss=0.0
+    )
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     steps = 0

@@ -67,35 +67,30 @@ def clear_uniform_price(
         The :class:`Clearing`.
     """
     n_off, n_bid = offer_price.shape[0], bid_limit.shape[0]
-    empty = Clearing(0.0, 0.0, np.zeros(n_off), np.zeros(n_bid), False)
     if n_off == 0 or n_bid == 0:
-        return empty
+        return Clearing(0.0, 0.0, np.zeros(n_off), np.zeros(n_bid), False)
     order = np.argsort(offer_price, kind="stable")
-    p_sorted = offer_price[order]
-    # Group equal prices: group index increases at every strict price rise.
-    group = np.concatenate(([0], np.cumsum(p_sorted[1:] > p_sorted[:-1])))
-    g_price = p_sorted[np.concatenate(([True], p_sorted[1:] > p_sorted[:-1]))]
-    g_vol = np.bincount(group, weights=offer_kwh[order])
-    cheaper = np.concatenate(([0.0], np.cumsum(g_vol)[:-1]))  # exclusive prefix sum, exact
-    lim_order = np.argsort(bid_limit, kind="stable")
-    lim_sorted = bid_limit[lim_order]
-    vol_at_or_below = np.concatenate(([0.0], np.cumsum(bid_kwh[lim_order])))
-    demand_at = vol_at_or_below[-1] - vol_at_or_below[np.searchsorted(lim_sorted, g_price)]
-    g_acc = np.clip(demand_at - cheaper, 0.0, g_vol)
+    p = offer_price[order]  # (n_off,) ascending
+    cum = np.concatenate(([0.0], np.cumsum(offer_kwh[order])))  # exclusive prefix sums
+    # Every offer carries its price group's figures: volume of cheaper groups, group volume.
+    first, end = np.searchsorted(p, p, "left"), np.searchsorted(p, p, "right")
+    cheaper = cum[first]
+    g_vol = cum[end] - cheaper
+    # Demand willing to pay at least each offer's price: an (n_off, n_bid) mask times volumes
+    # (cheaper than sorting for the market sizes here; linear in offers x bids).
+    demand = (bid_limit[None, :] >= p[:, None]) @ bid_kwh
+    acc = np.minimum(np.maximum(demand - cheaper, 0.0), g_vol)  # accepted volume of the group
     # Rounding in the prefix sums must not let a sliver of a dearer group set the price.
-    g_acc[g_acc <= 1e-12 * max(float(vol_at_or_below[-1]), 1.0)] = 0.0
-    accepted = np.flatnonzero(g_acc > 0)
+    acc[acc <= 1e-12 * max(float(bid_kwh.sum()), 1.0)] = 0.0
+    accepted = np.flatnonzero(acc)
     if accepted.size == 0:
-        return empty
-    last = accepted[-1]
-    price = float(g_price[last])
-    share = np.divide(g_acc, g_vol, out=np.zeros_like(g_acc), where=g_vol > 0)
+        return Clearing(0.0, 0.0, np.zeros(n_off), np.zeros(n_bid), False)
+    last = int(accepted[-1])
+    price = float(p[last])
     awarded = np.empty(n_off)
-    awarded[order] = offer_kwh[order] * share[group]
-    total = float(g_acc.sum())
-    eligible = bid_limit >= price
-    d_price = float(bid_kwh[eligible].sum())
-    served = np.where(eligible, bid_kwh * (total / d_price), 0.0)
+    awarded[order] = offer_kwh[order] * np.divide(acc, g_vol, out=np.zeros(n_off), where=acc > 0)
+    total = float(cheaper[last] + acc[last])
+    served = np.where(bid_limit >= price, bid_kwh * (total / float(demand[last])), 0.0)
     return Clearing(price, total, awarded, served, True)
 
 
@@ -121,10 +116,11 @@ def match_bilateral(
     if total <= 0.0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0)
-    points = np.unique(np.concatenate(([0.0], np.minimum(cs, total), np.minimum(cb, total))))
-    mids = 0.5 * (points[:-1] + points[1:])
+    points = np.concatenate(([0.0], np.minimum(cs, total), np.minimum(cb, total)))
+    points.sort()
     kwh = np.diff(points)
-    keep = kwh > 1e-12 * total
-    s = np.minimum(np.searchsorted(cs, mids[keep], side="right"), cs.size - 1)
-    b = np.minimum(np.searchsorted(cb, mids[keep], side="right"), cb.size - 1)
-    return s.astype(np.int64), b.astype(np.int64), kwh[keep]
+    keep = kwh > 1e-12 * total  # drops the zero-length pieces of shared breakpoints
+    mids = points[:-1][keep] + 0.5 * kwh[keep]  # every mid lies below total <= cs[-1], cb[-1]
+    s = np.searchsorted(cs, mids, side="right")
+    b = np.searchsorted(cb, mids, side="right")
+    return s, b, kwh[keep]

@@ -101,15 +101,9 @@ def settle(
     )
     # An aggregator's net margin; with delta < 1 it is negative and counts as a cost.
     margin = _by(trades.agg, (trades.delta - 1.0) * value, n)
-    revenue = (
-        _by(trades.seller, value, n)
-        + np.maximum(margin, 0.0)
-        + feed_in * export
-    )
+    revenue = _by(trades.seller, value, n) + np.maximum(margin, 0.0) + feed_in * export
     cost = (
-        _by(trades.buyer, trades.delta * value, n)
-        + np.maximum(-margin, 0.0)
-        + grid_buy * imports
+        _by(trades.buyer, trades.delta * value, n) + np.maximum(-margin, 0.0) + grid_buy * imports
     )
     return Settlement(
         cash=revenue - cost,

@@ -31,15 +31,29 @@ class UniformPrice:
         """Decode the orders, clear them and match the trades."""
         nm, s = inputs.n_mg, self.params.n_segments
         orders = decode_orders(
-            actions["mg"], actions["agg"], actions["user"], inputs.offerable_kwh,
-            inputs.deficit_kwh, inputs.user_need_kwh, inputs.buyer_agg, inputs.grid_buy,
+            actions["mg"],
+            actions["agg"],
+            actions["user"],
+            inputs.offerable_kwh,
+            inputs.deficit_kwh,
+            inputs.user_need_kwh,
+            inputs.buyer_agg,
+            inputs.grid_buy,
             self.params,
         )
-        c = clear_uniform_price(orders.offer_price, orders.offer_kwh, orders.bid_limit,
-                                orders.bid_kwh)
+        c = clear_uniform_price(
+            orders.offer_price, orders.offer_kwh, orders.bid_limit, orders.bid_kwh
+        )
         si, bi, kwh = match_bilateral(c.awarded_kwh.reshape(nm, s).sum(axis=1), c.served_kwh)
         agg = inputs.buyer_agg[bi]
-        trades = Trades(seller=si, buyer=inputs.buyer_global[bi], agg=nm + agg, kwh=kwh,
-                        price=np.full(kwh.shape, c.price), delta=orders.delta[agg])
-        return MarketOutcome(trades, c.price, c.cleared,
-                             orders.offer_kwh.reshape(nm, s).sum(axis=1), orders.delta)
+        trades = Trades(
+            seller=si,
+            buyer=inputs.buyer_global[bi],
+            agg=nm + agg,
+            kwh=kwh,
+            price=np.full(kwh.shape, c.price),
+            delta=orders.delta[agg],
+        )
+        return MarketOutcome(
+            trades, c.price, c.cleared, orders.offer_kwh.reshape(nm, s).sum(axis=1), orders.delta
+        )

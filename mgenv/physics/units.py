@@ -37,9 +37,7 @@ class Dispatch(NamedTuple):
     deficit: np.ndarray  # energy it must buy (market or grid)
 
 
-def battery_limits(
-    soc: np.ndarray, f: FleetArrays, dt_h: float
-) -> tuple[np.ndarray, np.ndarray]:
+def battery_limits(soc: np.ndarray, f: FleetArrays, dt_h: float) -> tuple[np.ndarray, np.ndarray]:
     """Largest charge and discharge energies this period at the bus, kWh.
 
     Seed 001 eqs. 3-6: power within ``battery_kw``, SOC within ``[soc_min, soc_max]`` of

@@ -32,15 +32,24 @@ class SingleBidderEnv(gymnasium.Env[np.ndarray, np.ndarray]):
 
     metadata = {"render_modes": ["ansi", "rgb_array"]}  # noqa: RUF012 (gymnasium API)
 
-    def __init__(self, scenario: str = "default", agent: str = "mg_0", others: Any = "truthful",
-                 render_mode: str | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        scenario: str = "default",
+        agent: str = "mg_0",
+        others: Any = "truthful",
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
         cfg = mgenv.make_config(scenario, **overrides)
         roles = tuple(r for r in ROLES if r != "user" or cfg.n_users > 0)
-        self.market = mgenv.parallel_env(scenario, render_mode=render_mode,
-                                         **{**overrides, "learning_roles": roles})
+        self.market = mgenv.parallel_env(
+            scenario, render_mode=render_mode, **{**overrides, "learning_roles": roles}
+        )
         if agent not in self.market.possible_agents:
-            raise ValueError(f"agent {agent!r} is not in scenario {scenario!r}; "
-                             f"agents are {self.market.possible_agents}")
+            raise ValueError(
+                f"agent {agent!r} is not in scenario {scenario!r}; "
+                f"agents are {self.market.possible_agents}"
+            )
         if isinstance(others, str):
             import baselines
 
@@ -52,8 +61,9 @@ class SingleBidderEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         self.action_space = self.market.action_space(agent)
         self._obs: dict[str, np.ndarray] = {}
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset the market; returns the learning agent's observation."""
         super().reset(seed=seed)
         self._obs, infos = self.market.reset(seed=seed, options=options)
@@ -66,8 +76,13 @@ class SingleBidderEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         actions[self.agent] = action
         obs, rewards, terms, truncs, infos = self.market.step(actions)
         self._obs = obs
-        return (obs[self.agent], rewards[self.agent], terms[self.agent], truncs[self.agent],
-                infos[self.agent])
+        return (
+            obs[self.agent],
+            rewards[self.agent],
+            terms[self.agent],
+            truncs[self.agent],
+            infos[self.agent],
+        )
 
     def render(self) -> Any:
         """Render the market env."""
