@@ -214,9 +214,68 @@ register(
 )
 
 
+# ---------------------------------------------------------------------------- bench
+BENCH_TARGETS = {"env": "train.bench:main", "chain": "train.bench_chain:main"}
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target",
+        nargs="?",
+        default="env",
+        choices=sorted(BENCH_TARGETS),
+        help="env: steps/s per scenario and protocol (default); chain: load test",
+    )
+    parser.add_argument(
+        "args",
+        nargs=argparse.REMAINDER,
+        help="options of the target (see mgenv bench TARGET --help)",
+    )
+
+
+def _bench_run(args: argparse.Namespace) -> int:
+    import importlib
+
+    module, _, func = BENCH_TARGETS[args.target].partition(":")
+    getattr(importlib.import_module(module), func)(list(args.args))
+    return 0
+
+
+# ------------------------------------------------------------------------ reproduce
+def _reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="scenario whose paper experiments to reproduce")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default runs/reproduce/NAME)"
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer seeds and points")
+
+
+def _reproduce_run(args: argparse.Namespace) -> int:
+    from train import reproduce
+
+    run = reproduce.get(args.name)
+    out = args.out or Path("runs/reproduce") / args.name
+    out.mkdir(parents=True, exist_ok=True)
+    print(run(out, args.quick))
+    return 0
+
+
+register(
+    "bench", "print speed benchmarks (env steps/s, chain load test)", _bench_arguments, _bench_run
+)
+register(
+    "reproduce",
+    "reproduce a paper's experiments (CSV, plots, printed tables)",
+    _reproduce_arguments,
+    _reproduce_run,
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser with one subparser per registered subcommand."""
-    parser = argparse.ArgumentParser(prog="mgenv", description="mgenv: train, evaluate, demo")
+    parser = argparse.ArgumentParser(
+        prog="mgenv", description="mgenv: train, evaluate, demo, bench, reproduce"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, command in SUBCOMMANDS.items():
         command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))

@@ -1,0 +1,145 @@
+"""Environment speed: env steps/s and agent-steps/s with random actions, against MPE.
+
+Random actions are sampled before the timed loop (one per period and agent, reused across
+episodes), so only ``reset`` and ``step`` are timed. Each figure is the median of ``repeats``
+runs, with the spread (min-max) beside it. PettingZoo MPE ``simple_spread_v3`` (3 agents,
+from the ``mpe2`` package) is measured in the same run for a ratio.
+
+Usage::
+
+    mgenv bench                                    # default scenario, pbft and ideal
+    mgenv bench --scenarios all --steps 5000 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import mgenv
+
+
+def _timed_steps(env: Any, actions: list[dict[str, np.ndarray]], steps: int) -> float:
+    """Seconds for ``steps`` env steps (resets included) with the precomputed actions."""
+    env.reset(seed=0)
+    k, episode = 0, 0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        if not env.agents:
+            episode += 1
+            env.reset(seed=episode)
+            k = 0
+        env.step(actions[k % len(actions)])
+        k += 1
+    return time.perf_counter() - t0
+
+
+def measure(make: Callable[[], Any], steps: int, repeats: int) -> dict[str, float]:
+    """Median and spread of env steps/s for the env built by ``make``."""
+    env = make()
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    actions = [
+        {
+            a: env.action_space(a).sample()
+            if not hasattr(env.action_space(a), "low")
+            else rng.uniform(env.action_space(a).low, env.action_space(a).high).astype(np.float32)
+            for a in env.possible_agents
+        }
+        for _ in range(64)
+    ]
+    _timed_steps(env, actions, min(steps, 500))  # warm-up
+    rates = [steps / _timed_steps(env, actions, steps) for _ in range(repeats)]
+    n_agents = len(env.possible_agents)
+    med = statistics.median(rates)
+    return {
+        "steps_per_s": med,
+        "min": min(rates),
+        "max": max(rates),
+        "agents": n_agents,
+        "agent_steps_per_s": med * n_agents,
+    }
+
+
+def stage_profile(scenario: str, steps: int, **overrides: Any) -> dict[str, float]:
+    """Microseconds per step spent in each stage (physics, market, chain, ...)."""
+    env = mgenv.parallel_env(scenario, **overrides)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    actions = [
+        {
+            a: rng.uniform(-1, 1, env.action_space(a).shape).astype(np.float32)
+            for a in env.possible_agents
+        }
+        for _ in range(64)
+    ]
+    for k in env.core.stage_time:
+        env.core.stage_time[k] = 0.0
+    total = _timed_steps(env, actions, steps)
+    out = {k: v / steps * 1e6 for k, v in env.core.stage_time.items()}
+    out["total"] = total / steps * 1e6
+    return out
+
+
+def mpe_factory() -> Callable[[], Any] | None:
+    """``simple_spread_v3`` (continuous actions off, as its default) if ``mpe2`` is installed."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    try:
+        from mpe2 import simple_spread_v3
+    except ImportError:
+        return None
+    return lambda: simple_spread_v3.parallel_env()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the table of env steps/s per scenario and protocol, and the stage profile."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--scenarios", default="default", help="comma-separated scenario names or 'all'"
+    )
+    ap.add_argument("--protocols", default="pbft,ideal")
+    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args(argv)
+    names = mgenv.scenarios.names() if args.scenarios == "all" else args.scenarios.split(",")
+    rows = []
+    mpe = mpe_factory()
+    mpe_rate = measure(mpe, args.steps, args.repeats) if mpe else None
+    for scen in names:
+        for proto in args.protocols.split(","):
+            r = measure(
+                lambda s=scen, p=proto: mgenv.parallel_env(s, protocol=p), args.steps, args.repeats
+            )
+            rows.append((scen, proto, r))
+    print(
+        f"| env | protocol | agents | env steps/s (median) | spread | agent-steps/s |"
+        f"{' x MPE |' if mpe_rate else ''}"
+    )
+    print(f"|---|---|---|---|---|---|{'---|' if mpe_rate else ''}")
+    for scen, proto, r in rows:
+        ratio = f" {r['steps_per_s'] / mpe_rate['steps_per_s']:.2f} |" if mpe_rate else ""
+        print(
+            f"| {scen} | {proto} | {r['agents']} | {r['steps_per_s']:,.0f} | "
+            f"{r['min']:,.0f}-{r['max']:,.0f} | {r['agent_steps_per_s']:,.0f} |{ratio}"
+        )
+    if mpe_rate:
+        print(
+            f"| MPE simple_spread_v3 | - | {mpe_rate['agents']} | "
+            f"{mpe_rate['steps_per_s']:,.0f} | {mpe_rate['min']:,.0f}-{mpe_rate['max']:,.0f}"
+            f" | {mpe_rate['agent_steps_per_s']:,.0f} | 1.00 |"
+        )
+    prof = stage_profile(names[0], args.steps, protocol=args.protocols.split(",")[0])
+    print(
+        f"\nmicroseconds per step, {names[0]} / {args.protocols.split(',')[0]}: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in prof.items())
+    )
+
+
+if __name__ == "__main__":
+    main()
