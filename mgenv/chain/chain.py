@@ -160,7 +160,13 @@ class Chain:
             sellers, buyers, quantities, prices = _as_received(
                 payloads, serial, period, self.n_participants
             )
-        signed = self._signer.verify_pairs(sellers, buyers, payloads, seller_sigs, buyer_sigs)
+        if self.tamper_hook is None and self._signer.kind == "modelled":
+            # Nothing altered the payloads or tags since they were computed a moment ago, and
+            # recomputing an HMAC gives the same tag: every one verifies by construction. The
+            # check runs whenever an adversary hook is set, and always for Ed25519.
+            signed = [True] * n_tx
+        else:
+            signed = self._signer.verify_pairs(sellers, buyers, payloads, seller_sigs, buyer_sigs)
         records = [p + s + b for p, s, b in zip(payloads, seller_sigs, buyer_sigs, strict=True)]
         if all(signed) and _all_valid(sellers, buyers, quantities, prices):
             reason = np.zeros(n_tx, dtype=np.int8)  # (T,)
