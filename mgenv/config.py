@@ -31,8 +31,8 @@ DISPATCH_MODES = ("rule",)
 # Time-of-use tariff of the distribution grid, yuan/kWh by hour of day 0..23: valley 0-7,
 # peak 10-15 and 18-21, flat otherwise. Levels follow seed 001's valley/peak split and keep the
 # papers' price strategy intervals (0.5-1.1 yuan/kWh) inside [feed-in, grid price].
-DEFAULT_TOU = (0.45,) * 7 + (0.85,) * 3 + (1.10,) * 5 + (0.85,) * 3 + (1.10,) * 3 + (0.85,) * 2 + (
-    0.45,
+DEFAULT_TOU = (
+    (0.45,) * 7 + (0.85,) * 3 + (1.10,) * 5 + (0.85,) * 3 + (1.10,) * 3 + (0.85,) * 2 + (0.45,)
 )
 
 
@@ -106,8 +106,9 @@ class MarketParams:
         check_choice("MarketParams", "mechanism", self.mechanism, MECHANISMS)
         check_int("MarketParams", "n_segments", self.n_segments, 1, 10)
         check_range("MarketParams", "price_floor", self.price_floor, 0.0, 100.0)
-        check_range("MarketParams", "price_cap", self.price_cap, self.price_floor, 100.0,
-                    low_open=True)
+        check_range(
+            "MarketParams", "price_cap", self.price_cap, self.price_floor, 100.0, low_open=True
+        )
         check_range("MarketParams", "delta_min", self.delta_min, 0.0, 10.0, low_open=True)
         check_range("MarketParams", "delta_max", self.delta_max, self.delta_min, 10.0)
 
@@ -147,8 +148,16 @@ class FleetParams:
     soc_init: tuple[float, ...] = (0.5,)
 
     def __post_init__(self) -> None:
-        for name in ("pv_kw", "wind_kw", "load_kw", "gen_kw", "gen_cost_a", "gen_cost_b",
-                     "battery_kwh", "battery_kw"):
+        for name in (
+            "pv_kw",
+            "wind_kw",
+            "load_kw",
+            "gen_kw",
+            "gen_cost_a",
+            "gen_cost_b",
+            "battery_kwh",
+            "battery_kw",
+        ):
             check_all_range("FleetParams", name, getattr(self, name), 0.0, 1e7)
         for name in ("eta_charge", "eta_discharge"):
             check_all_range("FleetParams", name, getattr(self, name), 0.0, 1.0, low_open=True)
@@ -210,10 +219,10 @@ class ProfileParams:
 
     def __post_init__(self) -> None:
         check_range("ProfileParams", "sunrise_h", self.sunrise_h, 0.0, 24.0)
-        check_range("ProfileParams", "sunset_h", self.sunset_h, self.sunrise_h, 24.0,
-                    low_open=True)
-        check_range("ProfileParams", "cloudiness_max", self.cloudiness_max, 0.0, 1.0,
-                    high_open=True)
+        check_range("ProfileParams", "sunset_h", self.sunset_h, self.sunrise_h, 24.0, low_open=True)
+        check_range(
+            "ProfileParams", "cloudiness_max", self.cloudiness_max, 0.0, 1.0, high_open=True
+        )
         check_range("ProfileParams", "wind_mean_ms", self.wind_mean_ms, 0.0, 40.0)
         check_range("ProfileParams", "forecast_error", self.forecast_error, 0.0, 1.0)
         check_range("ProfileParams", "load_noise", self.load_noise, 0.0, 1.0)
@@ -276,8 +285,9 @@ class EnvConfig:
         check_int("EnvConfig", "n_users", self.n_users, 0, 4096)
         check_choice("EnvConfig", "dispatch", self.dispatch, DISPATCH_MODES)
         if not self.learning_roles:
-            raise ValueError("EnvConfig.learning_roles is empty; give at least one of "
-                             f"{list(ROLES)}")
+            raise ValueError(
+                f"EnvConfig.learning_roles is empty; give at least one of {list(ROLES)}"
+            )
         for role in self.learning_roles:
             check_choice("EnvConfig", "learning_roles", role, ROLES)
         if "user" in self.learning_roles and self.n_users == 0:

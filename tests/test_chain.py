@@ -365,15 +365,26 @@ def test_per_transaction_protocol_hook():
         def decide_transactions(self, period, sellers, buyers, valid, payloads):
             self.seen = (period, list(sellers), valid.copy(), len(payloads))
             mask = np.arange(len(sellers)) % 2 == 1
-            return TxOutcome(mask, np.full(len(sellers), NO_QUORUM, np.int8), 12.0, 0.5, 0,
-                             {"x": 1.0})
+            return TxOutcome(
+                mask, np.full(len(sellers), NO_QUORUM, np.int8), 12.0, 0.5, 0, {"x": 1.0}
+            )
 
-    chain = Chain(ChainParams(protocol="ideal"), 8, np.random.default_rng(0),
-                  np.random.default_rng(1), key_seed=3)
+    chain = Chain(
+        ChainParams(protocol="ideal"),
+        8,
+        np.random.default_rng(0),
+        np.random.default_rng(1),
+        key_seed=3,
+    )
     proto = OddOnly()
     chain._protocol = proto
-    res = chain.process(2, np.array([0, 1, 2, 3]), np.array([4, 5, 6, 7]),
-                        np.array([1.0, 2.0, 3.0, 4.0]), np.full(4, 0.6))
+    res = chain.process(
+        2,
+        np.array([0, 1, 2, 3]),
+        np.array([4, 5, 6, 7]),
+        np.array([1.0, 2.0, 3.0, 4.0]),
+        np.full(4, 0.6),
+    )
     assert res.committed.tolist() == [False, True, False, True]
     assert res.reason.tolist() == [NO_QUORUM, 0, NO_QUORUM, 0]
     assert res.latency_ms == 12.0 and res.extra == {"x": 1.0}

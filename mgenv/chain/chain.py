@@ -175,8 +175,9 @@ class Chain:
             records = list(compress(records, (reason == 0).tolist()))
         decide_tx = getattr(self._protocol, "decide_transactions", None)
         if decide_tx is not None:
-            return self._per_transaction(decide_tx, period, sellers, buyers, payloads,
-                                         seller_sigs, buyer_sigs, reason)
+            return self._per_transaction(
+                decide_tx, period, sellers, buyers, payloads, seller_sigs, buyer_sigs, reason
+            )
         outcome = self._protocol.decide(len(records) > 0)
         if not (records and outcome.committed):
             reason[reason == 0] = outcome.reason
@@ -221,12 +222,15 @@ class Chain:
         reason = np.where(valid & ~committed, out.reason, reason).astype(np.int8)
         block = None
         if committed.any():
-            records = [payloads[i] + seller_sigs[i] + buyer_sigs[i]
-                       for i in np.flatnonzero(committed).tolist()]
+            records = [
+                payloads[i] + seller_sigs[i] + buyer_sigs[i]
+                for i in np.flatnonzero(committed).tolist()
+            ]
             stamp = round(period * self._ms_per_period + out.latency_ms)
             block = self.ledger.append(period, records, stamp)
-        return ConsensusResult(committed, reason, out.latency_ms, out.online_share,
-                               out.view_changes, block, out.extra)
+        return ConsensusResult(
+            committed, reason, out.latency_ms, out.online_share, out.view_changes, block, out.extra
+        )
 
     def _trade_lists(
         self, seller: ArrayLike, buyer: ArrayLike, quantity_kwh: ArrayLike, price: ArrayLike

@@ -49,15 +49,22 @@ def _crosschain_aggregators(demand_kw: float = 1000.0) -> EnvConfig:
     market demand is split over two large users.
     """
     fleet = FleetParams(
-        pv_kw=(0.0,), wind_kw=(0.0,), load_kw=(0.0,),
+        pv_kw=(0.0,),
+        wind_kw=(0.0,),
+        load_kw=(0.0,),
         gen_kw=(130.0, 258.0, 114.0, 148.0),
         gen_cost_a=(0.0012, 0.0004, 0.0010, 0.0007),
         gen_cost_b=(0.50, 0.32, 0.40, 0.36),
-        battery_kwh=(0.0,), battery_kw=(0.0,),
+        battery_kwh=(0.0,),
+        battery_kw=(0.0,),
     )
     return EnvConfig(
-        scenario="crosschain_aggregators", n_microgrids=4, n_aggregators=2, n_users=2,
-        fleet=fleet, users=UserParams(user_load_kw=(demand_kw / 2,)),
+        scenario="crosschain_aggregators",
+        n_microgrids=4,
+        n_aggregators=2,
+        n_users=2,
+        fleet=fleet,
+        users=UserParams(user_load_kw=(demand_kw / 2,)),
         market=MarketParams(price_floor=0.40, price_cap=0.80),
         grid=GridParams(buy_price=(0.80,), feed_in_price=(0.40,)),
         profiles=ProfileParams(forecast_error=0.0, load_noise=0.0),
@@ -67,7 +74,10 @@ def _crosschain_aggregators(demand_kw: float = 1000.0) -> EnvConfig:
 
 def _ccche_thermal_game() -> EnvConfig:
     return EnvConfig(
-        scenario="ccche_thermal_game", n_microgrids=4, n_aggregators=2, n_users=2,
+        scenario="ccche_thermal_game",
+        n_microgrids=4,
+        n_aggregators=2,
+        n_users=2,
         market=MarketParams(price_floor=0.50, price_cap=1.10),
         chain=ChainParams(protocol="pbft", n_nodes=4),
     )
@@ -88,25 +98,38 @@ def _consortium_p2p() -> EnvConfig:
     _, pv = _read_table("consortium_p2p_pv_kwh.csv")
     n = len(load[0])
     fleet = FleetParams(
-        pv_kw=tuple(max(r[i] for r in pv) for i in range(n)), wind_kw=(0.0,),
+        pv_kw=tuple(max(r[i] for r in pv) for i in range(n)),
+        wind_kw=(0.0,),
         load_kw=tuple(max(r[i] for r in load) for i in range(n)),
-        gen_kw=(0.0,), gen_cost_a=(0.0,), gen_cost_b=(0.0,), battery_kwh=(0.0,),
+        gen_kw=(0.0,),
+        gen_cost_a=(0.0,),
+        gen_cost_b=(0.0,),
+        battery_kwh=(0.0,),
         battery_kw=(0.0,),
     )
     return EnvConfig(
-        scenario="consortium_p2p", horizon=len(periods), start_hour=periods[0],
-        n_microgrids=n, n_aggregators=1, n_users=0, fleet=fleet,
+        scenario="consortium_p2p",
+        horizon=len(periods),
+        start_hour=periods[0],
+        n_microgrids=n,
+        n_aggregators=1,
+        n_users=0,
+        fleet=fleet,
         grid=GridParams(buy_price=(0.85,), feed_in_price=(0.77,)),
         market=MarketParams(price_floor=0.77, price_cap=0.85, delta_min=1.0, delta_max=1.0),
-        profiles=ProfileParams(forecast_error=0.0, load_noise=0.0, pv_data_kwh=pv,
-                               load_data_kwh=load),
+        profiles=ProfileParams(
+            forecast_error=0.0, load_noise=0.0, pv_data_kwh=pv, load_data_kwh=load
+        ),
         chain=ChainParams(protocol="pbft", n_nodes=4),
     )
 
 
 def _sbet_cooperative() -> EnvConfig:
     return EnvConfig(
-        scenario="sbet_cooperative", n_microgrids=5, n_aggregators=1, n_users=1,
+        scenario="sbet_cooperative",
+        n_microgrids=5,
+        n_aggregators=1,
+        n_users=1,
         chain=ChainParams(protocol="pbft", n_nodes=5, message_loss=0.05),
     )
 
