@@ -1,0 +1,21 @@
+"""The benchmark command runs and prints its table (speed itself is never asserted)."""
+
+from __future__ import annotations
+
+import mgenv
+from train.bench import main, measure, stage_profile
+
+
+def test_bench_prints_table(capsys):
+    main(["--steps", "30", "--repeats", "1", "--protocols", "ideal"])
+    out = capsys.readouterr().out
+    assert "| default | ideal | 4 |" in out
+    assert "microseconds per step" in out and "chain" in out
+
+
+def test_measure_and_profile_fields():
+    r = measure(lambda: mgenv.parallel_env("default", horizon=4), steps=20, repeats=2)
+    assert r["min"] <= r["steps_per_s"] <= r["max"] and r["agents"] == 4
+    prof = stage_profile("default", 20)
+    assert set(prof) >= {"physics", "market", "chain", "settlement", "observation", "total"}
+    assert all(v >= 0 for v in prof.values())
