@@ -37,6 +37,10 @@ class RolePolicy:
     """Base class: subclasses implement :meth:`act_role` for whole roles at once."""
 
     name = "role_policy"
+    #: Whether :meth:`act_role` reads its ``obs`` argument. Policies that act on public
+    #: information only set it to False; the env then passes zero-width observations and
+    #: skips building them.
+    observes = True
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """Actions of the agents ``rows`` (indices within ``role``), shape ``(k, action_dim)``.

@@ -69,6 +69,7 @@ class Truthful(RolePolicy):
     """Bid marginal cost, buy up to the grid price, charge a modest service fee (1.05)."""
 
     name = "truthful"
+    observes = False
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""
@@ -113,6 +114,7 @@ class GridOnly(RolePolicy):
     """Never trade: offer nothing, bid nothing; everything goes through the grid."""
 
     name = "grid_only"
+    observes = False
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""
@@ -131,6 +133,7 @@ class RandomPolicy(RolePolicy):
     """Uniform random actions in [-1, 1], drawn from the env's ``policy`` stream."""
 
     name = "random"
+    observes = False
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""

@@ -9,6 +9,7 @@ spaces. The stages are the pure functions of ``mgenv.physics``, ``mgenv.market``
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -114,7 +115,8 @@ class MarketCore:
         self.action_shapes = {r: (k, len(self.mechanism.action_names(r))) for r, k in sizes.items()}
         self.profiles: DayProfiles
         self.chain: Chain
-        self._obs: dict[str, np.ndarray] | None = None
+        self._obs: dict[str, np.ndarray] = {}
+        self._builders = {"mg": self._mg_obs, "agg": self._agg_obs, "user": self._user_obs}
 
     # ------------------------------------------------------------------ episode state
     def reset(self, weather: np.random.Generator, load: np.random.Generator, chain: Chain) -> None:
@@ -138,7 +140,7 @@ class MarketCore:
     def _plan(self) -> None:
         """Physics before the market: this period's forecast and rule-based dispatch."""
         t0 = time.perf_counter()
-        self._obs = None
+        self._obs = {}
         p, t = self.profiles, self.t
         h = int(self.hours[t]) % 24
         self.grid_buy, self.feed_in = float(self.tou[h]), float(self.feed[h])
@@ -194,7 +196,7 @@ class MarketCore:
         st["chain"] += t2 - t1
         st["settlement"] += t3 - t2
         self.t += 1
-        self._obs = None
+        self._obs = {}
         if self.t < cfg.horizon:
             self._plan()
         return result
@@ -291,22 +293,28 @@ class MarketCore:
         self.kpi_latency += res.latency_ms
 
     # ------------------------------------------------------------------ views
-    def observations(self) -> dict[str, np.ndarray]:
+    def observations(self, roles: Sequence[str] = ("mg", "agg", "user")) -> dict[str, np.ndarray]:
         """Observation matrix per role (float32), e.g. ``{"mg": (n_mg, 16), ...}``.
 
-        Computed once per period and cached (fresh arrays every period: callers may keep
-        them). Do not modify the returned arrays in place.
+        Only the requested roles are built; each is built once per period and cached (fresh
+        arrays every period: callers may keep them, but must not modify them in place).
         """
-        if self._obs is not None:
+        missing = [r for r in roles if r not in self._obs]
+        if not missing:
             return self._obs
         t0 = time.perf_counter()
-        cfg, p, d = self.cfg, self.profiles, self.dispatch
-        nm = cfg.n_microgrids
-        t = min(self.t, cfg.horizon - 1)
+        t = min(self.t, self.cfg.horizon - 1)
         c = observe.Common(
             float(self.hours[t]), self.grid_buy, self.feed_in, self.last_price, self.online_share
         )
-        mg = observe.mg_obs(
+        for role in missing:
+            self._obs[role] = self._builders[role](c, t)
+        self.stage_time["observation"] += time.perf_counter() - t0
+        return self._obs
+
+    def _mg_obs(self, c: observe.Common, t: int) -> np.ndarray:
+        p, d, nm = self.profiles, self.dispatch, self.cfg.n_microgrids
+        return observe.mg_obs(
             c,
             self.mg_scale,
             (p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t]),
@@ -316,30 +324,32 @@ class MarketCore:
             self.sold_share,
             self.commit[:nm],
         )
-        need = np.concatenate((d.deficit, p.user_load_forecast[t]))
-        demand = np.bincount(self.buyer_agg, weights=need, minlength=cfg.n_aggregators)
+
+    def _agg_obs(self, c: observe.Common, t: int) -> np.ndarray:
+        cfg, d = self.cfg, self.dispatch
+        nm, na = cfg.n_microgrids, cfg.n_aggregators
+        need = np.concatenate((d.deficit, self.profiles.user_load_forecast[t]))
+        demand = np.bincount(self.buyer_agg, weights=need, minlength=na)
         supply = float((d.surplus + d.gen_headroom).sum())
-        served = np.bincount(
-            self.buyer_agg, weights=self.served_share * need, minlength=cfg.n_aggregators
-        )
+        served = np.bincount(self.buyer_agg, weights=self.served_share * need, minlength=na)
         served = np.divide(served, demand, out=np.zeros_like(served), where=demand > 0)
-        agg = observe.agg_obs(
+        return observe.agg_obs(
             c,
             demand / self.system_scale,
             supply / self.system_scale,
             served,
             self.delta,
-            self.commit[nm : nm + cfg.n_aggregators],
+            self.commit[nm : nm + na],
         )
-        user = observe.user_obs(
+
+    def _user_obs(self, c: observe.Common, t: int) -> np.ndarray:
+        nm, na = self.cfg.n_microgrids, self.cfg.n_aggregators
+        return observe.user_obs(
             c,
-            p.user_load_forecast[t] / self.user_scale,
+            self.profiles.user_load_forecast[t] / self.user_scale,
             self.served_share[nm:],
-            self.commit[nm + cfg.n_aggregators :],
+            self.commit[nm + na :],
         )
-        self._obs = {"mg": mg, "agg": agg, "user": user}
-        self.stage_time["observation"] += time.perf_counter() - t0
-        return self._obs
 
     def observations_flat(self) -> np.ndarray:
         """Every participant's observation concatenated in global order (``state()``)."""
@@ -359,12 +369,10 @@ class MarketCore:
             traded.tolist(),
             (st.grid_import + st.grid_export).tolist(),
         )
-        reasons = r.chain.reason[~r.committed]
-        rejected = {
-            REJECT_REASONS[k]: int(c)
-            for k, c in enumerate(np.bincount(reasons, minlength=len(REJECT_REASONS)))
-            if c
-        }
+        rejected = {}
+        if not r.committed.all():
+            counts = np.bincount(r.chain.reason[~r.committed], minlength=len(REJECT_REASONS))
+            rejected = {REJECT_REASONS[k]: int(c) for k, c in enumerate(counts.tolist()) if c}
         shared = {
             "clearing_price": r.price,
             "cleared": r.cleared,

@@ -135,7 +135,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         self.policy_rng = policy
         self.agents = list(self.possible_agents)
         self._history = []
-        obs = self.core.observations()
+        obs = self.core.observations(self.config.learning_roles)
         return self._split(obs), {a: {} for a in self.agents}
 
     def step(
@@ -155,7 +155,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         result = self.core.step(mats)
         self._history.append(result)
         done = self.core.t >= self.config.horizon
-        obs = self._split(self.core.observations())
+        obs = self._split(self.core.observations(self.config.learning_roles))
         infos = self.core.agent_infos(self.agents, result)
         rewards = {a: infos[a]["profit"] for a in self.agents}
         truncs = dict.fromkeys(self.agents, done)
@@ -209,12 +209,17 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         others = self.core.non_learning
         if not others:
             return
-        obs, rows = self.core.observations(), self.core.role_rows
+        roles, rows = self.core.opponent_roles, self.core.role_rows
         act_role = getattr(self._opponents, "act_role", None)
         if act_role is not None:  # vectorised baselines: one call per role, no dicts
-            for role in self.core.opponent_roles:
+            if getattr(self._opponents, "observes", True):
+                obs = self.core.observations(roles)
+            else:  # the policy reads only public information: skip building observations
+                obs = {r: np.zeros((self.core.role_index[r].size, 0), np.float32) for r in roles}
+            for role in roles:
                 mats[role][:] = act_role(role, self.core.role_index[role], obs[role], self)
             return
+        obs = self.core.observations(roles)
         acts = self._opponents({a: obs[rows[a][0]][rows[a][1]] for a in others}, self)
         for a in others:
             mats[rows[a][0]][rows[a][1]] = acts[a]
