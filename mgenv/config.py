@@ -27,6 +27,9 @@ from mgenv.validation import check_all_range, check_choice, check_int, check_ran
 
 ROLES = ("mg", "agg", "user")
 DISPATCH_MODES = ("rule",)
+# Names of the microgrid physics models (mgenv.physics.model.MODELS); kept here as strings so
+# that this module does not import the models (they import it for type hints only).
+PHYSICS_MODELS = ("electric",)
 
 # Time-of-use tariff of the distribution grid, yuan/kWh by hour of day 0..23: valley 0-7,
 # peak 10-15 and 18-21, flat otherwise. Levels follow seed 001's valley/peak split and keep the
@@ -250,6 +253,7 @@ class EnvConfig:
             inside the env by ``opponent_policy``.
         opponent_policy: Name of the baseline (``baselines.names()``) that plays the roles
             that do not learn.
+        physics: Microgrid physics model (``mgenv.physics.model.MODELS``): ``"electric"``.
         dispatch: Microgrid energy management; ``"rule"`` is the rule-based default.
         grid: Grid tariff.
         market: Market mechanism and price bounds.
@@ -268,6 +272,7 @@ class EnvConfig:
     n_users: int = 2
     learning_roles: tuple[str, ...] = ("mg",)
     opponent_policy: str = "truthful"
+    physics: str = "electric"
     dispatch: str = "rule"
     grid: GridParams = field(default_factory=GridParams)
     market: MarketParams = field(default_factory=MarketParams)
@@ -283,6 +288,7 @@ class EnvConfig:
         check_int("EnvConfig", "n_microgrids", self.n_microgrids, 1, 4096)
         check_int("EnvConfig", "n_aggregators", self.n_aggregators, 1, 256)
         check_int("EnvConfig", "n_users", self.n_users, 0, 4096)
+        check_choice("EnvConfig", "physics", self.physics, PHYSICS_MODELS)
         check_choice("EnvConfig", "dispatch", self.dispatch, DISPATCH_MODES)
         if not self.learning_roles:
             raise ValueError(

@@ -19,15 +19,9 @@ from mgenv.chain import REJECT_REASONS, Chain, ConsensusResult
 from mgenv.config import EnvConfig, MarketParams, tile
 from mgenv.market.mechanism import MarketInputs, make_mechanism
 from mgenv.market.settlement import Positions, Settlement, Trades, settle
+from mgenv.physics.model import MODELS, Forecast, PhysicsModel, Realised
 from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours
-from mgenv.physics.units import (
-    Dispatch,
-    FleetArrays,
-    generation_cost,
-    marginal_cost,
-    rule_dispatch,
-    step_battery,
-)
+from mgenv.physics.units import Dispatch, FleetArrays, marginal_cost
 
 STAGES = ("physics", "market", "chain", "settlement", "observation")
 COMMIT_EMA = 0.3  # weight of the latest period in the observed commit ratio
@@ -45,12 +39,9 @@ class PeriodResult(NamedTuple):
     chain: ConsensusResult
     settlement: Settlement
     dispatch: Dispatch
-    gen_kwh: np.ndarray  # (n_mg,)
-    fuel_cost: np.ndarray  # (n_mg,) yuan
+    physics: Realised  # generators, fuel, penalties, storages (n_mg,)
     profit: np.ndarray  # (P,) yuan
     realised: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # pv, wind, load, user load
-    soc_before: np.ndarray  # (n_mg,)
-    soc_after: np.ndarray  # (n_mg,)
 
 
 class PublicInfo(NamedTuple):
@@ -112,6 +103,7 @@ class MarketCore:
         self.feed = cfg.grid.feed_in_by_hour
         self.stage_time = dict.fromkeys(STAGES, 0.0)
         self.mechanism = make_mechanism(cfg.market)
+        self.physics: PhysicsModel = MODELS[cfg.physics](cfg, self.fleet)
         self.action_shapes = {r: (k, len(self.mechanism.action_names(r))) for r, k in sizes.items()}
         self.profiles: DayProfiles
         self.chain: Chain
@@ -126,7 +118,7 @@ class MarketCore:
         self.profiles = draw_profiles(cfg, weather, load)
         self.chain = chain
         self.t = 0
-        self.soc = self.fleet.soc_init.copy()  # (n_mg,)
+        self.physics.reset()
         self.last_price = 0.5 * (cfg.market.price_floor + cfg.market.price_cap)
         self.sold_share = np.zeros(nm)  # (n_mg,)
         self.served_share = np.zeros(nm + nu)  # (n_mg + n_user,) per buyer
@@ -144,10 +136,8 @@ class MarketCore:
         p, t = self.profiles, self.t
         h = int(self.hours[t]) % 24
         self.grid_buy, self.feed_in = float(self.tou[h]), float(self.feed[h])
-        renew = p.pv_forecast[t] + p.wind_forecast[t]
-        self.dispatch = rule_dispatch(
-            renew, p.load_forecast[t], self.soc, self.grid_buy, self.fleet, self.cfg.dt_h
-        )
+        forecast = Forecast(p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t])
+        self.dispatch = self.physics.plan(t, forecast, self.grid_buy, None)
         self.stage_time["physics"] += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ step
@@ -235,12 +225,9 @@ class MarketCore:
         surplus = d.surplus if shift is None else d.surplus - shift
         pos, real = self._positions(surplus, shift)
         st = settle(trades, res.committed, pos, self.grid_buy, self.feed_in)
-        gen = d.self_gen + np.maximum(st.sold[:nm] - surplus, 0.0)
-        fuel = generation_cost(gen, self.fleet)
+        phys = self.physics.realise(st.sold[:nm], surplus)
         profit = st.cash.copy()
-        profit[:nm] -= fuel
-        soc_before = self.soc
-        self.soc = step_battery(self.soc, d.charge, d.discharge, self.fleet)
+        profit[:nm] -= phys.fuel_cost + phys.penalty
         self._book(trades, res, st, price if cleared else None, offered, profit, pos)
         return PeriodResult(
             period=self.t,
@@ -252,12 +239,9 @@ class MarketCore:
             chain=res,
             settlement=st,
             dispatch=d,
-            gen_kwh=gen,
-            fuel_cost=fuel,
+            physics=phys,
             profit=profit,
             realised=real,
-            soc_before=soc_before,
-            soc_after=self.soc,
         )
 
     def _book(
@@ -319,7 +303,7 @@ class MarketCore:
             self.mg_scale,
             (p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t]),
             (d.surplus, d.gen_headroom, d.deficit),
-            self.soc,
+            self.physics.soc,
             self.mc_max,
             self.sold_share,
             self.commit[:nm],

@@ -45,7 +45,7 @@ def test_section_prefixed_override():
 
 
 def _state(env):
-    return (env.core.t, env.core.soc.copy(), len(env.history), env.core.last_price)
+    return (env.core.t, env.core.physics.soc.copy(), len(env.history), env.core.last_price)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

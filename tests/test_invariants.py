@@ -16,7 +16,9 @@ def check_period(env, r):
     st, d = r.settlement, r.dispatch
     pv, wind, load, user_load = r.realised
     # microgrid electric balance: sources = sinks, kWh
-    sources = pv + wind + r.gen_kwh + d.discharge + st.grid_import[:nm] + st.bought_committed[:nm]
+    sources = (
+        pv + wind + r.physics.gen_kwh + d.discharge + st.grid_import[:nm] + st.bought_committed[:nm]
+    )
     sinks = load + d.charge + st.grid_export[:nm] + st.sold_committed[:nm]
     np.testing.assert_allclose(sources, sinks, rtol=1e-9, atol=1e-9)
     # users: imports + market purchases = load + exports
@@ -30,18 +32,20 @@ def check_period(env, r):
     # aggregators hold no energy
     assert np.all(st.grid_import[nm : nm + na] == 0) and np.all(st.grid_export[nm : nm + na] == 0)
     # money: participants + grid + fuel supplier net to zero
-    total = r.profit.sum() + r.fuel_cost.sum() + st.grid_cash
+    total = r.profit.sum() + (r.physics.fuel_cost + r.physics.penalty).sum() + st.grid_cash
     assert abs(total) <= 1e-9 * max(1.0, float(np.abs(st.revenue).sum()))
     # traded volumes balance between sellers and buyers
     np.testing.assert_allclose(st.sold.sum(), st.bought.sum(), rtol=1e-12, atol=1e-12)
     # SOC stays within bounds
     f = env.core.fleet
-    assert np.all(r.soc_after >= f.soc_min - 1e-12) and np.all(r.soc_after <= f.soc_max + 1e-12)
+    assert np.all(r.physics.soc_after >= f.soc_min - 1e-12) and np.all(
+        r.physics.soc_after <= f.soc_max + 1e-12
+    )
     # price inside the market's interval when something cleared
     m = cfg.market
     if r.cleared:
         assert m.price_floor - 1e-12 <= r.price <= m.price_cap + 1e-12
-    for x in (st.grid_import, st.grid_export, r.gen_kwh, d.charge, d.discharge):
+    for x in (st.grid_import, st.grid_export, r.physics.gen_kwh, d.charge, d.discharge):
         assert np.all(x >= -1e-12)
 
 

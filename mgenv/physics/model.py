@@ -1,0 +1,139 @@
+"""The physics model interface and the electric-only microgrid model.
+
+The core calls a physics model twice per period (DESIGN.md stages 1 and 5):
+
+* :meth:`PhysicsModel.plan` before the market: from the period's forecasts, the model's own
+  state (storages) and, with ``dispatch="agent"``, the microgrids' set-points, the dispatch of
+  the period, summarised for the market as a :class:`~mgenv.physics.units.Dispatch`
+  (renewable surplus, generator headroom, deficit, all kWh).
+* :meth:`PhysicsModel.realise` after settlement: given what each microgrid sold, its
+  generators' output and fuel cost, penalties (e.g. unmet thermal demand at a value of lost
+  load), and the storages' next state.
+
+A model owns its state arrays (shape ``(n_microgrids,)``) and is deep-copyable. To add one
+(the CCHE model of seed 001), write a class with this interface and add it to
+:data:`MODELS`; ``EnvConfig.physics`` then selects it. Extra observation features and action
+set-points of the microgrids are declared by the model (``feature_spec``, ``setpoint_names``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+import numpy as np
+
+from mgenv.physics.units import (
+    Dispatch,
+    FleetArrays,
+    generation_cost,
+    rule_dispatch,
+    step_battery,
+)
+
+if TYPE_CHECKING:
+    from mgenv.config import EnvConfig
+
+
+class Forecast(NamedTuple):
+    """One period's forecasts for the microgrids, kWh, each ``(n_mg,)``."""
+
+    pv: np.ndarray
+    wind: np.ndarray
+    load: np.ndarray
+
+
+class Realised(NamedTuple):
+    """What the physics did in one period, per microgrid, shape ``(n_mg,)``."""
+
+    gen_kwh: np.ndarray  # electricity from the gas turbine, kWh
+    fuel_cost: np.ndarray  # fuel bought for it (and any boilers), yuan
+    penalty: np.ndarray  # penalties charged to the microgrid (e.g. lost load), yuan
+    soc_before: np.ndarray  # battery SOC at the start of the period
+    soc_after: np.ndarray  # battery SOC at the end of the period
+    extra: dict[str, Any]  # model-specific arrays (thermal balances, tank states, ...)
+
+
+class PhysicsModel(Protocol):
+    """Microgrid physics; see the module docstring."""
+
+    setpoint_names: list[str]  # extra microgrid action entries (empty with rule dispatch)
+    feature_spec: list[tuple[str, float, float]]  # extra microgrid observation features
+
+    def reset(self) -> None:
+        """Put every storage in its initial state."""
+        ...
+
+    def plan(
+        self, t: int, forecast: Forecast, grid_buy: float, setpoints: np.ndarray | None
+    ) -> Dispatch:
+        """Dispatch of period ``t``; ``setpoints`` (n_mg, len(setpoint_names)) or None."""
+        ...
+
+    def realise(self, sold_kwh: np.ndarray, surplus_kwh: np.ndarray) -> Realised:
+        """Outcome of the planned period given the energy sold and the surplus available."""
+        ...
+
+    @property
+    def soc(self) -> np.ndarray:
+        """Battery state of charge, fraction of capacity, ``(n_mg,)``."""
+        ...
+
+    def features(self) -> np.ndarray:
+        """Values of ``feature_spec`` for the current period, ``(n_mg, len(feature_spec))``."""
+        ...
+
+
+class ElectricModel:
+    """Electric-only microgrids: PV, wind, load, battery and gas turbine (rule-based).
+
+    Dispatch by :func:`~mgenv.physics.units.rule_dispatch`; the gas turbine produces what the
+    microgrid covers itself plus what it sold beyond its renewable surplus, at the convex cost
+    ``a q^2 + b q``; the battery moves as planned.
+    """
+
+    setpoint_names: list[str] = []  # noqa: RUF012 (read-only declaration)
+    feature_spec: list[tuple[str, float, float]] = []  # noqa: RUF012
+
+    def __init__(self, cfg: EnvConfig, fleet: FleetArrays) -> None:
+        self.fleet = fleet
+        self.dt_h = cfg.dt_h
+        self._soc = fleet.soc_init.copy()  # (n_mg,)
+        self._plan: Dispatch | None = None
+
+    @property
+    def soc(self) -> np.ndarray:
+        """Battery state of charge, ``(n_mg,)``."""
+        return self._soc
+
+    def reset(self) -> None:
+        """Batteries back to ``soc_init``."""
+        self._soc = self.fleet.soc_init.copy()
+        self._plan = None
+
+    def plan(
+        self, t: int, forecast: Forecast, grid_buy: float, setpoints: np.ndarray | None
+    ) -> Dispatch:
+        """Rule-based dispatch on the forecast (``setpoints`` unused)."""
+        self._plan = rule_dispatch(
+            forecast.pv + forecast.wind, forecast.load, self._soc, grid_buy, self.fleet, self.dt_h
+        )
+        return self._plan
+
+    def realise(self, sold_kwh: np.ndarray, surplus_kwh: np.ndarray) -> Realised:
+        """Turbine output for own use and sales beyond the surplus; battery as planned."""
+        d = self._plan
+        if d is None:
+            raise RuntimeError("realise() before plan()")
+        gen = d.self_gen + np.maximum(sold_kwh - surplus_kwh, 0.0)
+        before = self._soc
+        self._soc = step_battery(before, d.charge, d.discharge, self.fleet)
+        return Realised(
+            gen, generation_cost(gen, self.fleet), np.zeros_like(gen), before, self._soc, {}
+        )
+
+    def features(self) -> np.ndarray:
+        """No extra features."""
+        return np.zeros((self._soc.shape[0], 0))
+
+
+MODELS: dict[str, type] = {"electric": ElectricModel}
