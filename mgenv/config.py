@@ -26,7 +26,7 @@ from mgenv.market.mechanism import MECHANISMS
 from mgenv.validation import check_all_range, check_choice, check_int, check_range
 
 ROLES = ("mg", "agg", "user")
-DISPATCH_MODES = ("rule",)
+DISPATCH_MODES = ("rule", "agent")
 # Names of the microgrid physics models (mgenv.physics.model.MODELS); kept here as strings so
 # that this module does not import the models (they import it for type hints only).
 PHYSICS_MODELS = ("electric",)
@@ -254,7 +254,8 @@ class EnvConfig:
         opponent_policy: Name of the baseline (``baselines.names()``) that plays the roles
             that do not learn.
         physics: Microgrid physics model (``mgenv.physics.model.MODELS``): ``"electric"``.
-        dispatch: Microgrid energy management; ``"rule"`` is the rule-based default.
+        dispatch: Microgrid energy management: ``"rule"`` (the rule-based default) or
+            ``"agent"`` (the microgrids' actions end with the physics model's set-points).
         grid: Grid tariff.
         market: Market mechanism and price bounds.
         fleet: Microgrid units.

@@ -104,7 +104,14 @@ class MarketCore:
         self.stage_time = dict.fromkeys(STAGES, 0.0)
         self.mechanism = make_mechanism(cfg.market)
         self.physics: PhysicsModel = MODELS[cfg.physics](cfg, self.fleet)
-        self.action_shapes = {r: (k, len(self.mechanism.action_names(r))) for r, k in sizes.items()}
+        self.n_market_mg = len(self.mechanism.action_names("mg"))
+        self.setpoints = self.physics.setpoint_names if cfg.dispatch == "agent" else []
+        if cfg.dispatch == "agent" and not self.setpoints:
+            raise ValueError(
+                f"EnvConfig.dispatch='agent' needs a physics model with set-points; "
+                f"physics={cfg.physics!r} has none"
+            )
+        self.action_shapes = {r: (k, len(self.action_names(r))) for r, k in sizes.items()}
         self.profiles: DayProfiles
         self.chain: Chain
         self._obs: dict[str, np.ndarray] = {}
@@ -141,6 +148,11 @@ class MarketCore:
         self.stage_time["physics"] += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ step
+    def action_names(self, role: str) -> list[str]:
+        """Action entries of ``role``: the mechanism's, then the physics set-points (mg)."""
+        names = self.mechanism.action_names(role)
+        return [*names, *self.setpoints] if role == "mg" else names
+
     def empty_actions(self) -> dict[str, np.ndarray]:
         """Fresh action matrices per role, e.g. ``{"mg": (n_mg, 2S + 3), ...}``, zeros."""
         return {r: np.zeros(shape) for r, shape in self.action_shapes.items()}
@@ -152,8 +164,14 @@ class MarketCore:
             actions: One action matrix per role, in [-1, 1] (clipped), shapes as
                 :meth:`empty_actions`.
         """
-        cfg, d, p, t = self.cfg, self.dispatch, self.profiles, self.t
+        cfg, p, t = self.cfg, self.profiles, self.t
         t0 = time.perf_counter()
+        if self.setpoints:  # agent dispatch: re-plan the period with the set-points
+            mg = actions["mg"]
+            forecast = Forecast(p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t])
+            self.dispatch = self.physics.plan(t, forecast, self.grid_buy, mg[:, self.n_market_mg :])
+            actions = {**actions, "mg": mg[:, : self.n_market_mg]}
+        d = self.dispatch
         inputs = MarketInputs(
             d.surplus + d.gen_headroom,
             d.deficit,

@@ -106,7 +106,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
     def action_names(self, agent: str) -> list[str]:
         """Names of the action entries of ``agent``, in vector order."""
-        return self.core.mechanism.action_names(self.role_of(agent))
+        return self.core.action_names(self.role_of(agent))
 
     # ----------------------------------------------------------------- episode
     def reset(
@@ -204,6 +204,13 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
                 )
         return mats
 
+    def _fill(self, mats: dict[str, np.ndarray], role: str, acts: np.ndarray) -> None:
+        """Write a role's actions; missing trailing set-points follow the rule dispatch."""
+        k = acts.shape[1]
+        mats[role][:, :k] = acts
+        if k < mats[role].shape[1]:  # a policy that gives no set-points (dispatch="agent")
+            mats[role][:, k:] = self.core.physics.rule_setpoints()
+
     def _opponent_actions(self, mats: dict[str, np.ndarray]) -> None:
         """Fill in the actions of the participants that do not learn (opponent baseline)."""
         others = self.core.non_learning
@@ -217,12 +224,13 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             else:  # the policy reads only public information: skip building observations
                 obs = {r: np.zeros((self.core.role_index[r].size, 0), np.float32) for r in roles}
             for role in roles:
-                mats[role][:] = act_role(role, self.core.role_index[role], obs[role], self)
+                self._fill(mats, role, act_role(role, self.core.role_index[role], obs[role], self))
             return
         obs = self.core.observations(roles)
         acts = self._opponents({a: obs[rows[a][0]][rows[a][1]] for a in others}, self)
-        for a in others:
-            mats[rows[a][0]][rows[a][1]] = acts[a]
+        for role in roles:
+            members = [a for a in others if rows[a][0] == role]
+            self._fill(mats, role, np.stack([np.asarray(acts[a], np.float64) for a in members]))
 
     # ----------------------------------------------------------------- extras
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -123,3 +124,43 @@ def test_fleet_templates_tile():
     assert isinstance(f, FleetArrays) and f.gen_kw.shape == (6,)
     assert f.gen_kw[4] == f.gen_kw[0] and f.gen_kw[5] == f.gen_kw[1]
     assert dataclasses.is_dataclass(cfg.fleet)
+
+
+def test_rule_setpoints_reproduce_the_rule_dispatch():
+    import baselines
+    from tests.conftest import rollout
+
+    env_rule = mgenv.parallel_env("default", protocol="ideal")
+    env_agent = mgenv.parallel_env("default", protocol="ideal", dispatch="agent")
+    assert env_agent.action_names("mg_0")[-1] == "battery"
+    assert env_agent.action_space("mg_0").shape[0] == env_rule.action_space("mg_0").shape[0] + 1
+    pol = baselines.make("truthful")
+    expected = rollout(env_rule, 3, pol)
+    obs, _ = env_agent.reset(seed=3)
+    for record in expected:
+        acts = pol(obs, env_agent)
+        setpoints = env_agent.core.physics.rule_setpoints()
+        full = {a: np.concatenate((x, setpoints[int(a.split("_")[1])])) for a, x in acts.items()}
+        obs, rewards, *_ = env_agent.step(full)
+        assert rewards == pytest.approx(record[1], rel=1e-9, abs=1e-9)
+
+
+def test_agent_battery_setpoint_is_projected_onto_limits():
+    env = mgenv.parallel_env("default", protocol="ideal", dispatch="agent")
+    env.reset(seed=0)
+    f = env.core.fleet
+    while env.agents:
+        env.step({a: np.r_[np.zeros(9), 1.0].astype(np.float32) for a in env.agents})
+        r = env.history[-1]
+        assert np.all(r.physics.soc_after <= f.soc_max + 1e-12)
+        assert np.all(r.dispatch.discharge == 0)
+    np.testing.assert_allclose(env.core.physics.soc, f.soc_max)  # full after a day of charging
+
+
+def test_agent_dispatch_baseline_opponents_and_bad_mode():
+    env = mgenv.parallel_env("default", dispatch="agent", learning_roles=("agg",))
+    from tests.conftest import rollout
+
+    assert len(rollout(env, 0)) == 24  # microgrids played by truthful, set-points filled in
+    with pytest.raises(ValueError, match=r"EnvConfig\.dispatch='fancy' is not one of"):
+        mgenv.parallel_env("default", dispatch="fancy")

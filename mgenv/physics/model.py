@@ -25,6 +25,7 @@ import numpy as np
 from mgenv.physics.units import (
     Dispatch,
     FleetArrays,
+    battery_limits,
     generation_cost,
     rule_dispatch,
     step_battery,
@@ -82,16 +83,24 @@ class PhysicsModel(Protocol):
         """Values of ``feature_spec`` for the current period, ``(n_mg, len(feature_spec))``."""
         ...
 
+    def rule_setpoints(self) -> np.ndarray:
+        """Set-points that reproduce the rule-based plan of the current period.
+
+        Shape ``(n_mg, len(setpoint_names))``, in [-1, 1]; used for policies that give none.
+        """
+        ...
+
 
 class ElectricModel:
     """Electric-only microgrids: PV, wind, load, battery and gas turbine (rule-based).
 
-    Dispatch by :func:`~mgenv.physics.units.rule_dispatch`; the gas turbine produces what the
+    Dispatch by :func:`~mgenv.physics.units.rule_dispatch` (with ``dispatch="agent"``, one
+    set-point per microgrid drives the battery instead); the gas turbine produces what the
     microgrid covers itself plus what it sold beyond its renewable surplus, at the convex cost
     ``a q^2 + b q``; the battery moves as planned.
     """
 
-    setpoint_names: list[str] = []  # noqa: RUF012 (read-only declaration)
+    setpoint_names: list[str] = ["battery"]  # noqa: RUF012 (read-only declaration)
     feature_spec: list[tuple[str, float, float]] = []  # noqa: RUF012
 
     def __init__(self, cfg: EnvConfig, fleet: FleetArrays) -> None:
@@ -113,9 +122,16 @@ class ElectricModel:
     def plan(
         self, t: int, forecast: Forecast, grid_buy: float, setpoints: np.ndarray | None
     ) -> Dispatch:
-        """Rule-based dispatch on the forecast (``setpoints`` unused)."""
+        """Rule-based dispatch on the forecast, or the agents' battery set-points."""
+        battery = None if setpoints is None else setpoints[:, 0]
         self._plan = rule_dispatch(
-            forecast.pv + forecast.wind, forecast.load, self._soc, grid_buy, self.fleet, self.dt_h
+            forecast.pv + forecast.wind,
+            forecast.load,
+            self._soc,
+            grid_buy,
+            self.fleet,
+            self.dt_h,
+            battery,
         )
         return self._plan
 
@@ -134,6 +150,16 @@ class ElectricModel:
     def features(self) -> np.ndarray:
         """No extra features."""
         return np.zeros((self._soc.shape[0], 0))
+
+    def rule_setpoints(self) -> np.ndarray:
+        """The rule's battery move as a set-point: charge over its limit, or minus discharge."""
+        d = self._plan
+        if d is None:
+            raise RuntimeError("rule_setpoints() before plan()")
+        max_charge, max_dis = battery_limits(self._soc, self.fleet, self.dt_h)
+        up = np.divide(d.charge, max_charge, out=np.zeros_like(d.charge), where=max_charge > 0)
+        down = np.divide(d.discharge, max_dis, out=np.zeros_like(d.charge), where=max_dis > 0)
+        return (up - down)[:, None]
 
 
 MODELS: dict[str, type] = {"electric": ElectricModel}

@@ -92,6 +92,7 @@ def rule_dispatch(
     grid_price: float,
     f: FleetArrays,
     dt_h: float,
+    battery_setpoint: np.ndarray | None = None,
 ) -> Dispatch:
     """Self-consumption energy management on the period's forecast.
 
@@ -109,14 +110,23 @@ def rule_dispatch(
         grid_price: Grid purchase price this period, yuan/kWh.
         f: Unit parameters.
         dt_h: Period length, h.
+        battery_setpoint: Optional agent set-point per microgrid in [-1, 1]: ``s > 0`` charges
+            ``s`` times the largest feasible charge (from surplus or, beyond it, bought),
+            ``s < 0`` discharges ``-s`` times the largest feasible discharge. Projected onto
+            the feasible set by construction (never rejected). None: the rule above.
 
     Returns:
         The :class:`Dispatch`; every field non-negative.
     """
     net = renewables - load
     max_charge, max_dis = battery_limits(soc, f, dt_h)
-    charge = np.minimum(np.maximum(net, 0.0), max_charge)
-    discharge = np.minimum(np.maximum(-net, 0.0), max_dis)
+    if battery_setpoint is None:
+        charge = np.minimum(np.maximum(net, 0.0), max_charge)
+        discharge = np.minimum(np.maximum(-net, 0.0), max_dis)
+    else:
+        s = np.minimum(np.maximum(battery_setpoint, -1.0), 1.0)
+        charge = np.maximum(s, 0.0) * max_charge
+        discharge = np.maximum(-s, 0.0) * max_dis
     after = net - charge + discharge
     deficit0 = np.maximum(-after, 0.0)
     gen_cap = f.gen_kw * dt_h

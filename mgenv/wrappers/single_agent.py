@@ -74,6 +74,11 @@ class SingleBidderEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         rest = {a: o for a, o in self._obs.items() if a != self.agent}
         actions = dict(self.others(rest, self.market)) if rest else {}
         actions[self.agent] = action
+        for a, act in actions.items():  # baselines give no set-points (dispatch="agent")
+            width = self.market.action_space(a).shape[0]
+            if a != self.agent and np.shape(act)[0] < width:
+                rule = self.market.core.physics.rule_setpoints()[self.market.core.role_rows[a][1]]
+                actions[a] = np.concatenate((act, rule)).astype(np.float32)
         obs, rewards, terms, truncs, infos = self.market.step(actions)
         self._obs = obs
         return (
