@@ -104,6 +104,8 @@ class MarketCore:
         self.stage_time = dict.fromkeys(STAGES, 0.0)
         self.mechanism = make_mechanism(cfg.market)
         self.physics: PhysicsModel = MODELS[cfg.physics](cfg, self.fleet)
+        spec = self.physics.feature_spec
+        self._extra_bounds = (np.array([f[1] for f in spec]), np.array([f[2] for f in spec]))
         self.n_market_mg = len(self.mechanism.action_names("mg"))
         self.setpoints = self.physics.setpoint_names if cfg.dispatch == "agent" else []
         if cfg.dispatch == "agent" and not self.setpoints:
@@ -146,6 +148,22 @@ class MarketCore:
         forecast = Forecast(p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t])
         self.dispatch = self.physics.plan(t, forecast, self.grid_buy, None)
         self.stage_time["physics"] += time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ spaces
+    def feature_spec(self, role: str) -> list[tuple[str, float, float]]:
+        """``(name, low, high)`` of each observation feature of ``role``.
+
+        The role's own features (:mod:`mgenv.observe`) and, for microgrids, the physics
+        model's extra features.
+        """
+        extra = self.physics.feature_spec if role == "mg" else []
+        return [*observe.FEATURES[role], *extra]
+
+    def obs_bounds(self, role: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` float32 bounds of ``role``'s observation vector."""
+        spec = self.feature_spec(role)
+        low = np.array([f[1] for f in spec], dtype=np.float32)
+        return low, np.array([f[2] for f in spec], dtype=np.float32)
 
     # ------------------------------------------------------------------ step
     def action_names(self, role: str) -> list[str]:
@@ -316,7 +334,7 @@ class MarketCore:
 
     def _mg_obs(self, c: observe.Common, t: int) -> np.ndarray:
         p, d, nm = self.profiles, self.dispatch, self.cfg.n_microgrids
-        return observe.mg_obs(
+        base = observe.mg_obs(
             c,
             self.mg_scale,
             (p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t]),
@@ -326,6 +344,11 @@ class MarketCore:
             self.sold_share,
             self.commit[:nm],
         )
+        if not self.physics.feature_spec:
+            return base
+        low, high = self._extra_bounds
+        extra = np.minimum(np.maximum(self.physics.features(), low), high).astype(np.float32)
+        return np.concatenate((base, extra), axis=1)
 
     def _agg_obs(self, c: observe.Common, t: int) -> np.ndarray:
         cfg, d = self.cfg, self.dispatch

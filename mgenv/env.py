@@ -37,7 +37,6 @@ import numpy as np
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
-from mgenv import observe
 from mgenv.chain import Chain, ConsensusResult
 from mgenv.config import EnvConfig
 from mgenv.core import MarketCore, PeriodResult
@@ -72,7 +71,9 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             )
             for a in self.all_agents
         }
-        lows, highs = zip(*(observe.bounds(self.role_of(a)) for a in self.all_agents), strict=True)
+        lows, highs = zip(
+            *(self.core.obs_bounds(self.role_of(a)) for a in self.all_agents), strict=True
+        )
         self.state_space = gymnasium.spaces.Box(
             np.concatenate(lows), np.concatenate(highs), dtype=np.float32
         )
@@ -85,7 +86,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
     # ----------------------------------------------------------------- spaces and names
     def _space_for(self, role: str) -> gymnasium.spaces.Box:
-        low, high = observe.bounds(role)
+        low, high = self.core.obs_bounds(role)
         return gymnasium.spaces.Box(low, high, dtype=np.float32)
 
     def observation_space(self, agent: str) -> gymnasium.spaces.Box:
@@ -102,7 +103,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
     def observation_names(self, agent: str) -> list[str]:
         """Names of the observation features of ``agent``, in vector order."""
-        return observe.names(self.role_of(agent))
+        return [f[0] for f in self.core.feature_spec(self.role_of(agent))]
 
     def action_names(self, agent: str) -> list[str]:
         """Names of the action entries of ``agent``, in vector order."""
