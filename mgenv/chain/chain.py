@@ -34,6 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 from mgenv.chain.ledger import Ledger
 from mgenv.chain.params import ChainParams
 from mgenv.chain.protocols import PROTOCOLS, ConsensusProtocol
+from mgenv.chain.store import LedgerStore
 from mgenv.chain.transactions import TX_STRUCT, Signer, check_key_seed, make_signer
 from mgenv.chain.types import BAD_SIGNATURE, INVALID_TRADE, ConsensusResult, TxOutcome
 
@@ -85,7 +86,8 @@ class Chain:
             raise ValueError(f"n_participants={n_participants!r} is outside [1, 2**32 - 1]")
         self.params = params
         self.n_participants = operator.index(n_participants)
-        self.ledger = Ledger(params.ledger_window)
+        self.store = LedgerStore(params.ledger_path) if params.ledger_path else None
+        self.ledger = Ledger(params.ledger_window, self.store.append if self.store else None)
         self.tamper_hook: TamperHook | None = None
         self._signer: Signer = make_signer(
             params.signatures, check_key_seed(key_seed), self.n_participants

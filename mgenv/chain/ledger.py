@@ -179,13 +179,16 @@ class Ledger:
 
     Args:
         window: Maximum number of blocks kept (>= 1).
+        sink: Optional callable that receives every appended block (e.g.
+            :meth:`mgenv.chain.store.LedgerStore.append`).
     """
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, sink: Callable[[Block], None] | None = None) -> None:
         if window < 1:
             raise ValueError(f"Ledger window={window} is outside [1, inf)")
         self._blocks: deque[Block] = deque(maxlen=window)
         self._next_height = 0
+        self.sink = sink  # receives every appended block (the persistent store)
 
     @property
     def window(self) -> int:
@@ -224,6 +227,8 @@ class Ledger:
             The appended block.
         """
         block = make_block(self._next_height, period, self.head_hash, records, timestamp_ms)
+        if self.sink is not None:  # persisted first: a failed write leaves the ledger as it was
+            self.sink(block)
         self._blocks.append(block)
         self._next_height += 1
         return block
@@ -239,12 +244,12 @@ class Ledger:
         height = self._next_height - len(self._blocks)
         prev_hash = self._blocks[0].prev_hash
         for block in self._blocks:
-            _check_block(block, height, prev_hash)
+            check_block(block, height, prev_hash)
             prev_hash = block.hash
             height += 1
 
 
-def _check_block(block: Block, height: int, prev_hash: bytes) -> None:
+def check_block(block: Block, height: int, prev_hash: bytes) -> None:
     """Raise LedgerError(height, ...) if ``block`` is not the valid block at ``height``."""
     if len(block.header) != HEADER_STRUCT.size:
         raise LedgerError(height, f"header has {len(block.header)} bytes, not 92")

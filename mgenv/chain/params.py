@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
 from typing import Final
 
@@ -28,6 +29,16 @@ def _as_float(name: str, value: object, lo: float, hi: float) -> float:
     if not (math.isfinite(x) and lo <= x <= hi):
         raise ValueError(f"ChainParams.{name}={value!r} is outside {allowed}")
     return x
+
+
+def _as_path(name: str, value: object) -> str:
+    """A file path whose folder exists, or "" (no file)."""
+    path = os.fspath(value) if isinstance(value, str | os.PathLike) else None
+    if path is None:
+        raise ValueError(f"ChainParams.{name}={value!r} is not a path")
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ValueError(f"ChainParams.{name}={value!r}: its folder does not exist")
+    return str(path)
 
 
 def _as_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
@@ -62,6 +73,8 @@ class ChainParams:
         jitter_ms: Mean of the exponential jitter added to each message's delay (ms).
         view_change_timeout_ms: Time lost per view change, and by a round that fails (ms).
         ledger_window: Number of most recent blocks the in-memory ledger keeps.
+        ledger_path: SQLite file that also receives every committed block (WAL, one SQL
+            transaction per block; :mod:`mgenv.chain.store`); empty: in memory only.
     """
 
     protocol: str = "ideal"
@@ -76,6 +89,7 @@ class ChainParams:
     jitter_ms: float = 2.0
     view_change_timeout_ms: float = 200.0
     ledger_window: int = 256
+    ledger_path: str = ""
 
     def __post_init__(self) -> None:
         # Imported here: the protocol modules import this one.
@@ -100,6 +114,7 @@ class ChainParams:
                 "view_change_timeout_ms", self.view_change_timeout_ms, 0.0, inf
             ),
             "ledger_window": _as_int("ledger_window", self.ledger_window, 1, MAX_LEDGER_WINDOW),
+            "ledger_path": _as_path("ledger_path", self.ledger_path),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)
