@@ -34,6 +34,8 @@ BAD_VALUES = [
     ("view_change_timeout_ms", -1.0),
     ("ledger_window", 0),
     ("ledger_window", 2.5),
+    ("ledger_path", 3),
+    ("ledger_path", "/no/such/folder/run.sqlite"),
 ]
 
 
