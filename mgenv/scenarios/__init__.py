@@ -149,7 +149,13 @@ def names() -> list[str]:
 
 
 def get(name: str) -> EnvConfig:
-    """The config of scenario ``name``; unknown names raise ``ValueError`` listing them."""
+    """The config of scenario ``name`` (a registered name or a scenario file path)."""
     if name not in _BUILDERS:
-        raise ValueError(f"unknown scenario {name!r}; scenarios are {names()}")
+        from mgenv.scenarios.files import is_scenario_file, load_scenario_file
+
+        if is_scenario_file(name):
+            return load_scenario_file(name)
+        raise ValueError(
+            f"unknown scenario {name!r}; scenarios are {names()} or a .toml/.yaml file"
+        )
     return _BUILDERS[name]()
