@@ -215,7 +215,11 @@ register(
 
 
 # ---------------------------------------------------------------------------- bench
-BENCH_TARGETS = {"env": "train.bench:main", "chain": "train.bench_chain:main"}
+BENCH_TARGETS = {
+    "env": "train.bench:main",
+    "chain": "train.bench_chain:main",
+    "soak": "train.soak:main",
+}
 
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -224,7 +228,8 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         default="env",
         choices=sorted(BENCH_TARGETS),
-        help="env: steps/s per scenario and protocol (default); chain: load test",
+        help="env: steps/s per scenario and protocol (default); chain: load test; "
+        "soak: a long run's memory",
     )
     parser.add_argument(
         "args",
