@@ -5,6 +5,6 @@ A policy has the contract of ``baselines.make(name)``:
 """
 
 from agents.run_config import ALGOS, RunConfig
-from agents.sb3_policy import LearnedPolicy, load_policy
+from agents.sb3_policy import LearnedPolicy, PerAgentPolicy, load_policy
 
-__all__ = ["ALGOS", "LearnedPolicy", "RunConfig", "load_policy"]
+__all__ = ["ALGOS", "LearnedPolicy", "PerAgentPolicy", "RunConfig", "load_policy"]

@@ -2,11 +2,14 @@
 
 A run directory (``runs/{scenario}__{algo}__{seed}__{YYYYmmdd-HHMMSS}/``) holds::
 
-    model.zip            the SB3 model (PPO, A2C or SAC)
+    model.zip            the SB3 model (PPO, A2C or SAC); with one model per agent
+                         (sharing "agent"): <agent>/model.zip, <agent>/vecnormalize.pkl,
+                         <agent>/checkpoints/, <agent>/eval.csv instead
     config.json          this RunConfig
     vecnormalize.pkl     VecNormalize statistics (only if RunConfig.vec_normalize)
     checkpoints/         model_{steps}_steps.zip (+ model_vecnormalize_{steps}_steps.pkl)
     tb/                  TensorBoard logs
+    eval.csv             evaluations against the baselines during training (if eval_freq)
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ __all__ = ["ALGOS", "CONFIG_FILE", "RunConfig", "package_versions"]
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
 ALGOS = ("ppo", "a2c", "sac")
+SHARING = ("role", "agent")
 
 
 def _tuples(value: Any) -> Any:
@@ -55,6 +59,12 @@ class RunConfig:
         n_envs: Env copies used for training.
         vec_normalize: Whether observations were normalised by saved VecNormalize statistics.
         hyperparams: Keyword arguments given to the algorithm's constructor.
+        sharing: "role": one model shared by ``agents`` (``model.zip``); "agent": one model
+            per agent (``<agent>/model.zip``).
+        opponents: Who played the role's other agents in training: "baseline" or
+            "selfplay".
+        train_config: Every ``train.TrainConfig`` field of the run (train it again with
+            ``mgenv train --config config.json``); empty for older runs.
         versions: Package versions (python, numpy, torch, ...) and the git commit.
         created: Creation time, ISO 8601.
         format_version: Version of this file's layout.
@@ -72,6 +82,9 @@ class RunConfig:
     n_envs: int = 1
     vec_normalize: bool = False
     hyperparams: dict[str, Any] = field(default_factory=dict)
+    sharing: str = "role"
+    opponents: str = "baseline"
+    train_config: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     format_version: int = FORMAT_VERSION
@@ -81,6 +94,8 @@ class RunConfig:
             raise ValueError(f"RunConfig.algo={self.algo!r} is not one of {list(ALGOS)}")
         if not self.observation_names:
             raise ValueError("RunConfig.observation_names is empty")
+        if self.sharing not in SHARING:
+            raise ValueError(f"RunConfig.sharing={self.sharing!r} is not one of {list(SHARING)}")
 
     def env_overrides(self) -> dict[str, Any]:
         """Return the overrides with JSON lists turned back into tuples."""

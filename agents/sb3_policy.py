@@ -19,7 +19,7 @@ import numpy as np
 
 from agents.run_config import ALGOS, CONFIG_FILE, RunConfig
 
-__all__ = ["LearnedPolicy", "load_policy", "resolve_model_path"]
+__all__ = ["LearnedPolicy", "PerAgentPolicy", "load_policy", "resolve_model_path"]
 
 MODEL_FILE = "model.zip"
 VECNORM_FILE = "vecnormalize.pkl"
@@ -29,8 +29,9 @@ _CHECKPOINT = re.compile(r"^(?P<prefix>.*)_(?P<steps>\d+)_steps\.zip$")
 def resolve_model_path(path: str | Path) -> tuple[Path, Path]:
     """Return ``(model_file, config_file)`` for a run directory, model or checkpoint path.
 
-    ``config.json`` is looked up beside the model, then one level up (checkpoints live in
-    ``run_dir/checkpoints/``).
+    ``config.json`` is looked up beside the model, then up to two levels up (checkpoints
+    live in ``run_dir/checkpoints/``; one model per agent in ``run_dir/<agent>/`` and
+    ``run_dir/<agent>/checkpoints/``).
 
     Raises:
         FileNotFoundError: If the model or its config.json does not exist.
@@ -40,10 +41,10 @@ def resolve_model_path(path: str | Path) -> tuple[Path, Path]:
         model = model / MODEL_FILE
     if not model.is_file():
         raise FileNotFoundError(f"no trained model at {model}")
-    for folder in (model.parent, model.parent.parent):
+    for folder in (model.parent, model.parent.parent, model.parent.parent.parent):
         if (folder / CONFIG_FILE).is_file():
             return model, folder / CONFIG_FILE
-    raise FileNotFoundError(f"no {CONFIG_FILE} beside {model} or in its parent folder")
+    raise FileNotFoundError(f"no {CONFIG_FILE} beside {model} or in its parent folders")
 
 
 def _vecnormalize_path(model: Path) -> Path:
@@ -79,8 +80,8 @@ class LearnedPolicy:
         """Check the agents' role and the env's observation layout against the run config.
 
         Raises:
-            ValueError: On an agent of another role or a different observation layout; the
-                message names both layouts.
+            ValueError: On an agent of another role or a different observation or action
+                layout; the message names both layouts.
         """
         for agent in agents:
             if env.role_of(agent) != self.role:
@@ -90,19 +91,26 @@ class LearnedPolicy:
                 )
         if env in self._checked:
             return
-        have = list(env.observation_names(agents[0]))
-        want = list(self.config.observation_names)
-        if have != want:
-            scenario = getattr(getattr(env, "config", None), "scenario", "?")
-            raise ValueError(
-                f"observation layout mismatch for {self.path}: the model was trained on "
-                f"scenario {self.config.scenario!r} with {len(want)} features {want}, but the "
-                f"env (scenario {scenario!r}) gives {len(have)} features {have}"
-            )
+        self._check_layout("observation", env.observation_names(agents[0]), env)
+        action_names = getattr(env, "action_names", None)
+        if action_names is not None and self.config.action_names:
+            self._check_layout("action", action_names(agents[0]), env)
         try:
             self._checked.add(env)
         except TypeError:  # env without weak references: check again next call
             pass
+
+    def _check_layout(self, kind: str, names: list[str], env: Any) -> None:
+        """Raise ValueError naming both layouts if ``names`` differ from the trained ones."""
+        have = list(names)
+        want = list(getattr(self.config, f"{kind}_names"))
+        if have != want:
+            scenario = getattr(getattr(env, "config", None), "scenario", "?")
+            raise ValueError(
+                f"{kind} layout mismatch for {self.path}: the model was trained on "
+                f"scenario {self.config.scenario!r} with {len(want)} {kind} features {want}, "
+                f"but the env (scenario {scenario!r}) has {len(have)} {kind} features {have}"
+            )
 
     def __call__(self, observations: dict[str, np.ndarray], env: Any) -> dict[str, np.ndarray]:
         """Return deterministic actions in [-1, 1] for every agent in ``observations``."""
@@ -128,11 +136,13 @@ def _algo_class(name: str) -> Any:
     return classes[name]
 
 
-def load_policy(path: str | Path, device: str = "cpu") -> LearnedPolicy:
+def load_policy(path: str | Path, device: str = "cpu") -> LearnedPolicy | PerAgentPolicy:
     """Load a trained model as a policy (same contract as ``baselines.make``).
 
     Args:
         path: A run directory, its ``model.zip`` or a checkpoint ``model_{n}_steps.zip``.
+            A run directory trained with one model per agent gives a ``PerAgentPolicy``;
+            one of its ``<agent>/model.zip`` files alone plays every agent of the role.
         device: Torch device for inference.
 
     Returns:
@@ -142,15 +152,69 @@ def load_policy(path: str | Path, device: str = "cpu") -> LearnedPolicy:
         FileNotFoundError: If the model, its config.json or its VecNormalize file is missing.
         ValueError: If the run config is unreadable or names an unknown algorithm.
     """
+    folder = Path(path)
+    if folder.is_dir() and not (folder / MODEL_FILE).is_file():
+        config_file = folder / CONFIG_FILE
+        if config_file.is_file() and RunConfig.load(config_file).sharing == "agent":
+            return _load_per_agent(folder, RunConfig.load(config_file), device)
     model_file, config_file = resolve_model_path(path)
-    config = RunConfig.load(config_file)
+    return _load_one(model_file, RunConfig.load(config_file), device)
+
+
+def _load_one(model_file: Path, config: RunConfig, device: str) -> LearnedPolicy:
+    """Load one SB3 model file (and its VecNormalize statistics) as a policy."""
     model = _algo_class(config.algo).load(model_file, device=device)
     normalizer = None
     if config.vec_normalize:
         stats = _vecnormalize_path(model_file)
         if not stats.is_file():
-            raise FileNotFoundError(f"{config_file} says vec_normalize but {stats} is missing")
+            raise FileNotFoundError(f"the run config says vec_normalize but {stats} is missing")
         with stats.open("rb") as fh:
             normalizer = pickle.load(fh)
         normalizer.training = False
     return LearnedPolicy(model, config, normalizer, model_file)
+
+
+class PerAgentPolicy:
+    """One learned model per agent (a run trained with ``sharing="agent"``).
+
+    Agents without a model (the role's agents that did not learn) are played, as in
+    training, by the env's ``opponent_policy`` baseline.
+
+    Args:
+        policies: ``{agent: LearnedPolicy}``; each acts for its own agent only.
+        path: The run directory (for messages).
+    """
+
+    def __init__(self, policies: dict[str, LearnedPolicy], path: Path) -> None:
+        self.policies = policies
+        self.path = path
+        self.role = next(iter(policies.values())).role
+        self.config = next(iter(policies.values())).config
+
+    def __repr__(self) -> str:
+        return f"PerAgentPolicy({list(self.policies)}, path='{self.path}')"
+
+    def __call__(self, observations: dict[str, np.ndarray], env: Any) -> dict[str, np.ndarray]:
+        """Ask each agent's own model for its action, the env's baseline for the others."""
+        actions: dict[str, np.ndarray] = {}
+        rest = {a: obs for a, obs in observations.items() if a not in self.policies}
+        for agent, obs in observations.items():
+            if agent in self.policies:
+                actions.update(self.policies[agent]({agent: obs}, env))
+        if rest:
+            import baselines
+
+            actions.update(baselines.make(env.config.opponent_policy)(rest, env))
+        return actions
+
+
+def _load_per_agent(run_dir: Path, config: RunConfig, device: str) -> PerAgentPolicy:
+    """Load ``run_dir/<agent>/model.zip`` for every agent of the run."""
+    policies = {}
+    for agent in config.agents:
+        model_file = run_dir / agent / MODEL_FILE
+        if not model_file.is_file():
+            raise FileNotFoundError(f"no trained model for {agent} at {model_file}")
+        policies[agent] = _load_one(model_file, config, device)
+    return PerAgentPolicy(policies, run_dir)

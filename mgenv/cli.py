@@ -80,51 +80,117 @@ def _add_env_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------------------- train
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_env_arguments(parser)
-    parser.add_argument("--algo", default="ppo", help="ppo, a2c or sac")
+    # Defaults are None so that options given on the command line can replace a --config
+    # file's values; TrainConfig holds the real defaults.
     parser.add_argument(
-        "--timesteps", type=int, default=100_000, help="budget in agent steps over all slots"
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="run config: a TOML file (train/configs/*.toml, or just its name, e.g. "
+        "default) or a run's config.json; options below replace its values",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-envs", type=int, default=4, help="env copies")
-    parser.add_argument("--n-procs", type=int, default=1, help="worker processes for copies")
-    parser.add_argument("--role", default="mg", help="learning role: mg, agg or user")
+    parser.add_argument("--scenario", default=None, help="scenario name (default: default)")
+    parser.add_argument(
+        "--override",
+        "-o",
+        action="append",
+        metavar="KEY=VALUE",
+        help="env config override (repeatable; VALUE parsed as JSON)",
+    )
+    parser.add_argument("--algo", default=None, help="ppo (default), a2c or sac")
+    parser.add_argument("--timesteps", type=int, default=None, help="budget in agent steps")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--n-envs", type=int, default=None, help="env copies (default 4)")
+    parser.add_argument("--n-procs", type=int, default=None, help="worker processes for copies")
+    parser.add_argument("--role", default=None, help="learning role: mg (default), agg or user")
+    parser.add_argument(
+        "--sharing", default=None, help="role: one policy per role (default); agent: one each"
+    )
+    parser.add_argument(
+        "--learners", default=None, help="comma-separated learning agents, e.g. mg_0,mg_1"
+    )
+    parser.add_argument(
+        "--opponents",
+        default=None,
+        help="the role's other agents: baseline (default) or selfplay (snapshots)",
+    )
+    parser.add_argument("--snapshot-freq", type=int, default=None, help="self-play refresh")
+    parser.add_argument("--rounds", type=int, default=None, help="turns per agent (agent)")
+    _train_run_arguments(parser)
+
+
+def _train_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Algorithm, evaluation and output options of ``mgenv train``."""
     parser.add_argument(
         "--hyperparam",
         action="append",
         metavar="KEY=VALUE",
         help="algorithm argument (repeatable), e.g. learning_rate=1e-4",
     )
-    parser.add_argument("--out", type=Path, default=Path("runs"), help="parent of run dirs")
+    parser.add_argument("--eval-freq", type=int, default=None, help="agent steps; 0: off")
+    parser.add_argument("--eval-baselines", default=None, help="e.g. truthful,fixed_quotes")
+    parser.add_argument("--eval-seeds", default=None, help="e.g. 1000-1004")
+    parser.add_argument("--out", type=Path, default=None, help="parent of run dirs (runs)")
     parser.add_argument("--name", default=None, help="run directory name")
-    parser.add_argument("--checkpoint-freq", type=int, default=0, help="agent steps; 0: off")
-    parser.add_argument("--progress-bar", action="store_true")
-    parser.add_argument("--no-tensorboard", action="store_true")
-    parser.add_argument("--no-vec-normalize", action="store_true")
-    parser.add_argument("--verbose", type=int, default=0)
+    parser.add_argument("--checkpoint-freq", type=int, default=None, help="agent steps; 0: off")
+    parser.add_argument("--progress-bar", action="store_true", default=None)
+    parser.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", default=None)
+    parser.add_argument(
+        "--no-vec-normalize", dest="vec_normalize", action="store_false", default=None
+    )
+    parser.add_argument("--verbose", type=int, default=None)
+
+
+# TrainConfig field <- argparse destination, for the options that map one to one
+_TRAIN_FIELDS = {
+    "scenario": "scenario",
+    "algo": "algo",
+    "total_timesteps": "timesteps",
+    "seed": "seed",
+    "n_envs": "n_envs",
+    "n_procs": "n_procs",
+    "role": "role",
+    "sharing": "sharing",
+    "opponents": "opponents",
+    "snapshot_freq": "snapshot_freq",
+    "rounds": "rounds",
+    "eval_freq": "eval_freq",
+    "out_dir": "out",
+    "run_name": "name",
+    "checkpoint_freq": "checkpoint_freq",
+    "progress_bar": "progress_bar",
+    "tensorboard": "tensorboard",
+    "vec_normalize": "vec_normalize",
+    "verbose": "verbose",
+}
+
+
+def _train_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig values given on the command line (options left out are absent)."""
+    values = {f: getattr(args, d) for f, d in _TRAIN_FIELDS.items() if getattr(args, d) is not None}
+    if args.learners is not None:
+        values["learners"] = tuple(filter(None, (a.strip() for a in args.learners.split(","))))
+    if args.eval_baselines is not None:
+        values["eval_baselines"] = tuple(b.strip() for b in args.eval_baselines.split(","))
+    if args.eval_seeds is not None:
+        from train.evaluate import parse_seeds
+
+        values["eval_seeds"] = tuple(parse_seeds(args.eval_seeds))
+    for field, option, what in (
+        ("overrides", args.override, "override"),
+        ("hyperparams", args.hyperparam, "hyperparam"),
+    ):
+        if option:
+            values[field] = parse_assignments(option, what)
+    return values
 
 
 def _train_run(args: argparse.Namespace) -> int:
-    from train.sb3 import TrainConfig
+    from train.config_file import load_train_config
+    from train.train_config import config_from_dict
 
-    config = TrainConfig(
-        scenario=args.scenario,
-        algo=args.algo,
-        total_timesteps=args.timesteps,
-        seed=args.seed,
-        n_envs=args.n_envs,
-        n_procs=args.n_procs,
-        role=args.role,
-        overrides=parse_assignments(args.override, "override"),
-        hyperparams=parse_assignments(args.hyperparam, "hyperparam"),
-        vec_normalize=not args.no_vec_normalize,
-        out_dir=args.out,
-        run_name=args.name,
-        progress_bar=args.progress_bar,
-        tensorboard=not args.no_tensorboard,
-        checkpoint_freq=args.checkpoint_freq,
-        verbose=args.verbose,
-    )
+    values = _train_values(args)
+    config = load_train_config(args.config, **values) if args.config else config_from_dict(values)
     _check_scenario(config.scenario)
     from train.sb3 import train
 

@@ -17,6 +17,7 @@ def test_gymnasium_checker(agent):
 
 
 def test_sb3_checker():
+    pytest.importorskip("stable_baselines3")  # absent from the RLlib venv
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
     sb3_check(mgenv.single_agent_env("default"), warn=True)
