@@ -124,7 +124,17 @@ class MarketCore:
         """Draw the episode's profiles and initialise every state array."""
         cfg = self.cfg
         nm, na, nu, n = cfg.n_microgrids, cfg.n_aggregators, cfg.n_users, cfg.n_participants
-        self.profiles = draw_profiles(cfg, weather, load)
+        self.profiles = p = draw_profiles(cfg, weather, load)
+        # Per period and participant (H, P), for settlement: users' energy to buy, and the
+        # realised minus forecast net production (renewables - load) of microgrids and users.
+        users = slice(nm + na, None)
+        self._need = np.zeros((cfg.horizon, n))
+        self._need[:, users] = p.user_load_forecast
+        self._error = np.zeros((cfg.horizon, n))
+        self._error[:, :nm] = (p.pv_real + p.wind_real - p.load_real) - (
+            p.pv_forecast + p.wind_forecast - p.load_forecast
+        )
+        self._error[:, users] = p.user_load_forecast - p.user_load_real
         self.chain = chain
         self.t = 0
         self.physics.reset()
@@ -230,21 +240,15 @@ class MarketCore:
     def _positions(
         self, surplus: np.ndarray, shift: np.ndarray | None
     ) -> tuple[Positions, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        cfg, d, p, t = self.cfg, self.dispatch, self.profiles, self.t
-        _nm, na, nu = cfg.n_microgrids, cfg.n_aggregators, cfg.n_users
+        p, t, nm = self.profiles, self.t, self.cfg.n_microgrids
         load = p.load_real[t] if shift is None else p.load_real[t] + shift
         real = (p.pv_real[t], p.wind_real[t], load, p.user_load_real[t])
+        surplus_p = np.zeros(self.cfg.n_participants)
+        surplus_p[:nm] = surplus
+        deficit_p = self._need[t].copy()
+        deficit_p[:nm] = self.dispatch.deficit
         # the market's load shift is planned, so it is not a forecast error
-        mg_err = (real[0] + real[1] - p.load_real[t]) - (
-            p.pv_forecast[t] + p.wind_forecast[t] - p.load_forecast[t]
-        )
-        zeros = np.zeros(na)
-        pos = Positions(
-            surplus=np.concatenate((surplus, zeros, np.zeros(nu))),
-            deficit=np.concatenate((d.deficit, zeros, p.user_load_forecast[t])),
-            error=np.concatenate((mg_err, zeros, p.user_load_forecast[t] - real[3])),
-        )
-        return pos, real
+        return Positions(surplus_p, deficit_p, self._error[t]), real
 
     def _settle(
         self,
