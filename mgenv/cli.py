@@ -290,25 +290,22 @@ BENCH_TARGETS = {
 
 def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "target",
-        nargs="?",
-        default="env",
-        choices=sorted(BENCH_TARGETS),
-        help="env: steps/s per scenario and protocol (default); chain: load test; "
-        "soak: a long run's memory",
-    )
-    parser.add_argument(
         "args",
         nargs=argparse.REMAINDER,
-        help="options of the target (see mgenv bench TARGET --help)",
+        metavar="[TARGET] ...",
+        help=f"TARGET is one of {sorted(BENCH_TARGETS)} (default env: steps/s per scenario and "
+        "protocol; chain: load test; soak: a long run's memory), then its options "
+        "(mgenv bench TARGET --help)",
     )
 
 
 def _bench_run(args: argparse.Namespace) -> int:
     import importlib
 
-    module, _, func = BENCH_TARGETS[args.target].partition(":")
-    getattr(importlib.import_module(module), func)(list(args.args))
+    rest = list(args.args)
+    target = rest.pop(0) if rest and rest[0] in BENCH_TARGETS else "env"
+    module, _, func = BENCH_TARGETS[target].partition(":")
+    getattr(importlib.import_module(module), func)(rest)
     return 0
 
 
@@ -356,7 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (2 for user errors)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"] and argv[1:2] not in (["-h"], ["--help"]):
+        # everything after "bench" belongs to the target's own parser (its options may
+        # come first: `mgenv bench --steps 100` benchmarks the env)
+        args = argparse.Namespace(command="bench", args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
