@@ -19,3 +19,12 @@ def test_measure_and_profile_fields():
     prof = stage_profile("default", 20)
     assert set(prof) >= {"physics", "market", "chain", "settlement", "observation", "total"}
     assert all(v >= 0 for v in prof.values())
+
+
+def test_cli_passes_options_to_the_default_target(capsys):
+    from mgenv.cli import main as cli
+
+    assert cli(["bench", "--steps", "20", "--repeats", "1", "--protocols", "ideal"]) == 0
+    assert "| default | ideal |" in capsys.readouterr().out
+    assert cli(["bench", "soak", "--steps", "30"]) == 0
+    assert "non-finite observations or rewards: 0" in capsys.readouterr().out
