@@ -12,13 +12,22 @@ from collections.abc import Callable
 from typing import Any
 
 from baselines.base import Policy, RolePolicy
+from baselines.nash_bidding import NashBidding
+from baselines.noncooperative import NoncooperativePolicy
+from baselines.p2p_pso import PSOPolicy
 from baselines.reference import FixedQuotes, GridOnly, RandomPolicy, Truthful
+from baselines.stackelberg import BayesNashPolicy, StackelbergPolicy
 
 _REGISTRY: dict[str, Callable[..., Any]] = {
     "truthful": Truthful,
     "fixed_quotes": FixedQuotes,
     "grid_only": GridOnly,
     "random": RandomPolicy,
+    "stackelberg": StackelbergPolicy,
+    "stackelberg_pso": PSOPolicy,
+    "bayes_nash": BayesNashPolicy,
+    "nash_bidding": NashBidding,
+    "noncooperative": NoncooperativePolicy,
 }
 
 

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from baselines.base import RolePolicy
+from baselines.noncooperative import tier_reference_actions
+from baselines.stackelberg import truthful_actions
 from mgenv.market.orders import from_delta, from_price, from_unit
 from mgenv.physics.units import marginal_cost
 
@@ -73,6 +75,10 @@ class Truthful(RolePolicy):
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""
+        if env.config.market.mechanism == "p2p":  # seed 002 layout: baselines.stackelberg
+            return truthful_actions(role, rows.size)
+        if env.config.market.mechanism == "three_tier":  # seed 001 layout
+            return tier_reference_actions(role, rows, env, grid_only=False)
         info = env.public_info()
         k = rows.size
         if role == "mg":
@@ -99,7 +105,7 @@ class FixedQuotes(Truthful):
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""
-        if role != "mg":
+        if role != "mg" or env.config.market.mechanism in ("p2p", "three_tier"):
             return super().act_role(role, rows, obs, env)
         info = env.public_info()
         s, f = info.market.n_segments, info.fleet
@@ -118,6 +124,10 @@ class GridOnly(RolePolicy):
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""
+        if env.config.market.mechanism == "p2p":  # seed 002 layout: baselines.stackelberg
+            return truthful_actions(role, rows.size, grid_only=True)
+        if env.config.market.mechanism == "three_tier":  # seed 001 layout
+            return tier_reference_actions(role, rows, env, grid_only=True)
         dim = env.action_space(f"{role}_{int(rows[0])}").shape[0] if rows.size else 0
         out = np.zeros((rows.size, dim))
         if role == "mg":

@@ -15,6 +15,7 @@ scenario without writing 64 values.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,14 +23,17 @@ from typing import Any
 import numpy as np
 
 from mgenv.chain import ChainParams
+from mgenv.chain.params import SIGNATURE_KINDS
 from mgenv.market.mechanism import MECHANISMS
+from mgenv.market.p2p_game import FORMULATIONS as P2P_FORMULATIONS
+from mgenv.physics.ccche_params import ThermalParams
 from mgenv.validation import check_all_range, check_choice, check_int, check_range
 
 ROLES = ("mg", "agg", "user")
 DISPATCH_MODES = ("rule", "agent")
 # Names of the microgrid physics models (mgenv.physics.model.MODELS); kept here as strings so
 # that this module does not import the models (they import it for type hints only).
-PHYSICS_MODELS = ("electric",)
+PHYSICS_MODELS = ("electric", "ccche")
 
 # Time-of-use tariff of the distribution grid, yuan/kWh by hour of day 0..23: valley 0-7,
 # peak 10-15 and 18-21, flat otherwise. Levels follow seed 001's valley/peak split and keep the
@@ -96,6 +100,20 @@ class MarketParams:
         price_cap: Highest admissible offer/bid price, yuan/kWh.
         delta_min: Lowest aggregator service coefficient (seed 000 eq. 6: 0.85).
         delta_max: Highest aggregator service coefficient (seed 000 eq. 6: 1.2).
+        p2p_formulation: Seed 002's pricing when supply falls short (``"bargaining"``, the
+            default, or ``"literal"``; see :mod:`mgenv.market.p2p_game`); read by its baselines.
+        p2p_lambda_ref: Seed 002's lambda calibration: the reference price at which a seller's
+            forecast load is its eq. 9 optimum, as a share of ``[feed-in, grid price]``.
+        p2p_unqualified: Participants (``"mg_1"``, ``"user_0"``) whose credit record fails seed
+            002's authentication chaincode: they cannot trade in the ``"p2p"`` market.
+        p2p_installed_kw: Installed capacity each microgrid registers with the authentication
+            chaincode (Table 2), kW, template tiled to ``n_microgrids``; empty: not checked.
+        p2p_signatures: Signatures of seed 002's chaincode records (``"modelled"`` HMAC or
+            ``"ed25519"``).
+        tier_mg_interval: Seed 001's price strategy interval of the microgrids ``(low,
+            high)``, yuan/kWh, in the ``"three_tier"`` market (the aggregators' interval is
+            ``[price_floor, price_cap]``).
+        tier_user_interval: Seed 001's price strategy interval of the large users, yuan/kWh.
     """
 
     mechanism: str = "uniform_price"
@@ -104,6 +122,13 @@ class MarketParams:
     price_cap: float = 1.10
     delta_min: float = 0.85
     delta_max: float = 1.20
+    p2p_formulation: str = "bargaining"
+    p2p_lambda_ref: float = 0.0
+    p2p_unqualified: tuple[str, ...] = ()
+    p2p_installed_kw: tuple[float, ...] = ()
+    p2p_signatures: str = "modelled"
+    tier_mg_interval: tuple[float, ...] = (0.5, 1.05)
+    tier_user_interval: tuple[float, ...] = (0.5, 1.05)
 
     def __post_init__(self) -> None:
         check_choice("MarketParams", "mechanism", self.mechanism, MECHANISMS)
@@ -114,6 +139,21 @@ class MarketParams:
         )
         check_range("MarketParams", "delta_min", self.delta_min, 0.0, 10.0, low_open=True)
         check_range("MarketParams", "delta_max", self.delta_max, self.delta_min, 10.0)
+        check_choice("MarketParams", "p2p_formulation", self.p2p_formulation, P2P_FORMULATIONS)
+        check_range("MarketParams", "p2p_lambda_ref", self.p2p_lambda_ref, 0.0, 1.0)
+        for name in self.p2p_unqualified:
+            if not re.fullmatch(r"(mg|user)_\d+", str(name)):
+                raise ValueError(
+                    f"MarketParams.p2p_unqualified has {name!r}; give names like 'mg_1' or 'user_0'"
+                )
+        if self.p2p_installed_kw:
+            check_all_range("MarketParams", "p2p_installed_kw", self.p2p_installed_kw, 0.0, 1e7)
+        check_choice("MarketParams", "p2p_signatures", self.p2p_signatures, SIGNATURE_KINDS)
+        for name in ("tier_mg_interval", "tier_user_interval"):
+            check_all_range("MarketParams", name, getattr(self, name), 0.0, 100.0)
+            low_high = getattr(self, name)
+            if len(low_high) != 2 or low_high[0] >= low_high[1]:
+                raise ValueError(f"MarketParams.{name}={low_high}: give (low, high), low < high")
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +249,8 @@ class ProfileParams:
         pv_data_kwh: Optional PV per period and participant, kWh, shape (horizon, n); replaces
             the parametric PV (used by ``consortium_p2p`` with seed 002's Table 9).
         load_data_kwh: Optional electric load per period and participant, kWh (Table 8).
+        user_load_shape: Daily shape of the large users' load: ``"commercial"`` (a daytime
+            plateau) or ``"flat"`` (constant at ``user_load_kw``: seed 000's market demand).
     """
 
     sunrise_h: float = 6.0
@@ -219,6 +261,7 @@ class ProfileParams:
     load_noise: float = 0.08
     pv_data_kwh: tuple[tuple[float, ...], ...] = ()
     load_data_kwh: tuple[tuple[float, ...], ...] = ()
+    user_load_shape: str = "commercial"
 
     def __post_init__(self) -> None:
         check_range("ProfileParams", "sunrise_h", self.sunrise_h, 0.0, 24.0)
@@ -229,6 +272,9 @@ class ProfileParams:
         check_range("ProfileParams", "wind_mean_ms", self.wind_mean_ms, 0.0, 40.0)
         check_range("ProfileParams", "forecast_error", self.forecast_error, 0.0, 1.0)
         check_range("ProfileParams", "load_noise", self.load_noise, 0.0, 1.0)
+        check_choice(
+            "ProfileParams", "user_load_shape", self.user_load_shape, ("commercial", "flat")
+        )
         for name in ("pv_data_kwh", "load_data_kwh"):
             rows = getattr(self, name)
             if rows and len({len(r) for r in rows}) != 1:
@@ -253,7 +299,8 @@ class EnvConfig:
             inside the env by ``opponent_policy``.
         opponent_policy: Name of the baseline (``baselines.names()``) that plays the roles
             that do not learn.
-        physics: Microgrid physics model (``mgenv.physics.model.MODELS``): ``"electric"``.
+        physics: Microgrid physics model (``mgenv.physics.model.MODELS``): ``"electric"``
+            or ``"ccche"`` (seed 001's cooling, heating and electricity microgrids).
         dispatch: Microgrid energy management: ``"rule"`` (the rule-based default) or
             ``"agent"`` (the microgrids' actions end with the physics model's set-points).
         grid: Grid tariff.
@@ -262,6 +309,7 @@ class EnvConfig:
         users: Large users.
         profiles: Weather and load profiles.
         chain: Blockchain consensus and network.
+        thermal: CCHE units and season (read by ``physics="ccche"``).
     """
 
     scenario: str = "custom"
@@ -281,6 +329,7 @@ class EnvConfig:
     users: UserParams = field(default_factory=UserParams)
     profiles: ProfileParams = field(default_factory=ProfileParams)
     chain: ChainParams = field(default_factory=ChainParams)
+    thermal: ThermalParams = field(default_factory=ThermalParams)
 
     def __post_init__(self) -> None:
         check_int("EnvConfig", "horizon", self.horizon, 1, 100_000)
@@ -306,6 +355,14 @@ class EnvConfig:
                     f"ProfileParams.{name} has shape ({len(rows)}, {len(rows[0])}); needs at "
                     f"least (horizon={self.horizon}, n_microgrids={self.n_microgrids})"
                 )
+        for name in self.market.p2p_unqualified:
+            role, _, idx = name.partition("_")
+            count = self.n_microgrids if role == "mg" else self.n_users
+            if int(idx) >= count:
+                raise ValueError(
+                    f"MarketParams.p2p_unqualified names {name!r}, but there are "
+                    f"{count} {role} participants"
+                )
 
     @property
     def n_participants(self) -> int:
@@ -313,7 +370,7 @@ class EnvConfig:
         return self.n_microgrids + self.n_aggregators + self.n_users
 
 
-SECTIONS = ("grid", "market", "fleet", "users", "profiles", "chain")
+SECTIONS = ("grid", "market", "fleet", "users", "profiles", "chain", "thermal")
 
 
 def override_keys(cfg: EnvConfig) -> list[str]:

@@ -36,6 +36,34 @@ BAD_VALUES = [
     ("ledger_window", 2.5),
     ("ledger_path", 3),
     ("ledger_path", "/no/such/folder/run.sqlite"),
+    # seed 003 (SBET, PoS, network): more cases in tests/test_sbet_params.py
+    ("gamma", 0.5),
+    ("t_max_ms", 0.0),
+    ("malicious_share", 1.1),
+    ("missing_share", -0.1),
+    ("mean_outage_periods", 0.5),
+    ("ddos_nodes", 5),
+    ("ddos_mode", "flood"),
+    ("ddos_slowdown", 0.5),
+    ("creator_election", "random"),
+    ("block_size", 0),
+    ("bandwidth_kbps", 0.0),
+    ("pos_slots_per_block", 0.5),
+    ("pos_confirmations", -1),
+    # seed 000 (cross-chain VNS): more cases in tests/test_crosschain.py
+    ("n_chains", 0),
+    ("vns_size", 0),
+    ("vns_threshold", 5),
+    ("honest_share", 0.7),
+    ("deadline_ms", 0.0),
+    ("deploy_ms", -1.0),
+    ("vns_malicious_share", 1.5),
+    # seed 001 (node authentication): more cases in tests/test_auth.py
+    ("auth_identity", "rsa"),
+    ("auth_positions", 0),
+    ("auth_unregistered", (1.5,)),
+    ("auth_revoked", (-1,)),
+    ("auth_impostors", ("mg_1",)),
 ]
 
 

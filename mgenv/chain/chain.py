@@ -31,6 +31,7 @@ from itertools import compress, repeat
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from mgenv.chain.auth import make_auth
 from mgenv.chain.ledger import Ledger
 from mgenv.chain.params import ChainParams
 from mgenv.chain.protocols import PROTOCOLS, ConsensusProtocol
@@ -97,6 +98,8 @@ class Chain:
         )
         self._next_serial = 0
         self._ms_per_period = float(period_h) * _MS_PER_H
+        # Seed 001: registration and authentication of every participant (None: no checks).
+        self.auth = make_auth(params, self.n_participants, check_key_seed(key_seed))
 
     @property
     def protocol(self) -> ConsensusProtocol:
@@ -120,6 +123,7 @@ class Chain:
         buyer: ArrayLike,
         quantity_kwh: ArrayLike,
         price: ArrayLike,
+        intermediary: ArrayLike | None = None,
     ) -> ConsensusResult:
         """Turn one period's cleared trades into transactions and decide which settle.
 
@@ -131,6 +135,9 @@ class Chain:
             buyer: Shape (T,), integer: buyer's participant index.
             quantity_kwh: Shape (T,), float: traded energy (kWh).
             price: Shape (T,), float: price (yuan/kWh).
+            intermediary: Optional shape (T,), integer: the aggregator that brokers each trade;
+                with node authentication on, it must be authenticated too (not signed: the
+                payload layout names only the two parties).
 
         Returns:
             Per-trade verdicts and the period's consensus figures.
@@ -175,6 +182,15 @@ class Chain:
         else:
             reason = _reject_reasons(signed, sellers, buyers, quantities, prices)
             records = list(compress(records, (reason == 0).tolist()))
+        if self.auth is not None:  # seed 001: trades of unauthenticated nodes are refused
+            brokers = None if intermediary is None else np.asarray(intermediary).tolist()
+            reason = self.auth.screen(sellers, buyers, reason, brokers)
+            ok = (reason == 0).tolist()
+            records = [
+                p + s + b
+                for p, s, b, k in zip(payloads, seller_sigs, buyer_sigs, ok, strict=True)
+                if k
+            ]
         decide_tx = getattr(self._protocol, "decide_transactions", None)
         if decide_tx is not None:
             return self._per_transaction(

@@ -16,8 +16,12 @@ from typing import TYPE_CHECKING, Final, Protocol
 
 import numpy as np
 
+from mgenv.chain.crosschain import CrossChainProtocol
 from mgenv.chain.ideal import IdealProtocol
 from mgenv.chain.pbft import PBFTProtocol
+from mgenv.chain.pos import PoSProtocol
+from mgenv.chain.sbet import SBETProtocol
+from mgenv.chain.spft import SPFTProtocol
 from mgenv.chain.types import RoundOutcome
 
 if TYPE_CHECKING:
@@ -57,4 +61,8 @@ class ProtocolFactory(Protocol):
 PROTOCOLS: Final[dict[str, ProtocolFactory]] = {
     "ideal": IdealProtocol,
     "pbft": PBFTProtocol,
+    "sbet": SBETProtocol,
+    "crosschain": CrossChainProtocol,
+    "spft": SPFTProtocol,
+    "pos": PoSProtocol,
 }

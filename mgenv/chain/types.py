@@ -23,18 +23,40 @@ if TYPE_CHECKING:
 #: offline and too few nodes were online to complete a view change).
 #: ``"invalid_trade"`` (4): the trade fails the validity predicate (quantity not a positive
 #: finite number, price not finite, or seller == buyer).
+#: ``"missing"``: the transaction never reached the block creator, leader or forger (lost in
+#: the network) and was not recovered, so it is not in the block (SBET, SPFT, PoS).
+#: ``"tampered"``: the nodes agreed on an altered copy (malicious nodes beyond the protocol's
+#: bound); the true trade does not settle (SBET, SPFT, PoS).
+#: ``"block_full"``: the period had more valid transactions than ``ChainParams.block_size``.
+#: ``"vns_rejected"``: a verification node subset did not reach its threshold t_k (cross-chain,
+#: seed 000 eqs. 15-16: offline, malicious or unreached VNS members).
+#: ``"deadline_missed"``: the VNS verifications ended too late for the contract deadline
+#: minus its deployment time (cross-chain, seed 000 condition (1)).
+#: ``"unauthenticated"``: the seller or the buyer has no authenticated session (unregistered,
+#: revoked or an impostor caught by the check; seed 001, :mod:`mgenv.chain.auth`).
 REJECT_REASONS: Final[tuple[str, ...]] = (
     "committed",
     "no_quorum",
     "bad_signature",
     "primary_offline",
     "invalid_trade",
+    "missing",
+    "tampered",
+    "block_full",
+    "vns_rejected",
+    "deadline_missed",
+    "unauthenticated",
 )
 COMMITTED: Final = 0
 NO_QUORUM: Final = 1
 BAD_SIGNATURE: Final = 2
 PRIMARY_OFFLINE: Final = 3
 INVALID_TRADE: Final = 4
+MISSING: Final = REJECT_REASONS.index("missing")
+TAMPERED: Final = REJECT_REASONS.index("tampered")
+BLOCK_FULL: Final = REJECT_REASONS.index("block_full")
+VNS_REJECTED: Final = REJECT_REASONS.index("vns_rejected")
+DEADLINE_MISSED: Final = REJECT_REASONS.index("deadline_missed")
 
 
 class RoundOutcome(NamedTuple):

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 MECHANISMS: Final[dict[str, str]] = {
     "uniform_price": "mgenv.market.uniform:UniformPrice",
+    "p2p": "mgenv.market.p2p:P2PMarket",
+    "three_tier": "mgenv.market.three_tier:ThreeTier",
 }
 
 
@@ -37,6 +39,10 @@ class MarketInputs(NamedTuple):
     buyer_global: np.ndarray  # (n_mg + n_user,) global index of each buyer
     n_mg: int
     n_agg: int
+    # (n_mg,) microgrids' forecast electric load, kWh (seed 002 eq. 9 needs e_L); None if the
+    # core does not provide it.
+    load_kwh: np.ndarray | None = None
+    period: int | None = None  # market period index, if the core provides it
 
 
 class MarketOutcome(NamedTuple):
@@ -48,7 +54,7 @@ class MarketOutcome(NamedTuple):
     offered_kwh: np.ndarray  # (n_mg,) energy each microgrid offered
     delta: np.ndarray  # (n_agg,) aggregators' service coefficients
     # (n_mg,) extra own consumption of each microgrid decided in the market, kWh, within
-    # [0, surplus] (seed 002 eq. 9: sellers adjust their load); None = no change.
+    # [-load, surplus] (seed 002 eq. 9: sellers adjust their load, usually down); None = none.
     load_shift_kwh: np.ndarray | None = None
 
 

@@ -159,7 +159,10 @@ class ElectricModel:
         max_charge, max_dis = battery_limits(self._soc, self.fleet, self.dt_h)
         up = np.divide(d.charge, max_charge, out=np.zeros_like(d.charge), where=max_charge > 0)
         down = np.divide(d.discharge, max_dis, out=np.zeros_like(d.charge), where=max_dis > 0)
-        return (up - down)[:, None]
+        return np.asarray((up - down)[:, None])
 
 
-MODELS: dict[str, type] = {"electric": ElectricModel}
+# Imported last: the CCHE model (seed 001) uses this module's Forecast and Realised.
+from mgenv.physics.ccche import CCHEModel  # noqa: E402
+
+MODELS: dict[str, type] = {"electric": ElectricModel, "ccche": CCHEModel}

@@ -119,7 +119,9 @@ def draw_profiles(
     level = 1.0 + p.load_noise * load.standard_normal(n)
     load_f = residential_load_shape(hours)[:, None] * level * tile(fleet.load_kw, n) * dt
     ulevel = 1.0 + p.load_noise * load.standard_normal(nu)
-    user_f = commercial_load_shape(hours)[:, None] * ulevel * tile(cfg.users.user_load_kw, nu) * dt
+    flat = p.user_load_shape == "flat"
+    user_shape = np.ones_like(hours) if flat else commercial_load_shape(hours)
+    user_f = user_shape[:, None] * ulevel * tile(cfg.users.user_load_kw, nu) * dt
     # Tabulated data are energies per period as printed (seed 002 Tables 8-9), not kW.
     if p.pv_data_kwh:
         pv_f = np.asarray(p.pv_data_kwh, dtype=np.float64)[:h]

@@ -13,7 +13,12 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-REPRODUCERS: dict[str, str] = {}
+REPRODUCERS: dict[str, str] = {
+    "consortium_p2p": "train.reproduce.p2p:run",
+    "crosschain_aggregators": "train.reproduce.crosschain:run",
+    "ccche_thermal_game": "train.reproduce.ccche:run",
+    "sbet_cooperative": "train.reproduce.sbet:run",
+}
 
 
 def names() -> list[str]:

@@ -1,0 +1,290 @@
+"""SBET consensus with redundant data exchange (seed 003, Huang et al. 2021, sec. III-B, Alg. 1).
+
+Decides per transaction, vectorised over nodes and transactions. One block per period; n nodes
+(the microgrids), quorum q = ceil(gamma n) (eq. 4 as a count); the data plane
+(:mod:`mgenv.chain.dataplane`) gives who holds which copy after the broadcast (Alg. 1, lines
+1-2). Then, with the message phases named in brackets (one loss/delay draw each):
+
+1. **Coordinator.** The pre-specified node e_p is ``period % n`` (rotating, so that no node is a
+   permanent single point of failure); if it is offline the next online node takes over after
+   one timer t_max (a view change).
+2. **Election** (lines 3-13, eq. 7) [ELECT, YES]. e_p sends the election message; each node that
+   gets it answers at once; its response time t_i is the round trip. Honest nodes kept busy by a
+   slowing DDoS answer "No"; the others (and malicious nodes, always) "Yes". e_p closes the
+   election at the (q-1)-th answer (q counting itself), or at t_max. Among the "Yes" nodes the
+   creator is the argmax of p_i = t_i s_i / sum_k t_k s_k (Algorithm 1, line 12; the default,
+   ``creator_election="argmax"``) or drawn with probability p_i (eq. 7's "selected in the
+   possibility of p_i"; ``"proportional"``, Gumbel-top-k over the extra uniforms), s_i being
+   the node's storage space. Literal reading kept: t_i is a response *time*, so slower (farther)
+   responders weigh more; e_p itself never answers, so it is never the creator.
+3. **Announcement** [ANNOUNCE]: e_p sends the ranking. The creator e_c is the first candidate
+   that received it and is honest, or malicious with at least q malicious voters online (then
+   its altered block passes). A malicious creator short of that fails the hash vote: the honest
+   nodes move to the next candidate after the timer t_max (a view change). No acceptable
+   candidate: every transaction is rejected as ``"primary_offline"``.
+4. **Serial lists** (lines 14-16) [LISTS]: the nodes that got the announcement send e_c the serial
+   list of the transactions they hold; e_c closes at q lists (its own included) or at t_max.
+   Closing at q loses nothing that could commit: a transaction that can gather q votes is held
+   by >= q nodes, and two sets of q nodes intersect because gamma > 1/2.
+5. **Complete list and redundant exchange** (lines 17-26, eq. 8) [COMPLETE, REQUEST, REPLY]. e_c
+   sends the complete list; each node that got it and misses some of its transactions
+   (D_i(T) = 0, eq. 8) asks every node; each node holding one answers with its copy after the
+   waiting time of eq. (6); answers count if their transit (request and answer) is within
+   t_max (eq. 6's wait delays them but does not make them late). An honest
+   node stores a copy once at least q of the copies it received agree ("S_T / ||e_i|| >=
+   gamma": the paper's threshold is over all nodes, which also means at least gamma of the
+   copies received; reading the denominator as the copies received would let a single malicious
+   relay plant its altered copy). A malicious node stores (altered) whatever it gets.
+6. **Integrity** (line 26) [INTEGRITY]: each node that got the complete list tells e_c when its
+   exchange is over; e_c starts the block at q such messages (its own included) or at t_max.
+7. **Block, hash votes, commits** (lines 27-34) [BLOCK, HASH, COMMIT]. e_c sends its candidate
+   (the complete list's transactions it holds; a malicious creator: the altered copies). A node
+   that got it and whose copy of T matches votes "Yes" on T by sending its hashes to all; a node
+   with at least q matching hashes (its own included) sends e_c a commit for T. Malicious nodes
+   vote falsely (for altered copies only); withholding nodes send no votes or commits.
+8. **Verdict** (eqs. 3-4): r(T) = (commits for T reaching e_c, its own included) / n; T is
+   verified iff r(T) >= gamma (eq. 4's ">="; the prose's "more than" is read as eq. 4). A
+   verified altered copy is ``"tampered"`` (the true trade does not settle); an unverified one
+   in the block is ``"no_quorum"``; one not in the block is ``"missing"``.
+
+**Time model** (a model, ms, from the start of the period's broadcast to the block): the
+broadcast lasts t_max (:mod:`mgenv.chain.dataplane`); each skipped coordinator or creator costs
+t_max; the election lasts until its closing answer; the lists until e_c's q-th list (the
+ANNOUNCE and LISTS delays); the exchange until e_c's q-th integrity message, each node being
+ready when its last missing transaction got its q-th agreeing copy (if one cannot be recovered:
+at its timer t_max, or at its last answer if later); the vote until the q-th commit reaches e_c
+(t_max if nothing verifies), node j sending its commit at the arrival of its (q - 1)-th matching
+hash list. The block and the data messages add their transmission time (bytes * 8 / bandwidth).
+The paper counts from the election; the broadcast is included here because it is what t_max
+times and the paper's Fig. 5 grows with t_max for all methods.
+
+Random streams: ``network_rng`` draws the positions (here) and one fixed-size
+:class:`~mgenv.chain.network.RoundDraw` of 12 phases plus n extra uniforms per period; a child
+spawned from it draws the storage spaces s_i ~ U(0.5, 1.5) (here) and the interruption draws;
+``adversary_rng`` draws the withholding then the malicious nodes (here).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
+from mgenv.chain.dataplane import MISSING, DataPlane
+from mgenv.chain.network import NetworkModel, RoundDraw, child_stream
+from mgenv.chain.sbet_steps import (
+    ANNOUNCE,
+    COMPLETE,
+    DATA,
+    N_PHASES,
+    SBETFixed,
+    candidate_votes,
+    coordinator,
+    elect,
+    integrity_ms,
+    pick_creator,
+    recover,
+    serial_lists,
+    vote,
+)
+from mgenv.chain.types import (
+    COMMITTED,
+    NO_QUORUM,
+    PRIMARY_OFFLINE,
+    TAMPERED,
+    RoundOutcome,
+    TxOutcome,
+)
+from mgenv.chain.types import MISSING as NOT_IN_BLOCK
+
+if TYPE_CHECKING:
+    from mgenv.chain.params import ChainParams
+
+
+class SBETBlock(NamedTuple):
+    """Outcome of one SBET block over its B admitted transactions.
+
+    Attributes:
+        reason: Shape (B,), int8: 0 committed, else a ``REJECT_REASONS`` index.
+        latency_ms: Simulated block creation time (ms).
+        view_changes: Skipped coordinators and creators.
+        creator: Index of e_c, -1 if none.
+        recovered: Copies honest nodes obtained by the redundant exchange.
+        missing_copies: Copies missing at online nodes after the broadcast.
+        tampered: Transactions verified with an altered copy.
+    """
+
+    reason: NDArray[np.int8]
+    latency_ms: float
+    view_changes: int
+    creator: int
+    recovered: int
+    missing_copies: int
+    tampered: int
+
+
+def run_block(
+    draw: RoundDraw,
+    period: int,
+    plane: DataPlane,
+    origin: NDArray[np.intp],
+    interrupted: NDArray[np.bool_] | None,
+    fixed: SBETFixed,
+) -> SBETBlock:
+    """One SBET block on a given network draw (steps 1-8 of the module docstring).
+
+    Args:
+        draw: The period's network draw (12 phases, n extra uniforms).
+        period: Market period (for the coordinator's rotation).
+        plane: The data plane.
+        origin: Shape (B,), origin node of each admitted transaction.
+        interrupted: Shape (B, n) interruption mask, or None.
+        fixed: Storage, voters, election mode.
+    """
+    q, t_max = plane.quorum, plane.t_max_ms
+    online = draw.online
+    link = draw.delivered & (online[:, None] & online)
+    delay = plane.network.delays_ms(draw.jitter_u)
+    copies, data_ms = plane.broadcast(link[DATA], delay[DATA], origin, interrupted)
+    missing = int(np.count_nonzero((copies == MISSING) & online))
+    p, skips = coordinator(online, period)
+    if p < 0:
+        return SBETBlock(
+            np.full(origin.size, PRIMARY_OFFLINE, np.int8), data_ms, 0, -1, 0, missing, 0
+        )
+    gumbel = -np.log(-np.log(draw.extra_u)) if fixed.proportional else None
+    candidates, election = elect(link, delay, p, plane.able, fixed, gumbel, q, t_max)
+    announced = link[ANNOUNCE, p] | fixed.onehot[p]
+    strong = plane.any_malicious and bool(
+        np.count_nonzero(plane.malicious & online & fixed.voters) >= q
+    )
+    c, passed = pick_creator(candidates, announced, plane.honest, strong)
+    elapsed = data_ms + (skips + passed) * t_max + election
+    if c < 0:
+        return SBETBlock(
+            np.full(origin.size, PRIMARY_OFFLINE, np.int8),
+            elapsed,
+            skips + passed,
+            -1,
+            0,
+            missing,
+            0,
+        )
+    complete, lists = serial_lists(link, delay, p, c, announced, copies, q, t_max)
+    got = link[COMPLETE, c] | fixed.onehot[c]
+    need = (copies == MISSING) & got & complete[:, None]
+    recovered, ready = 0, np.zeros(online.size)
+    if np.count_nonzero(need):
+        copies, recovered, ready = recover(link, delay, plane, copies, need)
+    exchange = integrity_ms(link, delay, c, got, ready, q, t_max)
+    in_block, yes = candidate_votes(link, plane, c, copies, complete, fixed)
+    n_block = int(np.count_nonzero(in_block))
+    commits, voting = vote(link, delay, plane, c, yes, fixed.onehot[c], n_block)
+    verified = in_block & (commits >= q)
+    reason = np.where(in_block, np.int8(NO_QUORUM), np.int8(NOT_IN_BLOCK))
+    altered = bool(plane.malicious[c])
+    reason[verified] = TAMPERED if altered else COMMITTED
+    tampered = int(np.count_nonzero(verified)) if altered else 0
+    return SBETBlock(
+        reason, elapsed + lists + exchange + voting, skips + passed, c, recovered, missing, tampered
+    )
+
+
+class SBETProtocol:
+    """SBET as a chain protocol (see the module docstring for the model).
+
+    Args:
+        params: Chain parameters (n_nodes >= 3).
+        network_rng: The network stream (kept: drawn from every period).
+        adversary_rng: The adversary stream.
+
+    Attributes:
+        network: The network model (12 phases, n extra uniforms per period).
+        plane: The data plane (timers, quorum, malicious nodes).
+        fixed: Storage spaces, voters, election mode.
+        safety_violation: The malicious nodes are at least n / 3, beyond SBET's bound.
+        read_quorum: Matching answers a client waits for on a query (the quorum q).
+    """
+
+    min_nodes = 3
+    data_plane = True
+
+    def __init__(
+        self,
+        params: ChainParams,
+        network_rng: np.random.Generator,
+        adversary_rng: np.random.Generator,
+    ) -> None:
+        n = params.n_nodes
+        self.network = NetworkModel(params, network_rng, N_PHASES, n_extra=n)
+        child = child_stream(network_rng)
+        storage = child.uniform(0.5, 1.5, n)
+        voters = ~draw_withholding(adversary_rng, n, params.n_withholding)
+        malicious = draw_malicious(adversary_rng, n, n_malicious(params.malicious_share, n))
+        self.plane = DataPlane(params, self.network, malicious, child)
+        proportional = params.creator_election == "proportional"
+        self.fixed = SBETFixed(storage, voters, proportional, np.eye(n, dtype=bool))
+        self.safety_violation = 3 * int(np.count_nonzero(malicious)) >= n
+        self.read_quorum = self.plane.quorum
+        self._rng = network_rng
+
+    def decide(self, has_block: bool) -> RoundOutcome:
+        """Not used: the chain calls :meth:`decide_transactions` for SBET."""
+        raise NotImplementedError("SBET decides per transaction: use decide_transactions")
+
+    def decide_transactions(
+        self,
+        period: int,
+        sellers: list[int],
+        buyers: list[int],
+        valid: NDArray[np.bool_],
+        payloads: list[bytes],
+    ) -> TxOutcome:
+        """Draw this period's network and create its block.
+
+        Args:
+            period: Market period index.
+            sellers: Length T: seller of each transaction (its origin node is seller % n).
+            buyers: Length T: buyer of each transaction (unused).
+            valid: Shape (T,), bool: passed the signature and validity checks.
+            payloads: Length T: the 40-byte records (unused: copies are tracked by identity).
+
+        Returns:
+            Per-transaction verdicts; ``extra`` holds ``safety_violation`` (1.0 if malicious
+            nodes are >= n / 3), ``query_accuracy`` (share of valid transactions committed
+            with their true record; 1.0 when there are none), ``recovered``,
+            ``missing_copies``, ``tampered`` and ``creator`` (-1 if none).
+        """
+        del buyers, payloads
+        draw = self.network.draw_round(self._rng)
+        share = float(np.count_nonzero(draw.online)) / draw.online.size
+        adm = self.plane.admit(sellers, valid)
+        committed = np.zeros(valid.size, dtype=bool)
+        if adm.rows.size == 0:
+            return TxOutcome(
+                committed,
+                adm.reason,
+                0.0,
+                share,
+                0,
+                self.plane.extra(self.safety_violation, 0, valid, 0, 0, 0, -1),
+            )
+        blk = run_block(
+            draw, period, self.plane, adm.origin, self.plane.interrupted(adm.origin), self.fixed
+        )
+        reason = adm.reason
+        reason[adm.rows] = blk.reason
+        ok = blk.reason == COMMITTED
+        committed[adm.rows] = ok
+        extra = self.plane.extra(
+            self.safety_violation,
+            int(np.count_nonzero(ok)),
+            valid,
+            blk.recovered,
+            blk.missing_copies,
+            blk.tampered,
+            blk.creator,
+        )
+        return TxOutcome(committed, reason, blk.latency_ms, share, blk.view_changes, extra)

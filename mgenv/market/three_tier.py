@@ -1,0 +1,173 @@
+"""Seed 001's three-tier market (eqs. 17-20, 29-37) as a :class:`~mgenv.market.mechanism.Mechanism`.
+
+Microgrids sell their scattered electricity to aggregators; aggregators sell electricity to
+microgrids in deficit and to large users; large users only buy. Every microgrid and every
+buyer deals with one aggregator, its *home*: seller ``mg_i`` with ``agg_(i % n_agg)``, buyer
+``b`` with ``MarketInputs.buyer_agg[b]`` (the core's convention). Aggregators buy only what
+they resell in the period (their storage cost is a constant term the paper leaves out of the
+game, eq. 34), so every trade is one flow seller -> aggregator -> buyer.
+
+Reading of the prices. The aggregator's strategy (eq. 31) is a pair of prices: ``price_mg``,
+what it offers the microgrids for their electricity (the paper's ``p_J->M``, which at 11:00
+"should not surpass" the microgrids' 0.98 and must not be "too low" or the trade fails, i.e.
+an offer *to* the sellers), and ``price_buyer``, its selling price ``p_J->Y``, also charged to
+microgrids in deficit (section 6: "the microgrids purchase electricity at the expected
+selling price"). The microgrid's strategy (eq. 29) is its selling price ``p_M->J``, the lowest
+offer it accepts (``ask``); the large user's (eq. 30) is its purchase price ``p_Y->J``, the
+highest price it accepts (``bid``). A contract of eq. 37 ``C = [S_k | S_h | Q | [t, t+dt] |
+p]`` forms when both sides accept: seller ``i`` sells iff ``price_mg >= ask_i``, buyer ``b``
+buys iff ``price_buyer <= limit_b``; the contract prices are the aggregator's offers. (The
+paper prints ``p_M->J = 0.98`` above ``p_J->M = 0.94`` and ``p_Y->J = 0.95`` below ``p_J->Y =
+1.00`` for trades that happen: as acceptance limits they contradict each other, so they are
+read as opening positions and the aggregator's offers as the agreed prices.)
+
+Quantities: aggregator ``j`` trades ``Q_j = min(S_j, D_j)``, the accepted supply and demand of
+its customers, each side rationed pro rata; the flows are split into bilateral trades by the
+north-west corner rule within each aggregator (:func:`match_grouped`). In the :class:`Trades`
+the price is ``price_mg`` and the service coefficient ``delta = price_buyer / price_mg``, so
+settlement pays the seller ``p_J->M q``, charges the buyer ``p_J->Y q`` and leaves the
+aggregator the difference, unchanged (seed 000 eq. 4's bookkeeping).
+
+Action layouts (entries in [-1, 1], mapped affinely onto the role's price interval;
+fractions onto [0, 1]):
+
+=====  =====================================================================================
+mg     ``ask`` (tier_mg_interval), ``sell_frac`` (share of the offerable energy offered),
+       ``buy_frac`` (share of a deficit bought in the market), ``buy_limit``
+       (tier_mg_interval: highest aggregator price accepted for it)
+agg    ``price_mg``, ``price_buyer`` ([price_floor, price_cap])
+user   ``bid`` (tier_user_interval), ``buy_frac``
+=====  =====================================================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mgenv.config import MarketParams
+from mgenv.market.mechanism import MarketInputs, MarketOutcome
+from mgenv.market.settlement import Trades
+
+ACTION_NAMES: dict[str, list[str]] = {
+    "mg": ["ask", "sell_frac", "buy_frac", "buy_limit"],
+    "agg": ["price_mg", "price_buyer"],
+    "user": ["bid", "buy_frac"],
+}
+
+
+def intervals(m: MarketParams) -> dict[str, tuple[float, float]]:
+    """Price strategy interval of each role, yuan/kWh (seed 001: 0.5-1.05 / 0.5-1.1 / 0.5-1.05)."""
+    return {
+        "mg": (float(m.tier_mg_interval[0]), float(m.tier_mg_interval[1])),
+        "agg": (float(m.price_floor), float(m.price_cap)),
+        "user": (float(m.tier_user_interval[0]), float(m.tier_user_interval[1])),
+    }
+
+
+def unit(a: np.ndarray) -> np.ndarray:
+    """Map [-1, 1] to [0, 1] (after clipping)."""
+    return np.asarray((np.minimum(np.maximum(a, -1.0), 1.0) + 1.0) * 0.5)
+
+
+def to_action(value: np.ndarray | float, lo: float, hi: float) -> np.ndarray:
+    """Inverse of the action map ``lo + unit(a) (hi - lo)``; outside values saturate."""
+    x = 2.0 * (np.asarray(value, dtype=np.float64) - lo) / (hi - lo) - 1.0
+    return np.asarray(np.minimum(np.maximum(x, -1.0), 1.0))
+
+
+def match_grouped(
+    s_group: np.ndarray,
+    s_kwh: np.ndarray,
+    b_group: np.ndarray,
+    b_kwh: np.ndarray,
+    totals: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilateral trades within each group (aggregator) by the north-west corner rule.
+
+    Group ``g`` occupies ``[offset_g, offset_g + totals_g]`` on one line for its sellers and
+    for its buyers, each laid end to end in proportion to their volumes (the last one ending
+    exactly at the group's end, so no piece straddles two groups); every piece between
+    consecutive breakpoints is one trade. At most ``n_s + n_b - 1`` trades.
+
+    Args:
+        s_group: Group of each seller, int, ``(n_s,)``.
+        s_kwh: Volume of each seller, kWh, summing to ``totals`` per group.
+        b_group: Group of each buyer, int, ``(n_b,)``.
+        b_kwh: Volume of each buyer, kWh, summing to ``totals`` per group.
+        totals: Volume of each group, kWh, ``(n_groups,)``.
+
+    Returns:
+        ``(seller, buyer, kwh)``: indices into the seller and buyer arrays and volumes.
+    """
+    offset = np.cumsum(totals) - totals
+    ends = []
+    for group, kwh in ((s_group, s_kwh), (b_group, b_kwh)):
+        order = np.argsort(group, kind="stable")
+        g, q = group[order], kwh[order]
+        run = np.cumsum(q)
+        first = np.searchsorted(g, g, side="left")
+        within = run - (run[first] - q[first])  # cumulative volume inside the group
+        gsum = np.bincount(g, weights=q, minlength=totals.size)[g]
+        last = np.append(g[1:] != g[:-1], True)
+        frac = np.where(last, 1.0, np.divide(within, gsum, out=np.ones_like(q), where=gsum > 0))
+        ends.append((order, offset[g] + totals[g] * frac))
+    (s_order, s_end), (b_order, b_end) = ends
+    total = float(totals.sum())
+    if total <= 0.0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0)
+    points = np.unique(np.concatenate(([0.0], s_end, b_end)))
+    kwh = np.diff(points)
+    keep = kwh > 1e-12 * total
+    mids = points[:-1][keep] + 0.5 * kwh[keep]
+    si = np.minimum(np.searchsorted(s_end, mids, side="right"), s_end.size - 1)
+    bi = np.minimum(np.searchsorted(b_end, mids, side="right"), b_end.size - 1)
+    return s_order[si], b_order[bi], kwh[keep]
+
+
+class ThreeTier:
+    """The three-tier market of seed 001 (module docstring)."""
+
+    def __init__(self, params: MarketParams) -> None:
+        self.params = params
+        self.bounds = intervals(params)
+
+    def action_names(self, role: str) -> list[str]:
+        """See the module docstring for the layouts."""
+        return list(ACTION_NAMES[role])
+
+    def clear(self, actions: dict[str, np.ndarray], inputs: MarketInputs) -> MarketOutcome:
+        """Acceptance, quantities per aggregator, bilateral trades (module docstring)."""
+        nm, na = inputs.n_mg, inputs.n_agg
+        (mlo, mhi), (alo, ahi), (ulo, uhi) = (self.bounds[r] for r in ("mg", "agg", "user"))
+        mg, agg, user = (unit(actions[r]) for r in ("mg", "agg", "user"))
+        ask = mlo + mg[:, 0] * (mhi - mlo)
+        offered = mg[:, 1] * inputs.offerable_kwh
+        beta = alo + agg[:, 0] * (ahi - alo)  # p_J->M, (n_agg,)
+        alpha = alo + agg[:, 1] * (ahi - alo)  # p_J->Y, (n_agg,)
+        home = np.arange(nm) % na
+        supply = np.where(beta[home] >= ask, offered, 0.0)
+        limit = np.concatenate((mlo + mg[:, 3] * (mhi - mlo), ulo + user[:, 0] * (uhi - ulo)))
+        need = np.concatenate((mg[:, 2] * inputs.deficit_kwh, user[:, 1] * inputs.user_need_kwh))
+        bagg = inputs.buyer_agg
+        demand = np.where(alpha[bagg] <= limit, need, 0.0)
+        s_tot = np.bincount(home, weights=supply, minlength=na)
+        d_tot = np.bincount(bagg, weights=demand, minlength=na)
+        q = np.minimum(s_tot, d_tot)  # (n_agg,) kWh through each aggregator
+        sold = supply * np.divide(q, s_tot, out=np.zeros(na), where=s_tot > 0)[home]
+        bought = demand * np.divide(q, d_tot, out=np.zeros(na), where=d_tot > 0)[bagg]
+        si, bi, kwh = match_grouped(home, sold, bagg, bought, q)
+        a = home[si]
+        safe_beta = np.where(beta > 0, beta, 1.0)
+        delta = np.where(beta > 0, alpha / safe_beta, 1.0)
+        trades = Trades(
+            seller=si.astype(np.int64),
+            buyer=inputs.buyer_global[bi],
+            agg=nm + a,
+            kwh=kwh,
+            price=beta[a],
+            delta=delta[a],
+        )
+        volume = float(q.sum())
+        price = float((beta * q).sum() / volume) if volume > 0 else 0.0
+        return MarketOutcome(trades, price, volume > 0, offered, delta)
