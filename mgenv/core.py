@@ -55,6 +55,7 @@ class PublicInfo(NamedTuple):
     gen_headroom: np.ndarray  # (n_mg,) kWh
     deficit: np.ndarray  # (n_mg,) kWh
     user_need: np.ndarray  # (n_user,) kWh
+    load_forecast: np.ndarray  # (n_mg,) kWh
     fleet: FleetArrays
     buyer_agg: np.ndarray  # (n_mg + n_user,) aggregator (0-based among aggregators)
 
@@ -210,6 +211,8 @@ class MarketCore:
             self.buyer_global,
             cfg.n_microgrids,
             cfg.n_aggregators,
+            load_kwh=p.load_forecast[t],
+            period=t,
         )
         out = self.mechanism.clear(actions, inputs)
         trades = out.trades
@@ -220,6 +223,7 @@ class MarketCore:
             buyer=trades.buyer,
             quantity_kwh=trades.kwh,
             price=trades.price,
+            intermediary=trades.agg,
         )
         t2 = time.perf_counter()
         result = self._settle(
@@ -241,14 +245,27 @@ class MarketCore:
         self, surplus: np.ndarray, shift: np.ndarray | None
     ) -> tuple[Positions, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         p, t, nm = self.profiles, self.t, self.cfg.n_microgrids
-        load = p.load_real[t] if shift is None else p.load_real[t] + shift
-        real = (p.pv_real[t], p.wind_real[t], load, p.user_load_real[t])
         surplus_p = np.zeros(self.cfg.n_participants)
         surplus_p[:nm] = surplus
         deficit_p = self._need[t].copy()
         deficit_p[:nm] = self.dispatch.deficit
-        # the market's load shift is planned, so it is not a forecast error
-        return Positions(surplus_p, deficit_p, self._error[t]), real
+        if shift is None:
+            real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
+            return Positions(surplus_p, deficit_p, self._error[t]), real
+        # The market moved the planned load to load_f + shift (seed 002 eq. 9); the realised
+        # load scales with it (never negative), and the forecast error is measured against
+        # the new plan, so the planned shift itself is not compensated as an error.
+        planned = p.load_forecast[t] + shift
+        scale = np.divide(
+            planned, p.load_forecast[t], out=np.ones(nm), where=p.load_forecast[t] > 0
+        )
+        load = np.where(p.load_forecast[t] > 0, p.load_real[t] * scale, planned)
+        error = self._error[t].copy()
+        error[:nm] = (p.pv_real[t] + p.wind_real[t] - load) - (
+            p.pv_forecast[t] + p.wind_forecast[t] - planned
+        )
+        real = (p.pv_real[t], p.wind_real[t], load, p.user_load_real[t])
+        return Positions(surplus_p, deficit_p, error), real
 
     def _settle(
         self,
@@ -265,6 +282,9 @@ class MarketCore:
         surplus = d.surplus if shift is None else d.surplus - shift
         pos, real = self._positions(surplus, shift)
         st = settle(trades, res.committed, pos, self.grid_buy, self.feed_in)
+        after = getattr(self.mechanism, "after_settlement", None)
+        if after is not None:  # e.g. seed 002's forecast-error compensation records
+            after(res.committed, pos.error, res.block)
         phys = self.physics.realise(st.sold[:nm], surplus)
         profit = st.cash.copy()
         profit[:nm] -= phys.fuel_cost + phys.penalty
@@ -402,7 +422,10 @@ class MarketCore:
         if not r.committed.all():
             counts = np.bincount(r.chain.reason[~r.committed], minlength=len(REJECT_REASONS))
             rejected = {REJECT_REASONS[k]: int(c) for k, c in enumerate(counts.tolist()) if c}
+        auth = getattr(self.chain, "auth", None)  # seed 001's node authentication, if on
+        auth_stats = {f"auth_{k}": v for k, v in auth.stats.items()} if auth else {}
         shared = {
+            **auth_stats,
             "clearing_price": r.price,
             "cleared": r.cleared,
             "latency_ms": float(r.chain.latency_ms),
@@ -436,6 +459,7 @@ class MarketCore:
             d.gen_headroom,
             d.deficit,
             self.profiles.user_load_forecast[t],
+            self.profiles.load_forecast[t],
             self.fleet,
             self.buyer_agg,
         )

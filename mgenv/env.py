@@ -1,4 +1,4 @@
-"""mgenv_market_v0: a regional market of microgrids, aggregators and large users.
+"""mgenv_market_v1: a regional market of microgrids, aggregators and large users.
 
 Environment card
 ================
@@ -24,7 +24,13 @@ Environment card
   ``rejected`` (the period's rejected transactions by reason, whole market) and the chain
   protocol's own figures as ``chain_<name>``.
 
-Version history: v0 (this) - first release.
+Version history:
+
+* v1 (this): ``default`` settles on the SBET chain (seed 003) instead of PBFT;
+  ``crosschain_aggregators`` on the cross-chain VNS protocol with Nash-bidding opponents
+  (seed 000); ``consortium_p2p`` on the peer-to-peer market with a Stackelberg price setter
+  (seed 002); ``sbet_cooperative`` on SBET with a slowed central node.
+* v0: first release (uniform-price market, ideal and PBFT chains, electric microgrids).
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
     """The PettingZoo ParallelEnv; build it with ``mgenv.parallel_env(scenario, **overrides)``."""
 
     metadata: ClassVar[dict[str, Any]] = {
-        "name": "mgenv_market_v0",
+        "name": "mgenv_market_v1",
         "render_modes": list(RENDER_MODES),
         "is_parallelizable": True,
     }

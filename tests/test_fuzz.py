@@ -23,10 +23,12 @@ OVERRIDES = st.fixed_dictionaries(
         "n_users": st.integers(0, 3),
         "horizon": st.integers(1, 30),
         "start_hour": st.integers(0, 23),
-        "protocol": st.sampled_from(["ideal", "pbft"]),
+        "protocol": st.sampled_from(["ideal", "pbft", "sbet", "spft", "pos"]),
         "message_loss": st.floats(0.0, 1.0),
         "availability": st.floats(0.0, 1.0),
         "withhold_share": st.floats(0.0, 1.0),
+        "malicious_share": st.floats(0.0, 0.6),
+        "missing_share": st.floats(0.0, 0.6),
         "forecast_error": st.floats(0.0, 0.5),
         "n_segments": st.integers(1, 5),
         "battery_kwh": st.tuples(st.floats(0.0, 500.0)),
@@ -57,7 +59,7 @@ def _run_checked(env, seed, actions_rng):
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    scenario=st.sampled_from(["default", "crosschain_aggregators", "sbet_cooperative"]),
+    scenario=st.sampled_from(mgenv.scenarios.names()),
     overrides=OVERRIDES,
     seed=st.integers(0, 2**16),
 )
