@@ -97,48 +97,66 @@ def mpe_factory() -> Callable[[], Any] | None:
     return lambda: simple_spread_v3.parallel_env()
 
 
+def _env_factory(scenario: str, protocol: str) -> Callable[[], Any]:
+    """``protocol="own"``: the scenario's configured chain; otherwise that protocol."""
+    overrides = {} if protocol == "own" else {"protocol": protocol}
+    return lambda: mgenv.parallel_env(scenario, **overrides)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the table of env steps/s per scenario and protocol, and the stage profile."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--scenarios", default="default", help="comma-separated scenario names or 'all'"
     )
-    ap.add_argument("--protocols", default="pbft,ideal")
+    ap.add_argument(
+        "--protocols",
+        default="own,pbft,ideal",
+        help="comma-separated; 'own' is the scenario's configured chain",
+    )
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
     names = mgenv.scenarios.names() if args.scenarios == "all" else args.scenarios.split(",")
-    rows = []
+    protocols = args.protocols.split(",")
     mpe = mpe_factory()
     mpe_rate = measure(mpe, args.steps, args.repeats) if mpe else None
-    for scen in names:
-        for proto in args.protocols.split(","):
-            r = measure(
-                lambda s=scen, p=proto: mgenv.parallel_env(s, protocol=p), args.steps, args.repeats
-            )
-            rows.append((scen, proto, r))
     print(
-        f"| env | protocol | agents | env steps/s (median) | spread | agent-steps/s |"
-        f"{' x MPE |' if mpe_rate else ''}"
+        "| env | protocol | agents | env steps/s (median) | spread | agent-steps/s |"
+        + (" x MPE |" if mpe_rate else "")
     )
-    print(f"|---|---|---|---|---|---|{'---|' if mpe_rate else ''}")
-    for scen, proto, r in rows:
-        ratio = f" {r['steps_per_s'] / mpe_rate['steps_per_s']:.2f} |" if mpe_rate else ""
-        print(
-            f"| {scen} | {proto} | {r['agents']} | {r['steps_per_s']:,.0f} | "
-            f"{r['min']:,.0f}-{r['max']:,.0f} | {r['agent_steps_per_s']:,.0f} |{ratio}"
-        )
+    print("|---|---|---|---|---|---|" + ("---|" if mpe_rate else ""))
+    for scen in names:
+        for proto in protocols:
+            label = mgenv.make_config(scen).chain.protocol if proto == "own" else proto
+            try:
+                r = measure(_env_factory(scen, proto), args.steps, args.repeats)
+            except ValueError as exc:  # e.g. a protocol that needs more nodes
+                print(f"| {scen} | {label} | - | not valid: {str(exc).splitlines()[0][:60]} |")
+                continue
+            ratio = f" {r['steps_per_s'] / mpe_rate['steps_per_s']:.2f} |" if mpe_rate else ""
+            print(
+                f"| {scen} | {label} | {r['agents']} | {r['steps_per_s']:,.0f} | "
+                f"{r['min']:,.0f}-{r['max']:,.0f} | {r['agent_steps_per_s']:,.0f} |{ratio}"
+            )
     if mpe_rate:
         print(
             f"| MPE simple_spread_v3 | - | {mpe_rate['agents']} | "
             f"{mpe_rate['steps_per_s']:,.0f} | {mpe_rate['min']:,.0f}-{mpe_rate['max']:,.0f}"
             f" | {mpe_rate['agent_steps_per_s']:,.0f} | 1.00 |"
         )
-    prof = stage_profile(names[0], args.steps, protocol=args.protocols.split(",")[0])
-    print(
-        f"\nmicroseconds per step, {names[0]} / {args.protocols.split(',')[0]}: "
-        + ", ".join(f"{k} {v:.1f}" for k, v in prof.items())
-    )
+    profiled = "default" if "default" in names else names[0]
+    for proto in protocols:
+        overrides = {} if proto == "own" else {"protocol": proto}
+        label = mgenv.make_config(profiled).chain.protocol if proto == "own" else proto
+        try:
+            prof = stage_profile(profiled, args.steps, **overrides)
+        except ValueError:
+            continue
+        print(
+            f"\nmicroseconds per step, {profiled} / {label}: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in prof.items())
+        )
 
 
 if __name__ == "__main__":
