@@ -84,12 +84,31 @@ class Truthful(RolePolicy):
         if role == "mg":
             prices, shares = truthful_mg_offers(rows, info)
             return _assemble(prices, shares, 1.0, _mg_buy_tail(k, 1.0, info), info)
+        return self._quotes(role, k, info).copy()
+
+    def _quotes(self, role: str, k: int, info: Any) -> np.ndarray:
+        """Aggregator or user actions of ``k`` agents (cached; callers get copies).
+
+        They depend only on the market parameters and the period's grid price, which takes a
+        handful of values per day, so they are computed once per (role, k, grid price) and
+        market parameters object instead of every period.
+        """
+        cache: dict[tuple[str, int, float], tuple[Any, np.ndarray]]
+        cache = self.__dict__.setdefault("_quote_cache", {})
+        key = (role, k, info.grid_buy)
+        hit = cache.get(key)
+        if hit is not None and hit[0] is info.market:
+            return hit[1]
         if role == "agg":
             out = np.empty((k, 2))
             out[:, 0] = from_price(info.market.price_cap, info.market)
             out[:, 1] = from_delta(TRUTHFUL_DELTA, info.market)
-            return out
-        return _buyer_actions(k, info.grid_buy, 1.0, info)
+        else:
+            out = _buyer_actions(k, info.grid_buy, 1.0, info)
+        if len(cache) >= 256:  # bounded: a new market object per episode must not grow it
+            cache.clear()
+        cache[key] = (info.market, out)
+        return out
 
 
 class FixedQuotes(Truthful):

@@ -86,6 +86,12 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         import baselines  # baselines depend on mgenv: import at first use
 
         self._opponents = baselines.make(config.opponent_policy)
+        # Zero-width observations for opponents that read only public information (built once:
+        # an empty array cannot be modified).
+        self._no_obs = {
+            r: np.zeros((self.core.role_index[r].size, 0), np.float32)
+            for r in self.core.opponent_roles
+        }
         self._seed_rng: np.random.Generator | None = None
         self._history: list[PeriodResult] = []
         self._last_chain: ConsensusResult | None = None
@@ -229,7 +235,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             if getattr(self._opponents, "observes", True):
                 obs = self.core.observations(roles)
             else:  # the policy reads only public information: skip building observations
-                obs = {r: np.zeros((self.core.role_index[r].size, 0), np.float32) for r in roles}
+                obs = self._no_obs
             for role in roles:
                 self._fill(mats, role, act_role(role, self.core.role_index[role], obs[role], self))
             return

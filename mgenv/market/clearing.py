@@ -69,28 +69,34 @@ def clear_uniform_price(
     n_off, n_bid = offer_price.shape[0], bid_limit.shape[0]
     if n_off == 0 or n_bid == 0:
         return Clearing(0.0, 0.0, np.zeros(n_off), np.zeros(n_bid), False)
-    order = np.argsort(offer_price, kind="stable")
+    # Array methods and ufunc methods (argsort, searchsorted, add.accumulate) instead of the
+    # np.* wrappers: on these tiny arrays the wrappers' dispatch costs more than the work.
+    order = offer_price.argsort(kind="stable")
     p = offer_price[order]  # (n_off,) ascending
-    cum = np.concatenate(([0.0], np.cumsum(offer_kwh[order])))  # exclusive prefix sums
+    kwh = offer_kwh[order]
+    cum = np.empty(n_off + 1)  # exclusive prefix sums
+    cum[0] = 0.0
+    np.add.accumulate(kwh, out=cum[1:])
     # Every offer carries its price group's figures: volume of cheaper groups, group volume.
-    first, end = np.searchsorted(p, p, "left"), np.searchsorted(p, p, "right")
-    cheaper = cum[first]
-    g_vol = cum[end] - cheaper
+    cheaper = cum[p.searchsorted(p, "left")]
+    g_vol = cum[p.searchsorted(p, "right")] - cheaper
     # Demand willing to pay at least each offer's price: an (n_off, n_bid) mask times volumes
     # (cheaper than sorting for the market sizes here; linear in offers x bids).
-    demand = (bid_limit[None, :] >= p[:, None]) @ bid_kwh
+    demand = np.less_equal.outer(p, bid_limit) @ bid_kwh
     acc = np.minimum(np.maximum(demand - cheaper, 0.0), g_vol)  # accepted volume of the group
     # Rounding in the prefix sums must not let a sliver of a dearer group set the price.
-    acc[acc <= 1e-12 * max(float(bid_kwh.sum()), 1.0)] = 0.0
-    accepted = np.flatnonzero(acc)
+    acc[acc <= 1e-12 * max(float(np.add.reduce(bid_kwh)), 1.0)] = 0.0
+    accepted = acc.nonzero()[0]
     if accepted.size == 0:
         return Clearing(0.0, 0.0, np.zeros(n_off), np.zeros(n_bid), False)
     last = int(accepted[-1])
     price = float(p[last])
     awarded = np.empty(n_off)
-    awarded[order] = offer_kwh[order] * np.divide(acc, g_vol, out=np.zeros(n_off), where=acc > 0)
-    total = float(cheaper[last] + acc[last])
-    served = np.where(bid_limit >= price, bid_kwh * (total / float(demand[last])), 0.0)
+    # acc > 0 implies g_vol >= acc > 0; an empty group (g_vol = 0) has acc = 0 and divides by
+    # 1 instead (g_vol + True), which gives the same zeros as a masked divide, cheaper.
+    awarded[order] = kwh * (acc / (g_vol + (g_vol == 0.0)))
+    total = float(cheaper[last]) + float(acc[last])
+    served = (bid_limit >= price) * (bid_kwh * (total / float(demand[last])))
     return Clearing(price, total, awarded, served, True)
 
 
@@ -111,16 +117,19 @@ def match_bilateral(
     Returns:
         ``(seller_index, buyer_index, kwh)`` arrays of equal length (positive volumes).
     """
-    cs, cb = np.cumsum(seller_kwh), np.cumsum(buyer_kwh)
-    total = min(cs[-1], cb[-1]) if cs.size and cb.size else 0.0
+    cs, cb = np.add.accumulate(seller_kwh), np.add.accumulate(buyer_kwh)
+    ns, nb = cs.shape[0], cb.shape[0]
+    total = min(float(cs[-1]), float(cb[-1])) if ns and nb else 0.0
     if total <= 0.0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.zeros(0)
-    points = np.concatenate(([0.0], np.minimum(cs, total), np.minimum(cb, total)))
+    points = np.empty(1 + ns + nb)  # filled in place: no list-to-array concatenation
+    points[0] = 0.0
+    np.minimum(cs, total, out=points[1 : 1 + ns])
+    np.minimum(cb, total, out=points[1 + ns :])
     points.sort()
-    kwh = np.diff(points)
+    kwh = points[1:] - points[:-1]
     keep = kwh > 1e-12 * total  # drops the zero-length pieces of shared breakpoints
-    mids = points[:-1][keep] + 0.5 * kwh[keep]  # every mid lies below total <= cs[-1], cb[-1]
-    s = np.searchsorted(cs, mids, side="right")
-    b = np.searchsorted(cb, mids, side="right")
-    return s, b, kwh[keep]
+    kwh = kwh[keep]
+    mids = points[:-1][keep] + 0.5 * kwh  # every mid lies below total <= cs[-1], cb[-1]
+    return cs.searchsorted(mids, "right"), cb.searchsorted(mids, "right"), kwh

@@ -118,22 +118,28 @@ def decode_orders(
     Returns:
         The :class:`Orders`.
     """
-    s = m.n_segments
+    s, nb = m.n_segments, buyer_agg.shape[0]
     span = m.price_cap - m.price_floor
-    mg, agg, user = to_unit(mg_act), to_unit(agg_act), to_unit(user_act)
-    w = mg[:, s : 2 * s]
-    wsum = w.sum(axis=1, keepdims=True)
-    shares = np.where(wsum > 0, w / np.where(wsum > 0, wsum, 1.0), 1.0 / s)
-    volume = mg[:, 2 * s] * offerable_kwh
-    delta = m.delta_min + agg[:, 1] * (m.delta_max - m.delta_min)
-    buyers = np.concatenate((mg[:, 2 * s + 1 :], user))  # (n_mg + n_user, 2): frac, limit
-    agg_limit = m.price_floor + agg[:, 0] * span
-    limit = np.minimum(m.price_floor + buyers[:, 1] * span, agg_limit[buyer_agg])
+    # Per-call numpy overhead dominates on these tiny arrays, so the three roles' two-column
+    # tails are mapped together: buyers (microgrid tail, users) as [frac, limit] and the
+    # aggregators reversed to [delta, limit], so that column 1 is a price for every row.
+    offers = to_unit(mg_act[:, : 2 * s + 1])  # (n_mg, 2S + 1): prices, shares, offer_frac
+    tails = to_unit(np.concatenate((mg_act[:, 2 * s + 1 :], user_act, agg_act[:, ::-1])))
+    w = offers[:, s : 2 * s]
+    wsum = np.add.reduce(w, axis=1, keepdims=True)  # >= 0: all-zero weights mean equal shares
+    if np.count_nonzero(wsum) == wsum.shape[0]:
+        shares = w / wsum
+    else:
+        shares = np.where(wsum > 0, w / np.where(wsum > 0, wsum, 1.0), 1.0 / s)
+    volume = offers[:, 2 * s] * offerable_kwh
+    delta = m.delta_min + tails[nb:, 0] * (m.delta_max - m.delta_min)
+    limits = m.price_floor + tails[:, 1] * span  # (n_buyers + n_agg,) yuan/kWh
+    limit = np.minimum(limits[:nb], limits[nb:][buyer_agg])
     limit = np.minimum(limit, grid_price / delta[buyer_agg])
     return Orders(
-        offer_price=(m.price_floor + mg[:, :s] * span).ravel(),
+        offer_price=(m.price_floor + offers[:, :s] * span).ravel(),
         offer_kwh=(shares * volume[:, None]).ravel(),
         bid_limit=limit,
-        bid_kwh=buyers[:, 0] * np.concatenate((mg_deficit_kwh, user_need_kwh)),
+        bid_kwh=tails[:nb, 0] * np.concatenate((mg_deficit_kwh, user_need_kwh)),
         delta=delta,
     )

@@ -44,16 +44,20 @@ class UniformPrice:
         c = clear_uniform_price(
             orders.offer_price, orders.offer_kwh, orders.bid_limit, orders.bid_kwh
         )
-        si, bi, kwh = match_bilateral(c.awarded_kwh.reshape(nm, s).sum(axis=1), c.served_kwh)
+        # np.add.reduce over the (n_mg, S) views: the .sum() method's Python wrapper costs more
+        # than the sums themselves here.
+        sold = np.add.reduce(c.awarded_kwh.reshape(nm, s), axis=1)
+        si, bi, kwh = match_bilateral(sold, c.served_kwh)
         agg = inputs.buyer_agg[bi]
+        price = np.empty(kwh.shape[0])
+        price.fill(c.price)
         trades = Trades(
             seller=si,
             buyer=inputs.buyer_global[bi],
             agg=nm + agg,
             kwh=kwh,
-            price=np.full(kwh.shape, c.price),
+            price=price,
             delta=orders.delta[agg],
         )
-        return MarketOutcome(
-            trades, c.price, c.cleared, orders.offer_kwh.reshape(nm, s).sum(axis=1), orders.delta
-        )
+        offered = np.add.reduce(orders.offer_kwh.reshape(nm, s), axis=1)
+        return MarketOutcome(trades, c.price, c.cleared, offered, orders.delta)
