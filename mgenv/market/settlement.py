@@ -64,7 +64,7 @@ def _by(index: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
 
     Even with no trades: ``np.bincount`` returns int64 for empty weights.
     """
-    out = np.bincount(index, weights=weights, minlength=n)
+    out = np.bincount(index, weights, n)  # positional: keyword parsing costs here
     return out if out.dtype == np.float64 else out.astype(np.float64)
 
 
@@ -87,24 +87,32 @@ def settle(
     Returns:
         The :class:`Settlement`.
     """
-    n = pos.surplus.shape[0]
-    q_ok = np.where(committed, trades.kwh, 0.0)
-    value = q_ok * trades.price
-    sold = _by(trades.seller, trades.kwh, n)
-    bought = _by(trades.buyer, trades.kwh, n)
-    sold_ok = _by(trades.seller, q_ok, n)
-    bought_ok = _by(trades.buyer, q_ok, n)
+    n, count = pos.surplus.shape[0], trades.kwh.shape[0]
+    if count == 0:  # no trade: every per-participant sum below is zero (no bincount needed)
+        sold, bought, sold_ok, bought_ok = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+        margin = received = paid = np.zeros(n)  # read only below
+    else:
+        sold = _by(trades.seller, trades.kwh, n)
+        bought = _by(trades.buyer, trades.kwh, n)
+        if np.count_nonzero(committed) == count:  # the common case: the committed sums are
+            q_ok = trades.kwh  # the totals, so two bincounts and a where are skipped
+            sold_ok, bought_ok = sold.copy(), bought.copy()
+        else:
+            q_ok = np.where(committed, trades.kwh, 0.0)
+            sold_ok = _by(trades.seller, q_ok, n)
+            bought_ok = _by(trades.buyer, q_ok, n)
+        value = q_ok * trades.price
+        # An aggregator's net margin; with delta < 1 it is negative and counts as a cost.
+        margin = _by(trades.agg, (trades.delta - 1.0) * value, n)
+        received = _by(trades.seller, value, n)
+        paid = _by(trades.buyer, trades.delta * value, n)
     # failed trades (sold - sold_ok) go to the grid; so do unsold surplus and forecast excess
     export = np.maximum(pos.surplus - sold, 0.0) + (sold - sold_ok) + np.maximum(pos.error, 0.0)
     imports = (
         np.maximum(pos.deficit - bought, 0.0) + (bought - bought_ok) + np.maximum(-pos.error, 0.0)
     )
-    # An aggregator's net margin; with delta < 1 it is negative and counts as a cost.
-    margin = _by(trades.agg, (trades.delta - 1.0) * value, n)
-    revenue = _by(trades.seller, value, n) + np.maximum(margin, 0.0) + feed_in * export
-    cost = (
-        _by(trades.buyer, trades.delta * value, n) + np.maximum(-margin, 0.0) + grid_buy * imports
-    )
+    revenue = received + np.maximum(margin, 0.0) + feed_in * export
+    cost = paid + np.maximum(-margin, 0.0) + grid_buy * imports
     return Settlement(
         cash=revenue - cost,
         revenue=revenue,
@@ -115,5 +123,5 @@ def settle(
         bought_committed=bought_ok,
         grid_import=imports,
         grid_export=export,
-        grid_cash=float(grid_buy * imports.sum() - feed_in * export.sum()),
+        grid_cash=float(grid_buy * np.add.reduce(imports) - feed_in * np.add.reduce(export)),
     )

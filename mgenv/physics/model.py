@@ -26,8 +26,9 @@ from mgenv.physics.units import (
     Dispatch,
     FleetArrays,
     battery_limits,
+    dispatch_plan,
+    economic_output,
     generation_cost,
-    rule_dispatch,
     step_battery,
 )
 
@@ -108,6 +109,12 @@ class ElectricModel:
         self.dt_h = cfg.dt_h
         self._soc = fleet.soc_init.copy()  # (n_mg,)
         self._plan: Dispatch | None = None
+        # Constant per fleet, or per grid price (a few values a day): computed once rather
+        # than every period, with the same formulas as rule_dispatch / step_battery.
+        self._gen_cap = fleet.gen_kw * cfg.dt_h  # (n_mg,) kWh
+        self._power = fleet.battery_kw * cfg.dt_h  # (n_mg,) kWh
+        self._econ: dict[float, np.ndarray] = {}  # grid price -> economic output, kWh
+        self._all_batteries = bool((fleet.battery_kwh > 0).all())
 
     @property
     def soc(self) -> np.ndarray:
@@ -123,15 +130,19 @@ class ElectricModel:
         self, t: int, forecast: Forecast, grid_buy: float, setpoints: np.ndarray | None
     ) -> Dispatch:
         """Rule-based dispatch on the forecast, or the agents' battery set-points."""
-        battery = None if setpoints is None else setpoints[:, 0]
-        self._plan = rule_dispatch(
-            forecast.pv + forecast.wind,
-            forecast.load,
+        econ = self._econ.get(grid_buy)
+        if econ is None:
+            if len(self._econ) >= 256:  # bounded whatever the tariff
+                self._econ.clear()
+            econ = self._econ[grid_buy] = economic_output(grid_buy, self._gen_cap, self.fleet)
+        self._plan = dispatch_plan(
+            forecast.pv + forecast.wind - forecast.load,
             self._soc,
-            grid_buy,
+            econ,
+            self._gen_cap,
+            self._power,
             self.fleet,
-            self.dt_h,
-            battery,
+            None if setpoints is None else setpoints[:, 0],
         )
         return self._plan
 
@@ -142,10 +153,14 @@ class ElectricModel:
             raise RuntimeError("realise() before plan()")
         gen = d.self_gen + np.maximum(sold_kwh - surplus_kwh, 0.0)
         before = self._soc
-        self._soc = step_battery(before, d.charge, d.discharge, self.fleet)
-        return Realised(
-            gen, generation_cost(gen, self.fleet), np.zeros_like(gen), before, self._soc, {}
-        )
+        f = self.fleet
+        if self._all_batteries:  # step_battery without its masks (every capacity is > 0)
+            self._soc = before + (f.eta_charge * d.charge - d.discharge / f.eta_discharge) / (
+                f.battery_kwh
+            )
+        else:
+            self._soc = step_battery(before, d.charge, d.discharge, f)
+        return Realised(gen, generation_cost(gen, f), np.zeros(gen.shape), before, self._soc, {})
 
     def features(self) -> np.ndarray:
         """No extra features."""

@@ -46,9 +46,19 @@ def battery_limits(soc: np.ndarray, f: FleetArrays, dt_h: float) -> tuple[np.nda
     Returns:
         ``(max_charge, max_discharge)``, each of shape ``(n,)``, non-negative.
     """
-    p = f.battery_kw * dt_h
-    max_charge = np.minimum(p, np.maximum(f.soc_max - soc, 0.0) * f.battery_kwh / f.eta_charge)
-    max_dis = np.minimum(p, np.maximum(soc - f.soc_min, 0.0) * f.battery_kwh * f.eta_discharge)
+    return _limits(soc, f, f.battery_kw * dt_h)
+
+
+def _limits(
+    soc: np.ndarray, f: FleetArrays, power_kwh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`battery_limits` with the per-period power limit ``battery_kw * dt_h`` given."""
+    max_charge = np.minimum(
+        power_kwh, np.maximum(f.soc_max - soc, 0.0) * f.battery_kwh / f.eta_charge
+    )
+    max_dis = np.minimum(
+        power_kwh, np.maximum(soc - f.soc_min, 0.0) * f.battery_kwh * f.eta_discharge
+    )
     return max_charge, max_dis
 
 
@@ -118,8 +128,37 @@ def rule_dispatch(
     Returns:
         The :class:`Dispatch`; every field non-negative.
     """
-    net = renewables - load
-    max_charge, max_dis = battery_limits(soc, f, dt_h)
+    gen_cap = f.gen_kw * dt_h
+    econ = economic_output(grid_price, gen_cap, f)
+    return dispatch_plan(
+        renewables - load, soc, econ, gen_cap, f.battery_kw * dt_h, f, battery_setpoint
+    )
+
+
+def dispatch_plan(
+    net: np.ndarray,
+    soc: np.ndarray,
+    econ_kwh: np.ndarray,
+    gen_cap_kwh: np.ndarray,
+    power_kwh: np.ndarray,
+    f: FleetArrays,
+    battery_setpoint: np.ndarray | None = None,
+) -> Dispatch:
+    """:func:`rule_dispatch` from its per-fleet and per-price parts, computed by the caller.
+
+    A physics model computes the generator capacity and battery power per period once and
+    the economic output once per grid price, instead of every period (same values).
+
+    Args:
+        net: Renewables minus load forecast, kWh, ``(n,)``.
+        soc: State of charge, ``(n,)``.
+        econ_kwh: :func:`economic_output` at the period's grid price, kWh, ``(n,)``.
+        gen_cap_kwh: ``gen_kw * dt_h``, kWh, ``(n,)``.
+        power_kwh: ``battery_kw * dt_h``, kWh, ``(n,)``.
+        f: Unit parameters.
+        battery_setpoint: As in :func:`rule_dispatch`.
+    """
+    max_charge, max_dis = _limits(soc, f, power_kwh)
     if battery_setpoint is None:
         charge = np.minimum(np.maximum(net, 0.0), max_charge)
         discharge = np.minimum(np.maximum(-net, 0.0), max_dis)
@@ -129,14 +168,13 @@ def rule_dispatch(
         discharge = np.maximum(-s, 0.0) * max_dis
     after = net - charge + discharge
     deficit0 = np.maximum(-after, 0.0)
-    gen_cap = f.gen_kw * dt_h
-    self_gen = np.minimum(deficit0, economic_output(grid_price, gen_cap, f))
+    self_gen = np.minimum(deficit0, econ_kwh)
     deficit = deficit0 - self_gen
     return Dispatch(
         charge=charge,
         discharge=discharge,
         self_gen=self_gen,
         surplus=np.maximum(after, 0.0),
-        gen_headroom=np.where(deficit > 0, 0.0, gen_cap - self_gen),
+        gen_headroom=np.where(deficit > 0, 0.0, gen_cap_kwh - self_gen),
         deficit=deficit,
     )
