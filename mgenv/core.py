@@ -118,6 +118,7 @@ class MarketCore:
         self.profiles: DayProfiles
         self.chain: Chain
         self._obs: dict[str, np.ndarray] = {}
+        self._ratio: tuple[Settlement | None, np.ndarray] = (None, np.ones(0))
         self._builders = {"mg": self._mg_obs, "agg": self._agg_obs, "user": self._user_obs}
 
     # ------------------------------------------------------------------ episode state
@@ -317,17 +318,23 @@ class MarketCore:
         nm, n = self.cfg.n_microgrids, self.cfg.n_participants
         if price is not None:
             self.last_price = price
-        self.sold_share = np.divide(st.sold[:nm], offered, out=np.zeros(nm), where=offered > 0)
-        need = pos.deficit[self.buyer_global]
-        self.served_share = np.divide(
-            st.bought[self.buyer_global], need, out=np.zeros(need.shape), where=need > 0
-        )
-        mine = st.sold + st.bought
-        mine_ok = st.sold_committed + st.bought_committed
-        ratio = np.divide(mine_ok, mine, out=np.ones(n), where=mine > 0)
-        self.commit = np.where(
-            mine > 0, (1 - COMMIT_EMA) * self.commit + COMMIT_EMA * ratio, self.commit
-        )
+        if trades.kwh.shape[0] == 0:  # nothing traded: the shares are 0, the EMA unchanged
+            self.sold_share = np.zeros(nm)
+            self.served_share = np.zeros(self.buyer_global.shape[0])
+            self._ratio = (st, np.ones(n))
+        else:
+            self.sold_share = np.divide(st.sold[:nm], offered, out=np.zeros(nm), where=offered > 0)
+            need = pos.deficit[self.buyer_global]
+            self.served_share = np.divide(
+                st.bought[self.buyer_global], need, out=np.zeros(need.shape), where=need > 0
+            )
+            mine = st.sold + st.bought
+            mine_ok = st.sold_committed + st.bought_committed
+            ratio = np.divide(mine_ok, mine, out=np.ones(n), where=mine > 0)
+            self.commit = np.where(
+                mine > 0, (1 - COMMIT_EMA) * self.commit + COMMIT_EMA * ratio, self.commit
+            )
+            self._ratio = (st, ratio)  # the infos' commit_ratio: computed once per period
         self.online_share = float(res.online_share)
         k = self.kpi
         k["profit"] += profit
@@ -409,8 +416,11 @@ class MarketCore:
         """The per-step info dicts of ``agents`` (see the env card for the keys)."""
         st = r.settlement
         traded = st.sold + st.bought
-        ok = st.sold_committed + st.bought_committed
-        ratio = np.divide(ok, traded, out=np.ones_like(ok), where=traded > 0).tolist()
+        if self._ratio[0] is st:  # this period's, computed by _book
+            ratio = self._ratio[1].tolist()
+        else:
+            ok = st.sold_committed + st.bought_committed
+            ratio = np.divide(ok, traded, out=np.ones_like(ok), where=traded > 0).tolist()
         cols = (
             r.profit.tolist(),
             st.revenue.tolist(),
