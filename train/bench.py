@@ -129,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     for scen in names:
         for proto in protocols:
             label = mgenv.make_config(scen).chain.protocol if proto == "own" else proto
+            if proto == "own" and label in protocols:
+                continue  # measured below under its own name
             try:
                 r = measure(_env_factory(scen, proto), args.steps, args.repeats)
             except ValueError as exc:  # e.g. a protocol that needs more nodes
