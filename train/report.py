@@ -11,7 +11,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Stat", "mean_ci", "plot", "summarize", "to_markdown", "write_csv", "write_episodes_csv"]
+__all__ = [
+    "Stat",
+    "mean_ci",
+    "plot",
+    "plot_period_series",
+    "summarize",
+    "to_markdown",
+    "write_csv",
+    "write_episodes_csv",
+]
 
 ROLE_PROFITS = (
     ("profit_mg", "microgrids"),
@@ -89,7 +98,8 @@ def to_markdown(summary: Mapping[str, Mapping[str, Stat]], metrics: Sequence[str
     lines.append("")
     lines.append(
         f"Mean ± half-width of the 95% confidence interval over {n} episodes "
-        "(Student t); profits and welfare in yuan per episode."
+        "(Student t); profits, welfare, savings and benefits in yuan per episode, "
+        "`_pct` in percent, shares and rates as fractions."
     )
     return "\n".join(lines) + "\n"
 
@@ -134,20 +144,55 @@ def _plot_profits(ax: Any, summary: Mapping[str, Mapping[str, Stat]]) -> None:
     ax.legend(fontsize="small")
 
 
-def _plot_prices(ax: Any, prices: Mapping[str, np.ndarray]) -> None:
-    """Lines: mean clearing price per market period and policy."""
-    for policy, values in prices.items():
+def _plot_per_period(ax: Any, series: Mapping[str, np.ndarray]) -> None:
+    """Lines: mean over episodes (ignoring NaN) of a per-period series, one per policy."""
+    for policy, values in series.items():
         values = np.asarray(values, dtype=float)
         if values.size == 0 or not np.isfinite(values).any():
             continue
-        with warnings.catch_warnings():  # periods in which no episode cleared: NaN, no warning
+        with warnings.catch_warnings():  # periods with no value in any episode: NaN, no warning
             warnings.simplefilter("ignore", RuntimeWarning)
-            mean_price = np.nanmean(values, axis=0)
-        ax.plot(np.arange(1, values.shape[1] + 1), mean_price, marker=".", label=policy)
+            mean = np.nanmean(values, axis=0)
+        ax.plot(np.arange(1, values.shape[1] + 1), mean, marker=".", label=policy)
     ax.set_xlabel("market period")
+    if ax.get_lines():
+        ax.legend(fontsize="small")
+
+
+def _plot_prices(ax: Any, prices: Mapping[str, np.ndarray]) -> None:
+    """Lines: mean clearing price per market period and policy."""
+    _plot_per_period(ax, prices)
     ax.set_ylabel("clearing price (yuan/kWh)")
     ax.set_title("Mean clearing price over the day")
-    ax.legend(fontsize="small")
+
+
+def plot_period_series(
+    series: Mapping[str, np.ndarray], path: Path, ylabel: str, title: str
+) -> Path:
+    """Plot one per-period series (mean over episodes) per policy into its own PNG.
+
+    Args:
+        series: ``{policy: array (n_episodes, horizon)}``; NaN where a period has no value
+            (e.g. no trade for the committed share).
+        path: PNG file to write.
+        ylabel: Y-axis label with the unit.
+        title: Axes title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    _plot_per_period(ax, series)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if not ax.get_lines():
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
 
 
 def plot(
