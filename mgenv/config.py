@@ -114,6 +114,30 @@ class MarketParams:
             high)``, yuan/kWh, in the ``"three_tier"`` market (the aggregators' interval is
             ``[price_floor, price_cap]``).
         tier_user_interval: Seed 001's price strategy interval of the large users, yuan/kWh.
+        tier_gas: Seed 001's aggregators sell natural gas to their microgrids (eq. 18's
+            ``C^G_{M-J} V_M``; needs ``mechanism="three_tier"`` and ``physics="ccche"``): the
+            gas each microgrid's turbine burns (``V_MT`` of eq. 2, m^3) is bought from its
+            home aggregator at ``tier_gas_price``, which buys it from the gas company at
+            ``tier_gas_wholesale``. Off: the microgrids pay the fleet's fuel cost
+            (``FleetParams.gen_cost_*``) to the gas company directly.
+        tier_gas_price: Aggregators' gas selling price ``C^G_{M-J}``, yuan/m^3, in [0, 100].
+            Keep ``FleetParams.gen_cost_b = tier_gas_price / (eta_MT L_MT)`` and
+            ``gen_cost_a = 0`` so that the dispatch's cost curve is the gas bill.
+        tier_gas_wholesale: Gas company's price to the aggregators, yuan/m^3, in [0, 100].
+        agg_battery_kwh: Capacity of each aggregator's battery (eq. 19's storage), kWh,
+            template tiled to ``n_aggregators`` (aggregator ``j`` uses entry ``j % k``); 0: none.
+        agg_battery_kw: Its charge/discharge power limit, kW (template), >= 0.
+        agg_eta_charge: Share of the energy bought that is stored, in (0, 1] (template).
+        agg_eta_discharge: Share of the energy released that is delivered, in (0, 1].
+        agg_soc_min: Lowest content, share of capacity, in [0, 1] (template).
+        agg_soc_max: Highest content, share of capacity, >= ``agg_soc_min`` (template).
+        agg_soc_init: Content at reset, share of capacity, inside the bounds (template).
+        agg_battery_cost: ``C_battery`` of eqs. 19 and 34, yuan per kWh put into storage
+            (``Q_battery``: the energy an aggregator's battery buys in the period), >= 0.
+        agg_charge_below: The battery buys (charges) when its aggregator's purchase price
+            ``p_J->M`` is at most this, yuan/kWh ("cheap").
+        agg_discharge_above: It sells (discharges) when its aggregator's selling price
+            ``p_J->Y`` is at least this, yuan/kWh ("dear"); must exceed ``agg_charge_below``.
     """
 
     mechanism: str = "uniform_price"
@@ -129,6 +153,19 @@ class MarketParams:
     p2p_signatures: str = "modelled"
     tier_mg_interval: tuple[float, ...] = (0.5, 1.05)
     tier_user_interval: tuple[float, ...] = (0.5, 1.05)
+    tier_gas: bool = False
+    tier_gas_price: float = 2.78
+    tier_gas_wholesale: float = 2.5
+    agg_battery_kwh: tuple[float, ...] = (0.0,)
+    agg_battery_kw: tuple[float, ...] = (0.0,)
+    agg_eta_charge: tuple[float, ...] = (0.95,)
+    agg_eta_discharge: tuple[float, ...] = (0.95,)
+    agg_soc_min: tuple[float, ...] = (0.2,)
+    agg_soc_max: tuple[float, ...] = (0.8,)
+    agg_soc_init: tuple[float, ...] = (0.5,)
+    agg_battery_cost: float = 0.02
+    agg_charge_below: float = 0.7
+    agg_discharge_above: float = 0.95
 
     def __post_init__(self) -> None:
         check_choice("MarketParams", "mechanism", self.mechanism, MECHANISMS)
@@ -154,6 +191,50 @@ class MarketParams:
             low_high = getattr(self, name)
             if len(low_high) != 2 or low_high[0] >= low_high[1]:
                 raise ValueError(f"MarketParams.{name}={low_high}: give (low, high), low < high")
+        self._check_tier_extras()
+
+    def _check_tier_extras(self) -> None:
+        """Seed 001's gas sales and aggregator batteries (see the attributes)."""
+        own = "MarketParams"
+        if not isinstance(self.tier_gas, bool | np.bool_):
+            raise ValueError(f"{own}.tier_gas={self.tier_gas!r} is not a bool")
+        for name in ("tier_gas_price", "tier_gas_wholesale"):
+            check_range(own, name, getattr(self, name), 0.0, 100.0)
+        check_range(own, "agg_battery_cost", self.agg_battery_cost, 0.0, 100.0)
+        for name in ("agg_battery_kwh", "agg_battery_kw"):
+            check_all_range(own, name, getattr(self, name), 0.0, 1e7)
+        for name in ("agg_eta_charge", "agg_eta_discharge"):
+            check_all_range(own, name, getattr(self, name), 0.0, 1.0, low_open=True)
+        names = ("agg_soc_min", "agg_soc_max", "agg_soc_init")
+        for name in names:
+            check_all_range(own, name, getattr(self, name), 0.0, 1.0)
+        n = max(len(getattr(self, name)) for name in names)
+        lo, hi, init = (np.asarray(getattr(self, k), dtype=np.float64) for k in names)
+        lo, hi, init = (a[np.arange(n * 64) % a.size] for a in (lo, hi, init))
+        if np.any(lo > hi):
+            raise ValueError(
+                f"{own}.agg_soc_min={self.agg_soc_min} exceeds agg_soc_max={self.agg_soc_max}: "
+                "reversed bounds"
+            )
+        if np.any((init < lo) | (init > hi)):
+            raise ValueError(
+                f"{own}.agg_soc_init={self.agg_soc_init} is outside [agg_soc_min, agg_soc_max]"
+            )
+        check_range(own, "agg_charge_below", self.agg_charge_below, 0.0, 100.0)
+        check_range(
+            own,
+            "agg_discharge_above",
+            self.agg_discharge_above,
+            self.agg_charge_below,
+            100.0,
+            low_open=True,
+        )
+        storage = any(v > 0 for v in self.agg_battery_kwh)
+        if (self.tier_gas or storage) and self.mechanism != "three_tier":
+            what = "tier_gas" if self.tier_gas else "agg_battery_kwh"
+            raise ValueError(
+                f"{own}.{what} needs mechanism='three_tier'; got mechanism={self.mechanism!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +436,11 @@ class EnvConfig:
                     f"ProfileParams.{name} has shape ({len(rows)}, {len(rows[0])}); needs at "
                     f"least (horizon={self.horizon}, n_microgrids={self.n_microgrids})"
                 )
+        if self.market.tier_gas and self.physics != "ccche":
+            raise ValueError(
+                "MarketParams.tier_gas needs physics='ccche' (the turbines' gas volume); "
+                f"got physics={self.physics!r}"
+            )
         for name in self.market.p2p_unqualified:
             role, _, idx = name.partition("_")
             count = self.n_microgrids if role == "mg" else self.n_users

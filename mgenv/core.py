@@ -17,8 +17,9 @@ import numpy as np
 from mgenv import observe
 from mgenv.chain import REJECT_REASONS, Chain, ConsensusResult
 from mgenv.config import EnvConfig, MarketParams, tile
-from mgenv.market.mechanism import MarketInputs, make_mechanism
+from mgenv.market.mechanism import MarketInputs, StorageMoves, make_mechanism
 from mgenv.market.settlement import Positions, Settlement, Trades, settle
+from mgenv.market.three_tier import gas_bills
 from mgenv.physics.model import MODELS, Forecast, PhysicsModel, Realised
 from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours
 from mgenv.physics.units import Dispatch, FleetArrays, marginal_cost
@@ -42,6 +43,12 @@ class PeriodResult(NamedTuple):
     physics: Realised  # generators, fuel, penalties, storages (n_mg,)
     profit: np.ndarray  # (P,) yuan
     realised: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # pv, wind, load, user load
+    # Aggregators' batteries (seed 001 eq. 19), None without; their cost is external money.
+    agg_storage: StorageMoves | None = None
+    # Gas sold by the aggregators (seed 001 eq. 18, MarketParams.tier_gas): what each
+    # microgrid paid its aggregator, yuan (n_mg,); None when the microgrids buy gas directly.
+    # ``physics.fuel_cost`` is then the gas company's (external) bill for the same gas.
+    gas_paid: np.ndarray | None = None
 
 
 class PublicInfo(NamedTuple):
@@ -140,6 +147,9 @@ class MarketCore:
         self.chain = chain
         self.t = 0
         self.physics.reset()
+        mech_reset = getattr(self.mechanism, "reset", None)
+        if mech_reset is not None:  # e.g. seed 001's aggregator batteries
+            mech_reset()
         self.last_price = 0.5 * (cfg.market.price_floor + cfg.market.price_cap)
         self.sold_share = np.zeros(nm)  # (n_mg,)
         self.served_share = np.zeros(nm + nu)  # (n_mg + n_user,) per buyer
@@ -214,6 +224,7 @@ class MarketCore:
             cfg.n_aggregators,
             load_kwh=p.load_forecast[t],
             period=t,
+            dt_h=cfg.dt_h,
         )
         out = self.mechanism.clear(actions, inputs)
         trades = out.trades
@@ -228,7 +239,7 @@ class MarketCore:
         )
         t2 = time.perf_counter()
         result = self._settle(
-            trades, res, out.price, out.cleared, out.offered_kwh, out.load_shift_kwh
+            trades, res, out.price, out.cleared, out.offered_kwh, out.load_shift_kwh, out.storage
         )
         self.delta = out.delta
         t3 = time.perf_counter()
@@ -276,8 +287,16 @@ class MarketCore:
         cleared: bool,
         offered: np.ndarray,
         shift: np.ndarray | None,
+        storage: StorageMoves | None = None,
     ) -> PeriodResult:
-        """Settlement, fuel, storage and the bookkeeping the observations need."""
+        """Settlement, fuel, storage and the bookkeeping the observations need.
+
+        Money outside the participants: the grid (``Settlement.grid_cash``), the fuel
+        supplier (``Realised.fuel_cost``), penalties and the aggregators' storage cost. With
+        ``MarketParams.tier_gas`` the microgrids pay their aggregators for gas
+        (:func:`~mgenv.market.three_tier.gas_bills`) and ``fuel_cost`` becomes the gas
+        company's wholesale bill, paid by the aggregators.
+        """
         cfg, d = self.cfg, self.dispatch
         nm = cfg.n_microgrids
         surplus = d.surplus if shift is None else d.surplus - shift
@@ -288,7 +307,20 @@ class MarketCore:
             after(res.committed, pos.error, res.block)
         phys = self.physics.realise(st.sold[:nm], surplus)
         profit = st.cash.copy()
-        profit[:nm] -= phys.fuel_cost + phys.penalty
+        gas_paid = None
+        m = cfg.market
+        if m.tier_gas:
+            na = cfg.n_aggregators
+            gas_paid, margin, external = gas_bills(
+                phys.extra["gas_m3"], na, m.tier_gas_price, m.tier_gas_wholesale
+            )
+            phys = phys._replace(fuel_cost=external)
+            profit[:nm] -= gas_paid + phys.penalty
+            profit[nm : nm + na] += margin
+        else:
+            profit[:nm] -= phys.fuel_cost + phys.penalty
+        if storage is not None:
+            profit[nm : nm + cfg.n_aggregators] -= storage.cost
         self._book(trades, res, st, price if cleared else None, offered, profit, pos)
         return PeriodResult(
             period=self.t,
@@ -303,6 +335,8 @@ class MarketCore:
             physics=phys,
             profit=profit,
             realised=real,
+            agg_storage=storage,
+            gas_paid=gas_paid,
         )
 
     def _book(

@@ -43,6 +43,26 @@ class MarketInputs(NamedTuple):
     # core does not provide it.
     load_kwh: np.ndarray | None = None
     period: int | None = None  # market period index, if the core provides it
+    dt_h: float = 1.0  # period length, hours (storage power limits)
+
+
+class StorageMoves(NamedTuple):
+    """Aggregators' batteries in one period (seed 001 eq. 19), each ``(n_agg,)``.
+
+    Energy balance: ``level_after = level_before + eta_charge * charge_kwh - discharge_kwh /
+    eta_discharge``, within ``[soc_min, soc_max] * capacity``.
+    """
+
+    level_before: np.ndarray  # content at the start of the period, kWh
+    level_after: np.ndarray  # content at its end, kWh
+    charge_kwh: np.ndarray  # energy bought in the market (or, failed on chain, from the grid)
+    discharge_kwh: np.ndarray  # energy sold in the market (or, failed, fed in), kWh
+    capacity_kwh: np.ndarray  # capacity, kWh
+    soc_min: np.ndarray  # share of capacity
+    soc_max: np.ndarray  # share of capacity
+    eta_charge: np.ndarray  # in (0, 1]
+    eta_discharge: np.ndarray  # in (0, 1]
+    cost: np.ndarray  # C_battery * Q_battery (eq. 19), yuan, paid outside the market
 
 
 class MarketOutcome(NamedTuple):
@@ -56,6 +76,7 @@ class MarketOutcome(NamedTuple):
     # (n_mg,) extra own consumption of each microgrid decided in the market, kWh, within
     # [-load, surplus] (seed 002 eq. 9: sellers adjust their load, usually down); None = none.
     load_shift_kwh: np.ndarray | None = None
+    storage: StorageMoves | None = None  # aggregators' batteries (seed 001), if any
 
 
 class Mechanism(Protocol):

@@ -5,7 +5,23 @@ microgrids in deficit and to large users; large users only buy. Every microgrid 
 buyer deals with one aggregator, its *home*: seller ``mg_i`` with ``agg_(i % n_agg)``, buyer
 ``b`` with ``MarketInputs.buyer_agg[b]`` (the core's convention). Aggregators buy only what
 they resell in the period (their storage cost is a constant term the paper leaves out of the
-game, eq. 34), so every trade is one flow seller -> aggregator -> buyer.
+game, eq. 34), so every trade is one flow seller -> aggregator -> buyer, unless the
+aggregators keep batteries (below).
+
+Aggregator storage (eqs. 19, 34; ``MarketParams.agg_battery_*``, off with zero capacity).
+Aggregator ``j``'s battery is one more participant of its own market, trading under the
+global index ``n_mg + j``: it buys (charges) when ``p_J->M <= agg_charge_below`` and sells
+(discharges) when ``p_J->Y >= agg_discharge_above``, up to its power ``agg_battery_kw dt``
+and its content bounds ``[agg_soc_min, agg_soc_max] * capacity``; as a buyer it joins the
+demand of its aggregator (paying ``p_J->M`` net: ``p_J->Y`` less its own margin), as a seller
+the supply (receiving ``p_J->Y`` net), rationed pro rata like every other customer. The move
+is made as cleared whatever commits on the chain (a failed purchase is bought from the grid,
+a failed sale fed in, by the settlement's fallback). Its cost ``C_battery Q_battery`` of eq.
+19 is ``agg_battery_cost`` times the energy bought into it, paid outside the market (wear),
+reported in :class:`~mgenv.market.mechanism.StorageMoves`.
+
+Natural gas (eq. 18's ``C^G_{M-J} V_M``, ``MarketParams.tier_gas``): see :func:`gas_bills`;
+the core charges the microgrids for the gas their turbines burnt after the physics.
 
 Reading of the prices. The aggregator's strategy (eq. 31) is a pair of prices: ``price_mg``,
 what it offers the microgrids for their electricity (the paper's ``p_J->M``, which at 11:00
@@ -45,7 +61,7 @@ from __future__ import annotations
 import numpy as np
 
 from mgenv.config import MarketParams
-from mgenv.market.mechanism import MarketInputs, MarketOutcome
+from mgenv.market.mechanism import MarketInputs, MarketOutcome, StorageMoves
 from mgenv.market.settlement import Trades
 
 ACTION_NAMES: dict[str, list[str]] = {
@@ -125,12 +141,93 @@ def match_grouped(
     return s_order[si], b_order[bi], kwh[keep]
 
 
+def gas_bills(
+    gas_m3: np.ndarray, n_agg: int, price: float, wholesale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Natural gas sold by the aggregators to their microgrids (seed 001 eq. 18).
+
+    Microgrid ``i`` buys the gas its turbine burnt from its home aggregator ``i % n_agg`` at
+    ``price``; the aggregator buys it from the gas company at ``wholesale``. The first payment
+    is a transfer inside the market; the second leaves it (the gas company is an outside party
+    like the grid), so it is the period's external fuel cost.
+
+    Args:
+        gas_m3: Gas burnt per microgrid, m^3, ``(n_mg,)`` (``V_MT`` of eq. 2).
+        n_agg: Number of aggregators.
+        price: Aggregators' selling price ``C^G_{M-J}``, yuan/m^3.
+        wholesale: Gas company's price, yuan/m^3.
+
+    Returns:
+        ``(mg_pays, agg_margin, external)``: yuan, ``(n_mg,)``, ``(n_agg,)``, ``(n_mg,)``;
+        ``mg_pays.sum() == agg_margin.sum() + external.sum()`` (up to rounding).
+    """
+    gas = np.asarray(gas_m3, dtype=np.float64)
+    home = np.arange(gas.shape[0]) % n_agg
+    mg_pays = price * gas
+    external = wholesale * gas
+    agg_margin = np.bincount(home, weights=mg_pays - external, minlength=n_agg)
+    return mg_pays, agg_margin, external
+
+
 class ThreeTier:
     """The three-tier market of seed 001 (module docstring)."""
 
     def __init__(self, params: MarketParams) -> None:
         self.params = params
         self.bounds = intervals(params)
+        self.storage_on = any(v > 0 for v in params.agg_battery_kwh)
+        self._level: np.ndarray | None = None  # (n_agg,) aggregators' battery content, kWh
+
+    def reset(self) -> None:
+        """Aggregators' batteries back to ``agg_soc_init`` (at the next clearing)."""
+        self._level = None
+
+    def _battery(self, n_agg: int) -> dict[str, np.ndarray]:
+        """The battery templates tiled to ``n_agg`` aggregators, float64 ``(n_agg,)`` each."""
+        m, idx = self.params, np.arange(n_agg)
+        names = ("kwh", "kw", "eta_c", "eta_d", "lo", "hi", "init")
+        fields = (
+            m.agg_battery_kwh,
+            m.agg_battery_kw,
+            m.agg_eta_charge,
+            m.agg_eta_discharge,
+            m.agg_soc_min,
+            m.agg_soc_max,
+            m.agg_soc_init,
+        )
+        out = {}
+        for name, values in zip(names, fields, strict=True):
+            arr = np.asarray(values, dtype=np.float64)
+            out[name] = arr[idx % arr.size]
+        return out
+
+    def storage_offers(
+        self, beta: np.ndarray, alpha: np.ndarray, dt_h: float
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """What each aggregator's battery wants to buy and to sell this period, kWh.
+
+        Args:
+            beta: Aggregators' purchase prices ``p_J->M``, yuan/kWh, ``(n_agg,)``.
+            alpha: Their selling prices ``p_J->Y``, yuan/kWh, ``(n_agg,)``.
+            dt_h: Period length, h.
+
+        Returns:
+            ``(buy, sell, battery, level)``: energy to draw from the bus and to deliver to it
+            (never both), each ``(n_agg,)`` kWh, the tiled parameters and the current content.
+        """
+        na = beta.shape[0]
+        b = self._battery(na)
+        if self._level is None or self._level.shape[0] != na:
+            self._level = b["init"] * b["kwh"]
+        level, power = self._level, b["kw"] * dt_h
+        room_in = np.maximum(b["hi"] * b["kwh"] - level, 0.0) / b["eta_c"]
+        room_out = np.maximum(level - b["lo"] * b["kwh"], 0.0) * b["eta_d"]
+        m = self.params
+        buy = np.where(beta <= m.agg_charge_below, np.minimum(power, room_in), 0.0)
+        sell = np.where(
+            (alpha >= m.agg_discharge_above) & (buy <= 0.0), np.minimum(power, room_out), 0.0
+        )
+        return buy, sell, b, level
 
     def action_names(self, role: str) -> list[str]:
         """See the module docstring for the layouts."""
@@ -151,6 +248,17 @@ class ThreeTier:
         need = np.concatenate((mg[:, 2] * inputs.deficit_kwh, user[:, 1] * inputs.user_need_kwh))
         bagg = inputs.buyer_agg
         demand = np.where(alpha[bagg] <= limit, need, 0.0)
+        seller_global = np.arange(nm)
+        buyer_global = inputs.buyer_global
+        if self.storage_on:  # each aggregator's battery: one more seller and buyer in its group
+            s_buy, s_sell, bat, level = self.storage_offers(beta, alpha, inputs.dt_h)
+            own = np.arange(na)
+            home = np.concatenate((home, own))
+            supply = np.concatenate((supply, s_sell))
+            bagg = np.concatenate((bagg, own))
+            demand = np.concatenate((demand, s_buy))
+            seller_global = np.concatenate((seller_global, nm + own))
+            buyer_global = np.concatenate((buyer_global, nm + own))
         s_tot = np.bincount(home, weights=supply, minlength=na)
         d_tot = np.bincount(bagg, weights=demand, minlength=na)
         q = np.minimum(s_tot, d_tot)  # (n_agg,) kWh through each aggregator
@@ -160,9 +268,27 @@ class ThreeTier:
         a = home[si]
         safe_beta = np.where(beta > 0, beta, 1.0)
         delta = np.where(beta > 0, alpha / safe_beta, 1.0)
+        storage = None
+        if self.storage_on:
+            charge, discharge = bought[-na:], sold[-na:]
+            after = level + bat["eta_c"] * charge - discharge / bat["eta_d"]
+            # inside the bounds by construction of the offers (up to rounding)
+            storage = StorageMoves(
+                level_before=level,
+                level_after=after,
+                charge_kwh=charge,
+                discharge_kwh=discharge,
+                capacity_kwh=bat["kwh"],
+                soc_min=bat["lo"],
+                soc_max=bat["hi"],
+                eta_charge=bat["eta_c"],
+                eta_discharge=bat["eta_d"],
+                cost=self.params.agg_battery_cost * charge,
+            )
+            self._level = after
         trades = Trades(
-            seller=si.astype(np.int64),
-            buyer=inputs.buyer_global[bi],
+            seller=seller_global[si].astype(np.int64),
+            buyer=buyer_global[bi],
             agg=nm + a,
             kwh=kwh,
             price=beta[a],
@@ -170,4 +296,4 @@ class ThreeTier:
         )
         volume = float(q.sum())
         price = float((beta * q).sum() / volume) if volume > 0 else 0.0
-        return MarketOutcome(trades, price, volume > 0, offered, delta)
+        return MarketOutcome(trades, price, volume > 0, offered, delta, storage=storage)
