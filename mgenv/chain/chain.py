@@ -12,7 +12,11 @@ Per period (:meth:`Chain.process`):
 5. if it commits, the block is appended to the bounded, hash-linked ledger
    (:mod:`mgenv.chain.ledger`) with the simulated timestamp
    ``round(period * period_h * 3.6e6 + latency_ms)`` ms (``period_h``: the market period's
-   length, given by the env).
+   length, given by the env);
+6. each validator node's own height and head hash are updated from who received the block,
+   with a catch-up rule for the nodes that missed one (:mod:`mgenv.chain.nodeview`;
+   ``Chain.node_heads``); protocols with a node model (PBFT, SPFT, SBET, PoS) add
+   ``honest_heads_agree``, ``lagging_nodes`` and ``forked_nodes`` to ``extra``.
 
 Random streams: ``network_rng`` belongs to the network model (node positions at
 construction, one fixed-size draw per period), ``adversary_rng`` to the adversaries (the
@@ -32,7 +36,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from mgenv.chain.auth import make_auth
-from mgenv.chain.ledger import Ledger
+from mgenv.chain.ledger import Block, Ledger
+from mgenv.chain.nodeview import NodeHeads
 from mgenv.chain.params import ChainParams
 from mgenv.chain.protocols import PROTOCOLS, ConsensusProtocol
 from mgenv.chain.store import LedgerStore
@@ -67,6 +72,7 @@ class Chain:
         params: The parameters.
         n_participants: Number of participants.
         ledger: Bounded window of recent blocks.
+        nodes: Each validator node's height and head hash (:mod:`mgenv.chain.nodeview`).
         tamper_hook: Optional adversary / test seam, see ``TamperHook``; None by default.
     """
 
@@ -97,6 +103,10 @@ class Chain:
             params, network_rng, adversary_rng
         )
         self._next_serial = 0
+        malicious = getattr(self._protocol, "malicious", None)
+        self.nodes = NodeHeads(
+            malicious if malicious is not None else np.zeros(params.n_nodes, dtype=bool)
+        )
         self._ms_per_period = float(period_h) * _MS_PER_H
         # Seed 001: registration and authentication of every participant (None: no checks).
         self.auth = make_auth(params, self.n_participants, check_key_seed(key_seed))
@@ -110,6 +120,23 @@ class Chain:
     def signer(self) -> Signer:
         """The participants' signer (keys derived from ``key_seed``)."""
         return self._signer
+
+    def node_heads(self) -> list[bytes]:
+        """Each validator node's head hash (32 bytes), in node order; see ``nodes``."""
+        return self.nodes.heads()
+
+    def sync_nodes(self) -> None:
+        """Every node comes online once and catches up (e.g. at the end of an episode).
+
+        Forked (malicious) nodes stay on their fork; see :mod:`mgenv.chain.nodeview`.
+        """
+        self.nodes.catch_up(np.ones(self.nodes.height.size, dtype=bool), self.ledger)
+
+    def _track(self, period: int, block: Block | None) -> dict[str, float]:
+        """Update the nodes' view after the period's decision; the figures for ``extra``."""
+        return self.nodes.update(
+            period, self.ledger, block, getattr(self._protocol, "last_round", None)
+        )
 
     @property
     def next_serial(self) -> int:
@@ -206,6 +233,7 @@ class Chain:
                 outcome.online_share,
                 outcome.view_changes,
                 None,
+                self._track(period, None),
             )
         stamp = round(period * self._ms_per_period + outcome.latency_ms)
         block = self.ledger.append(period, records, stamp)
@@ -216,6 +244,7 @@ class Chain:
             outcome.online_share,
             outcome.view_changes,
             block,
+            self._track(period, block),
         )
 
     def _per_transaction(
@@ -246,8 +275,10 @@ class Chain:
             ]
             stamp = round(period * self._ms_per_period + out.latency_ms)
             block = self.ledger.append(period, records, stamp)
+        figures = self._track(period, block)
+        extra = {**out.extra, **figures} if figures else out.extra
         return ConsensusResult(
-            committed, reason, out.latency_ms, out.online_share, out.view_changes, block, out.extra
+            committed, reason, out.latency_ms, out.online_share, out.view_changes, block, extra
         )
 
     def _trade_lists(

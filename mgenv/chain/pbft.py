@@ -21,8 +21,9 @@ Model of one period (n validator nodes, f = (n - 1) // 3, quorum 2f + 1):
    votes, and so never counts as committing locally; as primary it still sends pre-prepares.
 5. **Decision (a modelling choice).** The block commits when >= 2f + 1 nodes commit locally:
    a client waiting for 2f + 1 matching replies then accepts it, and a quorum of honest nodes
-   holds it. Otherwise every trade of the period is rejected as ``"no_quorum"`` (no retry in
-   a later period: the trades fall back to the grid).
+   holds it. Otherwise every trade of the period is rejected as ``"no_quorum"`` (no retry
+   in a later period: the trades fall back to the grid). The nodes that committed locally
+   hold the block (``last_round``); the others fetch it later (:mod:`mgenv.chain.nodeview`).
 
 Messages are delivered only between online nodes and are each lost with ``message_loss``
 (:mod:`mgenv.chain.network`). Signatures are checked once per period before the round.
@@ -45,6 +46,7 @@ from numpy.typing import NDArray
 
 from mgenv.chain.adversary import draw_withholding
 from mgenv.chain.network import NetworkModel, RoundDraw
+from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.types import COMMITTED, NO_QUORUM, PRIMARY_OFFLINE, RoundOutcome
 
 if TYPE_CHECKING:
@@ -184,6 +186,8 @@ class PBFTProtocol:
         self.network = NetworkModel(params, network_rng)
         self.voters = ~draw_withholding(adversary_rng, params.n_nodes, params.n_withholding)
         self.view = 0
+        self.malicious = np.zeros(params.n_nodes, dtype=bool)  # withholding only, no altering
+        self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
 
     def decide(self, has_block: bool) -> RoundOutcome:
@@ -210,6 +214,7 @@ class PBFTProtocol:
         """
         n_online = int(np.count_nonzero(draw.online))
         share = n_online / draw.online.size
+        self.last_round = NodeRound(draw.online, None, False)
         if not has_block:
             return RoundOutcome(False, NO_QUORUM, 0.0, share, 0)
         f = self.f
@@ -221,6 +226,7 @@ class PBFTProtocol:
         votes = count_votes(draw.online, draw.delivered, primary, self.voters, f)
         if np.count_nonzero(votes.committed) < 2 * f + 1:
             return RoundOutcome(False, NO_QUORUM, waited_ms + self.timeout_ms, share, changes)
+        self.last_round = NodeRound(draw.online, votes.committed, False)
         delays = self.network.delays_ms(draw.jitter_u)
         latency = waited_ms + quorum_latency_ms(votes, delays, primary, f)
         return RoundOutcome(True, COMMITTED, latency, share, changes)

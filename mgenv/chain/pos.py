@@ -45,6 +45,7 @@ from numpy.typing import NDArray
 from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
 from mgenv.chain.dataplane import MISSING, DataPlane, kth_smallest
 from mgenv.chain.network import NetworkModel, RoundDraw, child_stream
+from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.types import COMMITTED, PRIMARY_OFFLINE, TAMPERED, RoundOutcome, TxOutcome
 from mgenv.chain.types import MISSING as NOT_IN_BLOCK
 
@@ -99,6 +100,8 @@ class PoSProtocol:
         self.malicious_stake = float(stake[malicious].sum())
         self.safety_violation = self.malicious_stake >= 0.5
         self.confirmations = params.pos_confirmations
+        self.malicious = malicious
+        self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
 
     def decide(self, has_block: bool) -> RoundOutcome:
@@ -135,6 +138,7 @@ class PoSProtocol:
         del buyers
         draw = self.network.draw_round(self._rng)
         share = float(np.count_nonzero(draw.online)) / draw.online.size
+        self.last_round = NodeRound(draw.online, None, False)
         adm = self.plane.admit(sellers, valid)
         committed = np.zeros(valid.size, dtype=bool)
         if adm.rows.size == 0:
@@ -196,6 +200,11 @@ class PoSProtocol:
         arrival = delays[BLOCK, forger] + size_ms
         arrival = np.where(link[BLOCK, forger], arrival, np.inf)
         arrival[forger] = 0.0
+        if in_block.any():  # the forger and the nodes its block reached hold it; an
+            altered = bool(plane.malicious[forger])  # altered one only the colluders take
+            holders = link[BLOCK, forger] & (plane.malicious if altered else True)
+            holders[forger] = True
+            self.last_round = NodeRound(online, holders, altered)
         spread = kth_smallest(arrival, n // 2 + 1)
         spread = spread if spread <= t_max else t_max
         per_block = t_max / -np.expm1(np.log1p(-self.hit_p[eligible]).sum())

@@ -74,6 +74,7 @@ from numpy.typing import NDArray
 from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
 from mgenv.chain.dataplane import MISSING, DataPlane
 from mgenv.chain.network import NetworkModel, RoundDraw, child_stream
+from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.sbet_steps import (
     ANNOUNCE,
     COMPLETE,
@@ -114,6 +115,8 @@ class SBETBlock(NamedTuple):
         recovered: Copies honest nodes obtained by the redundant exchange.
         missing_copies: Copies missing at online nodes after the broadcast.
         tampered: Transactions verified with an altered copy.
+        holders: Shape (n,), bool: nodes holding the block (e_c, and the nodes that got the
+            candidate and voted "Yes" on each verified transaction); None if none verified.
     """
 
     reason: NDArray[np.int8]
@@ -123,6 +126,7 @@ class SBETBlock(NamedTuple):
     recovered: int
     missing_copies: int
     tampered: int
+    holders: NDArray[np.bool_] | None = None
 
 
 def run_block(
@@ -187,8 +191,18 @@ def run_block(
     altered = bool(plane.malicious[c])
     reason[verified] = TAMPERED if altered else COMMITTED
     tampered = int(np.count_nonzero(verified)) if altered else 0
+    holders = None
+    if verified.any():  # learning the verdicts from e_c is assumed (mgenv.chain.nodeview)
+        holders = np.logical_and.reduce(yes[verified], axis=0) | fixed.onehot[c]
     return SBETBlock(
-        reason, elapsed + lists + exchange + voting, skips + passed, c, recovered, missing, tampered
+        reason,
+        elapsed + lists + exchange + voting,
+        skips + passed,
+        c,
+        recovered,
+        missing,
+        tampered,
+        holders,
     )
 
 
@@ -228,6 +242,8 @@ class SBETProtocol:
         self.fixed = SBETFixed(storage, voters, proportional, np.eye(n, dtype=bool))
         self.safety_violation = 3 * int(np.count_nonzero(malicious)) >= n
         self.read_quorum = self.plane.quorum
+        self.malicious = malicious
+        self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
 
     def decide(self, has_block: bool) -> RoundOutcome:
@@ -260,6 +276,7 @@ class SBETProtocol:
         del buyers, payloads
         draw = self.network.draw_round(self._rng)
         share = float(np.count_nonzero(draw.online)) / draw.online.size
+        self.last_round = NodeRound(draw.online, None, False)
         adm = self.plane.admit(sellers, valid)
         committed = np.zeros(valid.size, dtype=bool)
         if adm.rows.size == 0:
@@ -277,6 +294,10 @@ class SBETProtocol:
         reason = adm.reason
         reason[adm.rows] = blk.reason
         ok = blk.reason == COMMITTED
+        if blk.holders is not None:
+            self.last_round = NodeRound(
+                draw.online, blk.holders, bool(self.plane.malicious[blk.creator])
+            )
         committed[adm.rows] = ok
         extra = self.plane.extra(
             self.safety_violation,

@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
 from mgenv.chain.dataplane import MISSING, DataPlane
 from mgenv.chain.network import NetworkModel, RoundDraw, child_stream
+from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.pbft import count_votes, quorum_latency_ms, select_primary
 from mgenv.chain.types import (
     COMMITTED,
@@ -92,6 +93,8 @@ class SPFTProtocol:
         self.view = 0
         self.safety_violation = 3 * int(np.count_nonzero(malicious)) >= n
         self.read_quorum = 2 * self.f + 1
+        self.malicious = malicious
+        self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
 
     def decide(self, has_block: bool) -> RoundOutcome:
@@ -121,6 +124,7 @@ class SPFTProtocol:
         del period, buyers, payloads
         draw = self.network.draw_round(self._rng)
         share = float(np.count_nonzero(draw.online)) / draw.online.size
+        self.last_round = NodeRound(draw.online, None, False)
         adm = self.plane.admit(sellers, valid)
         committed = np.zeros(valid.size, dtype=bool)
         if adm.rows.size == 0:
@@ -178,4 +182,6 @@ class SPFTProtocol:
         phase_ms[0] += plane.header_ms + plane.ms_per_record * int(np.count_nonzero(in_block))
         latency = waited + quorum_latency_ms(votes, phase_ms, primary, f)
         reason[in_block] = TAMPERED if altered else COMMITTED
+        if in_block.any():  # the nodes that committed locally hold the block
+            self.last_round = NodeRound(online, votes.committed, altered)
         return reason, latency, changes, primary, missing

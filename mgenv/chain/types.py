@@ -112,7 +112,9 @@ class ConsensusResult(NamedTuple):
         online_share: Share of validator nodes online this period, in [0, 1].
         view_changes: Number of view changes this period.
         block: The block appended to the ledger this period, or None if nothing committed.
-        extra: Protocol-specific figures of the period (empty for ideal and PBFT).
+        extra: Protocol-specific figures of the period, plus the nodes' view
+            (``honest_heads_agree``, ``lagging_nodes``, ``forked_nodes``) for protocols with a
+            node model (:mod:`mgenv.chain.nodeview`); empty for ideal.
     """
 
     committed: NDArray[np.bool_]

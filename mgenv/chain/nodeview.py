@@ -1,0 +1,188 @@
+"""Each validator node's own view of the chain: its height and head hash, shape (n,) arrays.
+
+The chain keeps one ledger (the blocks that committed); this module tracks which of those
+blocks every validator node actually holds, so that "all honest nodes end with the same head
+hash" can be checked. A model, updated once per period from what the protocol knows about the
+round (:class:`NodeRound`), vectorised over nodes.
+
+**State.** ``height[i]``: number of blocks node i holds (its head is its block at height
+``height[i] - 1``); ``head[i]``: that block's 32-byte hash (32 zero bytes before the first
+block); ``forked[i]``: node i's head is not on the committed chain.
+
+**Per period** (:meth:`NodeHeads.update`), in this order:
+
+1. **Delivery.** If a block committed, the nodes the protocol names as holding it (PBFT and
+   SPFT: the nodes that committed locally; SBET: the creator and the nodes that got the
+   candidate and voted for every verified transaction; PoS: the forger and the nodes the block
+   reached) take it as their head; a node that lacked earlier blocks fetches them as in 2.
+   A malicious node on a fork abandons it when it takes a committed block. If instead the
+   malicious nodes agreed on an altered block among themselves (beyond the protocol's bound:
+   its transactions are ``"tampered"``), the colluders that hold it move to a divergent head,
+   ``SHA-256(b"altered" || previous head || period)`` (the altered block's bytes are not
+   materialised; this stands for its hash) and are ``forked``. Honest nodes never take an
+   altered block: they check both parties' signatures on every record they store, which an
+   altered record fails whatever the quorum behind it.
+2. **Catch-up rule.** A node that is online this period, not forked and behind the committed
+   head fetches the missing blocks from a peer that is online and holds the head. Malicious
+   nodes serve nothing (worst case), so an honest server must exist. The node accepts the
+   fetched blocks only if the first one's ``prev_hash`` equals its own head (the hash link;
+   the rest link among themselves, which :meth:`mgenv.chain.Ledger.verify` checks); if its
+   height is older than the ledger's window it takes a state transfer (the committed head,
+   trusted as a checkpoint). A failed link leaves the node where it is and is counted.
+   Fetches are not subject to message loss (they are retried within the period).
+3. **Figures** (added to ``ConsensusResult.extra``, so ``chain_<name>`` in the env's infos):
+   ``honest_heads_agree`` (1.0 iff every honest node's stored head hash equals the committed
+   chain's hash at its height: honest nodes differ at most by lag, no two hold conflicting
+   heads), ``lagging_nodes`` (honest nodes behind the committed head after catch-up) and
+   ``forked_nodes`` (nodes, malicious ones in this model, whose head is off the chain).
+
+Protocols without a node model (ideal, cross-chain) report no round: every node then holds
+every committed block and no figures are added. No randomness is drawn: the trajectory
+(verdicts, blocks, random streams) is the same with or without this view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mgenv.chain.ledger import GENESIS_PREV_HASH
+
+if TYPE_CHECKING:
+    from mgenv.chain.ledger import Block, Ledger
+
+
+class NodeRound(NamedTuple):
+    """What a protocol knows about its nodes after one period's round.
+
+    Attributes:
+        online: Shape (n,), bool: node is online this period.
+        holders: Shape (n,), bool: node holds the period's decided block (committed or
+            altered); None if no block was decided.
+        altered: The decided block is the malicious nodes' altered one.
+    """
+
+    online: NDArray[np.bool_]
+    holders: NDArray[np.bool_] | None
+    altered: bool
+
+
+def _row(digest: bytes) -> NDArray[np.uint8]:
+    return np.frombuffer(digest, dtype=np.uint8)
+
+
+class NodeHeads:
+    """Every validator node's height and head hash (see the module docstring).
+
+    Args:
+        malicious: Shape (n,), bool: the protocol's malicious nodes (the others are honest).
+    """
+
+    def __init__(self, malicious: NDArray[np.bool_]) -> None:
+        n = malicious.size
+        self.honest: NDArray[np.bool_] = ~malicious
+        self.height = np.zeros(n, dtype=np.int64)
+        self.head = np.zeros((n, 32), dtype=np.uint8)
+        self.forked = np.zeros(n, dtype=bool)
+        self.link_failures = 0
+
+    def heads(self) -> list[bytes]:
+        """Each node's head hash (32 bytes; zeros before its first block)."""
+        return [row.tobytes() for row in self.head]
+
+    def update(
+        self, period: int, ledger: Ledger, block: Block | None, rnd: NodeRound | None
+    ) -> dict[str, float]:
+        """Apply one period (delivery, catch-up) and return the figures (empty without a round).
+
+        Args:
+            period: Market period.
+            ledger: The chain's ledger, after this period's append.
+            block: The block appended this period, or None.
+            rnd: The protocol's report of the round, or None (every node holds every block).
+        """
+        top = ledger.next_height
+        if rnd is None:
+            if block is not None:
+                self.height[:] = top
+                self.head[:] = _row(block.hash)
+                self.forked[:] = False
+            return {}
+        if rnd.holders is not None:
+            if block is not None and not rnd.altered:
+                self.height[rnd.holders] = top
+                self.head[rnd.holders] = _row(block.hash)
+                self.forked[rnd.holders] = False
+            elif block is None and rnd.altered:
+                fork = hashlib.sha256(
+                    b"altered" + ledger.head_hash + period.to_bytes(8, "little", signed=True)
+                ).digest()
+                self.height[rnd.holders] = top + 1
+                self.head[rnd.holders] = _row(fork)
+                self.forked[rnd.holders] = True
+        self.catch_up(rnd.online, ledger)
+        return self.figures(ledger)
+
+    def catch_up(self, online: NDArray[np.bool_], ledger: Ledger) -> None:
+        """Step 2 of the module docstring for the nodes in ``online``.
+
+        Args:
+            online: Shape (n,), bool: nodes that try to catch up (and may serve).
+            ledger: The chain's ledger.
+        """
+        top = ledger.next_height
+        behind = online & ~self.forked & (self.height < top)
+        if not behind.any():
+            return
+        servers = online & self.honest & ~self.forked & (self.height == top)
+        if not servers.any():
+            return
+        expected, known = self._hashes_at(self.height, ledger, prev=True)
+        links = known & (self.head == expected).all(axis=1)
+        ok = behind & (links | ~known)
+        self.link_failures += int(np.count_nonzero(behind & ~ok))
+        self.height[ok] = top
+        self.head[ok] = _row(ledger.head_hash)
+
+    def figures(self, ledger: Ledger) -> dict[str, float]:
+        """``honest_heads_agree``, ``lagging_nodes``, ``forked_nodes`` (module docstring, 3)."""
+        honest = self.honest
+        expected, known = self._hashes_at(self.height, ledger, prev=False)
+        on_chain = ~self.forked & (~known | (self.head == expected).all(axis=1))
+        agree = bool(on_chain[honest].all())
+        return {
+            "honest_heads_agree": float(agree),
+            "lagging_nodes": float(np.count_nonzero(honest & (self.height < ledger.next_height))),
+            "forked_nodes": float(np.count_nonzero(~on_chain)),
+        }
+
+    @staticmethod
+    def _hashes_at(
+        heights: NDArray[np.int64], ledger: Ledger, prev: bool
+    ) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+        """The committed chain's head hash at each height, shape (n, 32), and whether known.
+
+        The hash at height h (h blocks held) is block h - 1's (zeros at 0); it is known for
+        h = 0 and for blocks still in the ledger's window (one lookup per distinct height).
+        With ``prev``, it is read instead from block h's ``prev_hash`` (what a node that
+        fetches block h checks against its head), known while block h is in the window.
+        """
+        first = ledger.next_height - len(ledger)  # height of the oldest kept block
+        levels, inverse = np.unique(heights, return_inverse=True)
+        table = np.zeros((levels.size, 32), dtype=np.uint8)
+        found = np.zeros(levels.size, dtype=bool)
+        for k, h in enumerate(levels.tolist()):
+            if prev:
+                if first <= h < ledger.next_height:
+                    table[k] = _row(ledger[h - first].prev_hash)
+                    found[k] = True
+            elif h == 0:
+                table[k] = _row(GENESIS_PREV_HASH)
+                found[k] = True
+            elif first <= h - 1 < ledger.next_height:
+                table[k] = _row(ledger[h - 1 - first].hash)
+                found[k] = True
+        return table[inverse], found[inverse]
