@@ -30,6 +30,7 @@ Version history:
   ``crosschain_aggregators`` on the cross-chain VNS protocol with Nash-bidding opponents
   (seed 000); ``consortium_p2p`` on the peer-to-peer market with a Stackelberg price setter
   (seed 002); ``sbet_cooperative`` on SBET with a slowed central node.
+  ``ccche_thermal_game``: aggregators sell gas (seed 001 eq. 18; their batteries stay off).
 * v0: first release (uniform-price market, ideal and PBFT chains, electric microgrids).
 """
 

@@ -101,6 +101,12 @@ def _crosschain_aggregators(demand_kw: float = 1000.0) -> EnvConfig:
     )
 
 
+# Seed 001's gas (eqs. 2, 18): the aggregators' selling price, yuan/m^3, the turbines' efficiency
+# eta_MT and the gas's low calorific value L_MT, kWh/m^3. Overriding one of them does not
+# update gen_cost_b: keep gen_cost_b = tier_gas_price / (eta_mt * lhv_kwh_m3) by hand.
+_GAS_PRICE, _ETA_MT, _LHV = 2.78, 0.33, 9.78
+
+
 def _ccche_thermal_game() -> EnvConfig:
     """Seed 001's case (section 6): 4 CCHE microgrids, 2 aggregators, 2 large users, a day.
 
@@ -113,9 +119,13 @@ def _ccche_thermal_game() -> EnvConfig:
     Calibration (the paper does not print the data behind its Figs. 5-6). The equilibrium of
     :mod:`baselines.noncooperative` gives ``p_J->M = r + (g - r) / 3`` and ``p_J->Y = g - (g -
     r) / 3`` where ``g`` is the grid price and ``r`` the reservation of the energy sold, so
-    the 11:00 prices depend on what is sold, not on how much. The gas turbines burn gas at
-    2.78 yuan/m^3 with eta_MT = 0.33 and L_MT = 9.78 kWh/m^3: ``b = 2.78 / (0.33 * 9.78) =
-    0.86`` yuan/kWh (eq. 2, linear fuel cost); PV is sized below each microgrid's 11:00
+    the 11:00 prices depend on what is sold, not on how much. The gas turbines burn gas that
+    the microgrids buy from their home aggregators (eq. 18, ``tier_gas``) at
+    ``C^G_{M-J} = tier_gas_price = 2.78`` yuan/m^3 (the aggregators pay the gas company
+    ``tier_gas_wholesale = 2.5``); with eta_MT = 0.33 and L_MT = 9.78 kWh/m^3 the dispatch's
+    cost is that gas bill, ``b = 2.78 / (0.33 * 9.78) = 0.861`` yuan/kWh (eq. 2, linear fuel
+    cost), so the turbines' reservation in the game is what their gas costs them; PV is sized
+    below each microgrid's 11:00
     electric load (PV peak <= 0.39 x load peak, wind only at mg_3) so that no renewable
     surplus (reservation: the feed-in price) is sold at 11:00 and the supply is turbine
     output. With g = 1.10 (peak) this gives ``p_J->M = 0.94`` and ``p_J->Y = 1.02`` yuan/kWh,
@@ -123,6 +133,22 @@ def _ccche_thermal_game() -> EnvConfig:
     seasons). ``mg_0`` and ``mg_1`` are large CCHE plants (turbines 220/200 kW) that sell;
     ``mg_2`` and ``mg_3`` have small turbines and buy at the peaks like the users. Thermal
     units are sized so that every heat and cooling load is met by the rule dispatch.
+
+    Aggregators' batteries (eqs. 19, 34, ``agg_battery_*``) stay off here. With this
+    calibration the market clears only in peak hours (10-14, 18-20: ``p_J->M`` 0.935-0.953,
+    ``p_J->Y`` 1.015-1.026): in valley hours the grid (0.45) is below every admissible price
+    (floor 0.5), in flat hours (0.85) below the turbines' 0.861, and there is no renewable
+    surplus. A threshold battery that trades only in its aggregator's market therefore finds
+    no cheap period to charge in. Measured (noncooperative baseline, 200/150 kWh at 50/40 kW,
+    SOC 0.2-0.8 from 0.5): with ``agg_charge_below = 0.7`` it only sells its initial content at
+    the first peaks (100 -> 40 and 75 -> 30 kWh by 14:00) and stays at ``agg_soc_min``, so the
+    day does not end where it began and day one's profit includes energy never bought; with
+    ``agg_charge_below = 0.96`` (above the peak ``p_J->M``) it buys at most peaks (a purchase
+    takes precedence over a sale) and ends the day at 143/117 kWh, and the aggregators'
+    profit in the charging periods falls below their no-trade profit (by up to 19 yuan at
+    10:00); starting at ``agg_soc_min`` it never moves. A battery that ends the day at its
+    start needs a charging source (the grid at valley prices, or an off-peak renewable
+    surplus) or a day-end rule, which the market does not have.
 
     Chain: PBFT with 4 validators; every participant registers and authenticates before
     trading (:mod:`mgenv.chain.auth`): Ed25519 identities (``auth_identity="ml-dsa-65"`` for
@@ -134,7 +160,7 @@ def _ccche_thermal_game() -> EnvConfig:
         load_kw=(120.0, 110.0, 180.0, 160.0),
         gen_kw=(220.0, 200.0, 40.0, 30.0),
         gen_cost_a=(0.0,),
-        gen_cost_b=(0.86,),
+        gen_cost_b=(_GAS_PRICE / (_ETA_MT * _LHV),),  # the gas bill: 0.861 yuan/kWh
         battery_kwh=(150.0, 120.0, 100.0, 80.0),
         battery_kw=(40.0, 30.0, 30.0, 25.0),
     )
@@ -143,6 +169,8 @@ def _ccche_thermal_game() -> EnvConfig:
         cool_peak_kw=(130.0, 110.0, 150.0, 130.0),
         boiler_kw=(150.0, 130.0, 170.0, 160.0),
         chiller_kw=(190.0, 160.0, 220.0, 190.0),
+        eta_mt=(_ETA_MT,),
+        lhv_kwh_m3=_LHV,
     )
     return EnvConfig(
         scenario="ccche_thermal_game",
@@ -154,7 +182,14 @@ def _ccche_thermal_game() -> EnvConfig:
         fleet=fleet,
         thermal=thermal,
         users=UserParams(user_load_kw=(160.0, 130.0)),
-        market=MarketParams(mechanism="three_tier", price_floor=0.50, price_cap=1.10),
+        market=MarketParams(
+            mechanism="three_tier",
+            price_floor=0.50,
+            price_cap=1.10,
+            tier_gas=True,
+            tier_gas_price=_GAS_PRICE,
+            tier_gas_wholesale=2.5,
+        ),
         grid=GridParams(feed_in_price=(0.35,)),
         chain=ChainParams(protocol="pbft", n_nodes=4, auth_identity="ed25519"),
     )
