@@ -79,6 +79,7 @@ def test_invariants_hold_under_fuzzing(scenario, overrides, seed):
         {"pv_kw": (0.0,), "wind_kw": (0.0,)},  # zero renewables
         {"protocol": "pbft", "availability": 0.0},  # every node offline
         {"protocol": "pbft", "withhold_share": 1.0},  # every node withholds
+        {"protocol": "sbet", "malicious_share": 1.0},  # every node malicious
         {"n_microgrids": 1},  # a single microgrid
         {"n_microgrids": 64, "n_users": 8},  # a large market
     ],
@@ -95,3 +96,6 @@ def test_extreme_inputs_run_and_report(overrides):
             assert not last.committed.any()
             infos = env.core.agent_infos(["mg_0"], last)["mg_0"]
             assert sum(infos["rejected"].values()) == last.trades.kwh.size
+    if overrides.get("malicious_share") == 1.0:  # the env says so rather than settling silently
+        for r in env.history:
+            assert env.core.agent_infos(["mg_0"], r)["mg_0"]["chain_safety_violation"] == 1.0

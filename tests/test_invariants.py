@@ -11,6 +11,10 @@ from tests.conftest import rollout
 
 
 def check_period(env, r):
+    if env.config.physics == "ccche":  # heat and cold balance too (seed 001)
+        from tests.test_ccche import check_carriers
+
+        check_carriers(env, r)
     cfg = env.config
     nm, na = cfg.n_microgrids, cfg.n_aggregators
     st, d = r.settlement, r.dispatch
