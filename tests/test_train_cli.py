@@ -202,3 +202,31 @@ def test_mean_ci_uses_student_t() -> None:
     assert stat.mean == pytest.approx(2.0)
     assert stat.half_width == pytest.approx(4.302653 / np.sqrt(3), rel=1e-5)
     assert report.mean_ci([4.0]).n == 1
+
+
+@pytest.mark.parametrize(
+    ("algo", "hyperparams"),
+    [
+        ("a2c", {"n_steps": 8}),
+        ("sac", {"learning_starts": 64, "batch_size": 32, "buffer_size": 1000}),
+    ],
+)
+def test_a2c_and_sac_train_save_load_and_act(tmp_path: Path, algo, hyperparams) -> None:
+    run = train(
+        TrainConfig(
+            algo=algo,
+            total_timesteps=256,
+            n_envs=1,
+            seed=0,
+            out_dir=tmp_path,
+            run_name=algo,
+            tensorboard=False,
+            hyperparams=hyperparams,
+        )
+    )
+    env = mgenv.parallel_env("default")
+    obs, _ = env.reset(seed=2)
+    actions = load_policy(run)(obs, env)
+    assert set(actions) == set(obs)
+    for agent, action in actions.items():
+        assert env.action_space(agent).contains(np.asarray(action, dtype=np.float32))
