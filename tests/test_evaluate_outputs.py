@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+import baselines
 from mgenv.market.settlement import Positions, Trades, settle
 from train.episode_metrics import MARKET_METRICS, Tariff, market_metrics, period_series
 from train.evaluate import EvalResults, evaluate
@@ -148,3 +149,21 @@ def test_learning_curves_skipped_without_logs(tiny_run: Path, tmp_path: Path) ->
     assert not (tmp_path / "eval" / "learning_curves.png").exists()
     md = results.files["md"].read_text()
     assert "learning curves: skipped (no TensorBoard logs found)" in md
+
+
+def test_mixed_policy_plays_each_agent_with_its_part():
+    import mgenv
+    from train.evaluate import MixedPolicy, resolve_policy
+
+    env = mgenv.parallel_env("default", protocol="ideal")
+    obs, _ = env.reset(seed=0)
+    mixed = resolve_policy("grid_only@mg_0/mg_1+truthful")
+    assert isinstance(mixed, MixedPolicy)
+    acts = mixed(obs, env)
+    grid, truth = baselines.make("grid_only")(obs, env), baselines.make("truthful")(obs, env)
+    for a in ("mg_0", "mg_1"):
+        np.testing.assert_array_equal(acts[a], grid[a])
+    for a in ("mg_2", "mg_3"):
+        np.testing.assert_array_equal(acts[a], truth[a])
+    with pytest.raises(ValueError, match="at most one part"):
+        resolve_policy("truthful+grid_only")

@@ -94,8 +94,41 @@ def _is_model_path(spec: str) -> bool:
     return spec.endswith(".zip") or "/" in spec or Path(spec).is_dir()
 
 
+class MixedPolicy:
+    """Different policies for different learning agents, e.g. learned against Nash bidding.
+
+    Spec: parts joined by ``+``, each ``SPEC@AGENT/AGENT...`` (those agents) or ``SPEC`` (every
+    other agent), e.g. ``runs/x/model.zip@mg_0/mg_1+nash_bidding``.
+    """
+
+    def __init__(self, spec: str) -> None:
+        self.parts: list[tuple[Policy, set[str] | None]] = []
+        for part in spec.split("+"):
+            inner, _, agents = part.partition("@")
+            chosen = set(agents.split("/")) if agents else None
+            self.parts.append((resolve_policy(inner), chosen))
+        if sum(chosen is None for _, chosen in self.parts) > 1:
+            raise ValueError(f"mixed policy {spec!r}: at most one part without @agents")
+
+    def __call__(self, observations: dict[str, Any], env: Any) -> dict[str, Any]:
+        """Ask each part for the agents it plays; the part without @agents plays the rest."""
+        named = set().union(*(c for _, c in self.parts if c is not None))
+        out: dict[str, Any] = {}
+        for policy, chosen in self.parts:
+            mine = {
+                a: o
+                for a, o in observations.items()
+                if (a in chosen if chosen is not None else a not in named)
+            }
+            if mine:
+                out.update(policy(mine, env))
+        return out
+
+
 def resolve_policy(spec: str | Policy) -> Policy:
     """Return a policy for a baseline name, a model path (run dir or .zip) or a policy.
+
+    ``"a@mg_0+b"`` mixes policies per agent (see :class:`MixedPolicy`).
 
     Raises:
         ValueError: For a name that is neither a baseline nor a path (lists the baselines).
@@ -103,6 +136,8 @@ def resolve_policy(spec: str | Policy) -> Policy:
     """
     if not isinstance(spec, str):
         return spec
+    if "+" in spec or "@" in spec:
+        return MixedPolicy(spec)
     import baselines
 
     if spec in baselines.names():
