@@ -6,6 +6,7 @@ forecast surplus, generator headroom and deficits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,23 @@ def truthful_mg_offers(rows: np.ndarray, info: Any) -> tuple[np.ndarray, np.ndar
     return prices, shares
 
 
+def _p2p_actions(role: str, rows: np.ndarray, env: Any, grid_only: bool) -> np.ndarray:
+    return truthful_actions(role, rows.size, grid_only=grid_only)
+
+
+# Mechanisms whose action layout is not the uniform-price one: their own truthful and
+# grid-only actions, (role, rows, env, grid_only) -> (k, action_dim).
+OTHER_LAYOUTS: dict[str, Callable[[str, np.ndarray, Any, bool], np.ndarray]] = {
+    "p2p": _p2p_actions,  # seed 002: baselines.stackelberg
+    "three_tier": tier_reference_actions,  # seed 001: baselines.noncooperative
+}
+
+
+def other_layout(env: Any) -> Callable[[str, np.ndarray, Any, bool], np.ndarray] | None:
+    """The reference actions of the env's mechanism if it has its own layout, else None."""
+    return OTHER_LAYOUTS.get(env.config.market.mechanism)
+
+
 class Truthful(RolePolicy):
     """Bid marginal cost, buy up to the grid price, charge a modest service fee (1.05)."""
 
@@ -75,10 +93,9 @@ class Truthful(RolePolicy):
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""
-        if env.config.market.mechanism == "p2p":  # seed 002 layout: baselines.stackelberg
-            return truthful_actions(role, rows.size)
-        if env.config.market.mechanism == "three_tier":  # seed 001 layout
-            return tier_reference_actions(role, rows, env, grid_only=False)
+        layout = other_layout(env)
+        if layout is not None:
+            return layout(role, rows, env, False)
         info = env.public_info()
         k = rows.size
         if role == "mg":
@@ -124,7 +141,7 @@ class FixedQuotes(Truthful):
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""
-        if role != "mg" or env.config.market.mechanism in ("p2p", "three_tier"):
+        if role != "mg" or other_layout(env) is not None:
             return super().act_role(role, rows, obs, env)
         info = env.public_info()
         s, f = info.market.n_segments, info.fleet
@@ -143,10 +160,9 @@ class GridOnly(RolePolicy):
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""
-        if env.config.market.mechanism == "p2p":  # seed 002 layout: baselines.stackelberg
-            return truthful_actions(role, rows.size, grid_only=True)
-        if env.config.market.mechanism == "three_tier":  # seed 001 layout
-            return tier_reference_actions(role, rows, env, grid_only=True)
+        layout = other_layout(env)
+        if layout is not None:
+            return layout(role, rows, env, True)
         dim = env.action_space(f"{role}_{int(rows[0])}").shape[0] if rows.size else 0
         out = np.zeros((rows.size, dim))
         if role == "mg":
