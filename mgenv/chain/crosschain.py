@@ -69,7 +69,7 @@ from mgenv.chain.types import (
     COMMITTED,
     DEADLINE_MISSED,
     VNS_REJECTED,
-    RoundOutcome,
+    PerTransactionProtocol,
     TxOutcome,
 )
 
@@ -81,7 +81,7 @@ if TYPE_CHECKING:
 CREDIBILITY_RATE: Final = 0.3  # weight of the latest period in a VNS member's credibility
 
 
-class CrossChainProtocol:
+class CrossChainProtocol(PerTransactionProtocol):
     """Per-transaction cross-chain consensus (see the module docstring).
 
     Args:
@@ -208,10 +208,6 @@ class CrossChainProtocol:
         state = dict(self.__dict__)
         state["_pad_cache"] = {}  # hash states do not pickle; rebuilt on use
         return state
-
-    def decide(self, has_block: bool) -> RoundOutcome:
-        """Not used: the chain calls :meth:`decide_transactions` for this protocol."""
-        raise NotImplementedError("CrossChainProtocol decides per transaction")
 
     def decide_transactions(
         self,

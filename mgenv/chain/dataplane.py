@@ -48,10 +48,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mgenv.chain.transactions import PAYLOAD_SIZE
-from mgenv.chain.types import BLOCK_FULL
+from mgenv.chain.types import BLOCK_FULL, TxOutcome
 
 if TYPE_CHECKING:
-    from mgenv.chain.network import NetworkModel
+    from mgenv.chain.network import NetworkModel, RoundDraw
     from mgenv.chain.params import ChainParams
 
 MISSING: Final = 0
@@ -110,6 +110,22 @@ class Admitted(NamedTuple):
     origin: NDArray[np.intp]
 
 
+class OpenRound(NamedTuple):
+    """The start of a data-plane protocol's period (see :meth:`DataPlane.open_round`).
+
+    Attributes:
+        draw: This period's network realisation.
+        share: Share of validator nodes online.
+        admitted: The transactions that enter the block process.
+        empty: The period's outcome when nothing was admitted, else None.
+    """
+
+    draw: RoundDraw
+    share: float
+    admitted: Admitted
+    empty: TxOutcome | None
+
+
 class DataPlane:
     """Fixed data-plane state of a protocol: timers, malicious nodes, interruption stream.
 
@@ -154,6 +170,33 @@ class DataPlane:
         self._stored = np.where(malicious, np.int8(ALTERED), np.int8(TRUE))  # (n,)
         self._onehot = np.eye(n, dtype=bool)
         self._rng = rng
+
+    def open_round(
+        self,
+        rng: np.random.Generator,
+        sellers: list[int],
+        valid: NDArray[np.bool_],
+        safety_violation: bool,
+    ) -> OpenRound:
+        """Draw the period's network from ``rng`` and admit its transactions.
+
+        The common start of sbet, spft and pos; ``empty`` is the whole outcome of a period in
+        which no transaction is admitted (nothing commits, no latency).
+        """
+        draw = self.network.draw_round(rng)
+        share = float(np.count_nonzero(draw.online)) / draw.online.size
+        adm = self.admit(sellers, valid)
+        empty = None
+        if adm.rows.size == 0:
+            empty = TxOutcome(
+                np.zeros(valid.size, dtype=bool),
+                adm.reason,
+                0.0,
+                share,
+                0,
+                self.extra(safety_violation, 0, valid, 0, 0, 0, -1),
+            )
+        return OpenRound(draw, share, adm, empty)
 
     def admit(self, sellers: list[int], valid: NDArray[np.bool_]) -> Admitted:
         """Choose the transactions of this period's block and their origin nodes.

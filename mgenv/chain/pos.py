@@ -46,7 +46,13 @@ from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
 from mgenv.chain.dataplane import MISSING, DataPlane, kth_smallest
 from mgenv.chain.network import NetworkModel, RoundDraw, child_stream
 from mgenv.chain.nodeview import NodeRound
-from mgenv.chain.types import COMMITTED, PRIMARY_OFFLINE, TAMPERED, RoundOutcome, TxOutcome
+from mgenv.chain.types import (
+    COMMITTED,
+    PRIMARY_OFFLINE,
+    TAMPERED,
+    PerTransactionProtocol,
+    TxOutcome,
+)
 from mgenv.chain.types import MISSING as NOT_IN_BLOCK
 
 if TYPE_CHECKING:
@@ -57,7 +63,7 @@ N_PHASES: Final = 2
 _TWO_64: Final = float(2**64)
 
 
-class PoSProtocol:
+class PoSProtocol(PerTransactionProtocol):
     """PoS as a chain protocol (see the module docstring for the model).
 
     Args:
@@ -104,10 +110,6 @@ class PoSProtocol:
         self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
 
-    def decide(self, has_block: bool) -> RoundOutcome:
-        """Not used: the chain calls :meth:`decide_transactions`."""
-        raise NotImplementedError("PoS decides per transaction: use decide_transactions")
-
     def kernels(self, period: int) -> NDArray[np.float64]:
         """Each node's kernel uniform in (0, 1), from SHAKE-256(beacon || period), shape (n,)."""
         n = self.network.n_nodes
@@ -136,20 +138,13 @@ class PoSProtocol:
             Per-transaction verdicts; ``extra`` as SBET's (``recovered`` is always 0).
         """
         del buyers
-        draw = self.network.draw_round(self._rng)
-        share = float(np.count_nonzero(draw.online)) / draw.online.size
+        draw, share, adm, empty = self.plane.open_round(
+            self._rng, sellers, valid, self.safety_violation
+        )
         self.last_round = NodeRound(draw.online, None, False)
-        adm = self.plane.admit(sellers, valid)
+        if empty is not None:
+            return empty
         committed = np.zeros(valid.size, dtype=bool)
-        if adm.rows.size == 0:
-            return TxOutcome(
-                committed,
-                adm.reason,
-                0.0,
-                share,
-                0,
-                self.plane.extra(self.safety_violation, 0, valid, 0, 0, 0, -1),
-            )
         status, latency, forger, missing = self.run_block(
             draw, period, adm.origin, self.plane.interrupted(adm.origin)
         )

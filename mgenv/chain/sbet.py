@@ -95,7 +95,7 @@ from mgenv.chain.types import (
     NO_QUORUM,
     PRIMARY_OFFLINE,
     TAMPERED,
-    RoundOutcome,
+    PerTransactionProtocol,
     TxOutcome,
 )
 from mgenv.chain.types import MISSING as NOT_IN_BLOCK
@@ -206,7 +206,7 @@ def run_block(
     )
 
 
-class SBETProtocol:
+class SBETProtocol(PerTransactionProtocol):
     """SBET as a chain protocol (see the module docstring for the model).
 
     Args:
@@ -246,10 +246,6 @@ class SBETProtocol:
         self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
 
-    def decide(self, has_block: bool) -> RoundOutcome:
-        """Not used: the chain calls :meth:`decide_transactions` for SBET."""
-        raise NotImplementedError("SBET decides per transaction: use decide_transactions")
-
     def decide_transactions(
         self,
         period: int,
@@ -274,20 +270,13 @@ class SBETProtocol:
             ``missing_copies``, ``tampered`` and ``creator`` (-1 if none).
         """
         del buyers, payloads
-        draw = self.network.draw_round(self._rng)
-        share = float(np.count_nonzero(draw.online)) / draw.online.size
+        draw, share, adm, empty = self.plane.open_round(
+            self._rng, sellers, valid, self.safety_violation
+        )
         self.last_round = NodeRound(draw.online, None, False)
-        adm = self.plane.admit(sellers, valid)
+        if empty is not None:
+            return empty
         committed = np.zeros(valid.size, dtype=bool)
-        if adm.rows.size == 0:
-            return TxOutcome(
-                committed,
-                adm.reason,
-                0.0,
-                share,
-                0,
-                self.plane.extra(self.safety_violation, 0, valid, 0, 0, 0, -1),
-            )
         blk = run_block(
             draw, period, self.plane, adm.origin, self.plane.interrupted(adm.origin), self.fixed
         )

@@ -46,7 +46,7 @@ from mgenv.chain.types import (
     NO_QUORUM,
     PRIMARY_OFFLINE,
     TAMPERED,
-    RoundOutcome,
+    PerTransactionProtocol,
     TxOutcome,
 )
 from mgenv.chain.types import MISSING as NOT_IN_BLOCK
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 N_PHASES: Final = 4  # broadcast, pre-prepare, prepare, commit
 
 
-class SPFTProtocol:
+class SPFTProtocol(PerTransactionProtocol):
     """PBFT with a data plane (see the module docstring for the model).
 
     Args:
@@ -97,10 +97,6 @@ class SPFTProtocol:
         self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
 
-    def decide(self, has_block: bool) -> RoundOutcome:
-        """Not used: the chain calls :meth:`decide_transactions`."""
-        raise NotImplementedError("SPFT decides per transaction: use decide_transactions")
-
     def decide_transactions(
         self,
         period: int,
@@ -122,20 +118,13 @@ class SPFTProtocol:
             Per-transaction verdicts; ``extra`` as SBET's (``recovered`` is always 0).
         """
         del period, buyers, payloads
-        draw = self.network.draw_round(self._rng)
-        share = float(np.count_nonzero(draw.online)) / draw.online.size
+        draw, share, adm, empty = self.plane.open_round(
+            self._rng, sellers, valid, self.safety_violation
+        )
         self.last_round = NodeRound(draw.online, None, False)
-        adm = self.plane.admit(sellers, valid)
+        if empty is not None:
+            return empty
         committed = np.zeros(valid.size, dtype=bool)
-        if adm.rows.size == 0:
-            return TxOutcome(
-                committed,
-                adm.reason,
-                0.0,
-                share,
-                0,
-                self.plane.extra(self.safety_violation, 0, valid, 0, 0, 0, -1),
-            )
         status, latency, changes, primary, missing = self.run_block(
             draw, adm.origin, self.plane.interrupted(adm.origin)
         )

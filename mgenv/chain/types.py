@@ -101,6 +101,18 @@ class TxOutcome(NamedTuple):
     extra: dict[str, float]
 
 
+class PerTransactionProtocol:
+    """Base of protocols that decide each transaction (``decide_transactions``).
+
+    The chain never calls ``decide`` for them; it exists only to satisfy the protocol
+    interface of :mod:`mgenv.chain.protocols`.
+    """
+
+    def decide(self, has_block: bool) -> RoundOutcome:
+        """Not used: the chain calls ``decide_transactions`` for this protocol."""
+        raise NotImplementedError(f"{type(self).__name__} decides per transaction")
+
+
 class ConsensusResult(NamedTuple):
     """What the chain decided about one market period's trades.
 
