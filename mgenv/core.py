@@ -19,7 +19,6 @@ from mgenv.chain import REJECT_REASONS, Chain, ConsensusResult
 from mgenv.config import EnvConfig, MarketParams, tile
 from mgenv.market.mechanism import MarketInputs, StorageMoves, make_mechanism
 from mgenv.market.settlement import Positions, Settlement, Trades, settle
-from mgenv.market.three_tier import gas_bills
 from mgenv.physics.model import MODELS, Forecast, PhysicsModel, Realised
 from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours
 from mgenv.physics.units import Dispatch, FleetArrays, marginal_cost
@@ -292,9 +291,9 @@ class MarketCore:
         """Settlement, fuel, storage and the bookkeeping the observations need.
 
         Money outside the participants: the grid (``Settlement.grid_cash``), the fuel
-        supplier (``Realised.fuel_cost``), penalties and the aggregators' storage cost. With
-        ``MarketParams.tier_gas`` the microgrids pay their aggregators for gas
-        (:func:`~mgenv.market.three_tier.gas_bills`) and ``fuel_cost`` becomes the gas
+        supplier (``Realised.fuel_cost``), penalties and the aggregators' storage cost. When the
+        mechanism has ``fuel_bills`` (``MarketParams.tier_gas`` in the three-tier market), the
+        microgrids pay their aggregators for gas and ``fuel_cost`` becomes the gas
         company's wholesale bill, paid by the aggregators.
         """
         cfg, d = self.cfg, self.dispatch
@@ -308,12 +307,13 @@ class MarketCore:
         phys = self.physics.realise(st.sold[:nm], surplus)
         profit = st.cash.copy()
         gas_paid = None
-        m = cfg.market
-        if m.tier_gas:
+        # A mechanism in which the aggregators sell the fuel (seed 001's three-tier market)
+        # says what each party pays; otherwise microgrids buy fuel from outside.
+        bills = getattr(self.mechanism, "fuel_bills", None)
+        gas = bills(phys.extra, cfg.n_aggregators) if bills is not None else None
+        if gas is not None:
             na = cfg.n_aggregators
-            gas_paid, margin, external = gas_bills(
-                phys.extra["gas_m3"], na, m.tier_gas_price, m.tier_gas_wholesale
-            )
+            gas_paid, margin, external = gas
             phys = phys._replace(fuel_cost=external)
             profit[:nm] -= gas_paid + phys.penalty
             profit[nm : nm + na] += margin

@@ -58,6 +58,8 @@ user   ``bid`` (tier_user_interval), ``buy_frac``
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mgenv.config import MarketParams
@@ -232,6 +234,18 @@ class ThreeTier:
     def action_names(self, role: str) -> list[str]:
         """See the module docstring for the layouts."""
         return list(ACTION_NAMES[role])
+
+    def fuel_bills(
+        self, physics_extra: dict[str, Any], n_agg: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """With ``tier_gas``, the aggregators' gas sales (:func:`gas_bills`); else None.
+
+        The gas is what the physics burnt (``physics_extra["gas_m3"]``, CCHE physics).
+        """
+        m = self.params
+        if not m.tier_gas:
+            return None
+        return gas_bills(physics_extra["gas_m3"], n_agg, m.tier_gas_price, m.tier_gas_wholesale)
 
     def clear(self, actions: dict[str, np.ndarray], inputs: MarketInputs) -> MarketOutcome:
         """Acceptance, quantities per aggregator, bilateral trades (module docstring)."""
