@@ -218,6 +218,19 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
                 )
         return mats
 
+    def with_rule_setpoints(self, agent: str, action: np.ndarray) -> np.ndarray:
+        """``action`` completed with the rule dispatch's set-points if it has none.
+
+        Baselines act on the market only; with ``dispatch="agent"`` a microgrid's action also
+        ends with storage set-points, which this fills in from the rule-based plan.
+        """
+        act = np.asarray(action, dtype=np.float32)
+        width = self._act_spaces[agent].shape[0]
+        if act.shape[0] >= width:
+            return act
+        rule = self.core.physics.rule_setpoints()[self.core.role_rows[agent][1]]
+        return np.concatenate((act, rule)).astype(np.float32)
+
     def _fill(self, mats: dict[str, np.ndarray], role: str, acts: np.ndarray) -> None:
         """Write a role's actions; missing trailing set-points follow the rule dispatch."""
         k = acts.shape[1]

@@ -164,3 +164,11 @@ def test_agent_dispatch_baseline_opponents_and_bad_mode():
     assert len(rollout(env, 0)) == 24  # microgrids played by truthful, set-points filled in
     with pytest.raises(ValueError, match=r"EnvConfig\.dispatch='fancy' is not one of"):
         mgenv.parallel_env("default", dispatch="fancy")
+
+
+def test_single_agent_view_with_agent_dispatch_fills_baselines_setpoints():
+    env = mgenv.single_agent_env("default", agent="mg_0", dispatch="agent", protocol="ideal")
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(env.action_space.sample())
+    assert env.action_space.shape[0] == 10

@@ -75,10 +75,8 @@ class SingleBidderEnv(gymnasium.Env[np.ndarray, np.ndarray]):
         actions = dict(self.others(rest, self.market)) if rest else {}
         actions[self.agent] = action
         for a, act in actions.items():  # baselines give no set-points (dispatch="agent")
-            width = self.market.action_space(a).shape[0]
-            if a != self.agent and np.shape(act)[0] < width:
-                rule = self.market.core.physics.rule_setpoints()[self.market.core.role_rows[a][1]]
-                actions[a] = np.concatenate((act, rule)).astype(np.float32)
+            if a != self.agent:
+                actions[a] = self.market.with_rule_setpoints(a, act)
         obs, rewards, terms, truncs, infos = self.market.step(actions)
         self._obs = obs
         return (
