@@ -285,6 +285,7 @@ BENCH_TARGETS = {
     "env": "train.bench:main",
     "chain": "train.bench_chain:main",
     "soak": "train.soak:main",
+    "scale": "train.bench_scale:main",
 }
 
 
@@ -294,7 +295,8 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         nargs=argparse.REMAINDER,
         metavar="[TARGET] ...",
         help=f"TARGET is one of {sorted(BENCH_TARGETS)} (default env: steps/s per scenario and "
-        "protocol; chain: load test; soak: a long run's memory), then its options "
+        "protocol; chain: load test; soak: a long run's memory; scale: cost as the market and "
+        "the chain grow), then its options "
         "(mgenv bench TARGET --help)",
     )
 
