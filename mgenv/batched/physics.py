@@ -1,0 +1,229 @@
+"""Batched physics: B copies' profiles and electric microgrids as arrays ``(B, ...)``.
+
+Bit-identical per copy to :func:`mgenv.physics.profiles.draw_profiles` and
+:class:`mgenv.physics.model.ElectricModel` with rule dispatch (the batched core's scope): the
+same elementwise operations in the same order, broadcast over a leading copy axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from mgenv.config import EnvConfig, tile
+from mgenv.physics.model import Realised
+from mgenv.physics.profiles import (
+    DayProfiles,
+    commercial_load_shape,
+    period_hours,
+    pv_shape,
+    residential_load_shape,
+    wind_power_curve,
+)
+from mgenv.physics.units import Dispatch, FleetArrays, dispatch_plan, economic_output
+
+# _wind_speeds's AR(1) coefficient and its speed std as a share of the mean wind speed.
+WIND_PHI, WIND_SIGMA_SHARE = 0.85, 0.25
+
+
+def _weather_normals(h: int, n: int) -> tuple[slice, slice, slice, slice, slice, slice]:
+    """Slices of one copy's weather normals, in ``draw_profiles``'s order of draws.
+
+    Cloud (n), wind shocks (h), initial wind level (1), local gusts (h n), PV and wind
+    forecast errors (h n each).
+    """
+    hn = h * n
+    edges = np.cumsum([0, n, h, 1, hn, hn, hn]).tolist()
+    a, b, c, d, e, f, g = edges
+    return slice(a, b), slice(b, c), slice(c, d), slice(d, e), slice(e, f), slice(f, g)
+
+
+def draw_profiles_batch(
+    cfg: EnvConfig,
+    weather_rngs: Sequence[np.random.Generator],
+    load_rngs: Sequence[np.random.Generator],
+) -> DayProfiles:
+    """:func:`~mgenv.physics.profiles.draw_profiles` for B copies at once.
+
+    Each copy's generators are called once or twice (a uniform and one block of standard
+    normals for the weather, one block for the load) and end in the same state as after the
+    single function: ``Generator.normal(0, s)`` is ``0 + s * standard_normal()`` and
+    consecutive standard-normal calls concatenate, so one block per stream gives the same
+    numbers. All arithmetic is vectorised over copies.
+
+    Args:
+        cfg: The environment config.
+        weather_rngs: Each copy's weather stream, length B.
+        load_rngs: Each copy's load stream, length B.
+
+    Returns:
+        :class:`~mgenv.physics.profiles.DayProfiles` whose fields have shape ``(B, H, n)``, kWh.
+    """
+    if len(weather_rngs) != len(load_rngs):
+        raise ValueError(
+            f"weather_rngs has {len(weather_rngs)} generators, load_rngs {len(load_rngs)}; "
+            "give one of each per copy"
+        )
+    p, dt = cfg.profiles, cfg.dt_h
+    h, n, nu, nb = cfg.horizon, cfg.n_microgrids, cfg.n_users, len(weather_rngs)
+    cut = _weather_normals(h, n)
+    zw = np.empty((nb, cut[-1].stop))
+    zl = np.empty((nb, n + nu + h * n + h * nu))
+    cloud_draw = np.empty(nb)
+    cmax = p.cloudiness_max
+    # The only loop over copies: each copy's own streams, called as draw_profiles calls them.
+    for b, (weather, load) in enumerate(zip(weather_rngs, load_rngs, strict=True)):
+        cloud_draw[b] = weather.uniform(0.0, cmax)
+        weather.standard_normal(out=zw[b])
+        load.standard_normal(out=zl[b])
+    hours = period_hours(cfg)
+    fleet = cfg.fleet
+    cloud = cloud_draw[:, None] + 0.05 * zw[:, cut[0]]
+    clear = 1.0 - np.clip(cloud, 0.0, 0.95)
+    shape = pv_shape(hours, p.sunrise_h, p.sunset_h)[None, :, None]
+    pv_f = shape * clear[:, None, :] * tile(fleet.pv_kw, n) * dt
+    speeds = _wind_speeds(zw[:, cut[1]], zw[:, cut[2]], zw[:, cut[3]], p.wind_mean_ms, n)
+    wind_f = wind_power_curve(speeds) * tile(fleet.wind_kw, n) * dt
+    level = 1.0 + p.load_noise * zl[:, :n]
+    load_f = residential_load_shape(hours)[None, :, None] * level[:, None, :]
+    load_f = load_f * tile(fleet.load_kw, n) * dt
+    ulevel = 1.0 + p.load_noise * zl[:, n : n + nu]
+    flat = p.user_load_shape == "flat"
+    user_shape = np.ones_like(hours) if flat else commercial_load_shape(hours)
+    user_f = user_shape[None, :, None] * ulevel[:, None, :] * tile(cfg.users.user_load_kw, nu) * dt
+    if p.pv_data_kwh:
+        pv_f = np.broadcast_to(np.asarray(p.pv_data_kwh, dtype=np.float64)[:h], (nb, h, n))
+    if p.load_data_kwh:
+        load_f = np.broadcast_to(np.asarray(p.load_data_kwh, dtype=np.float64)[:h], (nb, h, n))
+    pv_f, wind_f, load_f, user_f = (np.clip(a, 0.0, None) for a in (pv_f, wind_f, load_f, user_f))
+    err, hn = p.forecast_error, h * n
+    real = n + nu + hn
+    return DayProfiles(
+        pv_forecast=pv_f,
+        wind_forecast=wind_f,
+        load_forecast=load_f,
+        user_load_forecast=user_f,
+        pv_real=_realise(pv_f, err, zw[:, cut[4]]),
+        wind_real=_realise(wind_f, err, zw[:, cut[5]]),
+        load_real=_realise(load_f, err, zl[:, n + nu : real]),
+        user_load_real=_realise(user_f, err, zl[:, real:]),
+    )
+
+
+def _wind_speeds(
+    shock_z: np.ndarray, level_z: np.ndarray, local_z: np.ndarray, mean_ms: float, n: int
+) -> np.ndarray:
+    """The profiles' AR(1) regional wind speed with local gusts, m/s, ``(B, H, n)``.
+
+    Args:
+        shock_z: Standard normals of the shocks, ``(B, H)``.
+        level_z: Standard normal of the initial level, ``(B, 1)``.
+        local_z: Standard normals of the gusts, ``(B, H * n)``.
+        mean_ms: Mean wind speed, m/s.
+        n: Number of microgrids.
+    """
+    phi, sigma = WIND_PHI, WIND_SIGMA_SHARE * mean_ms
+    # Generator.normal(loc, scale) computes loc + scale * z: the same numbers from the block.
+    shocks = 0.0 + sigma * np.sqrt(1.0 - phi**2) * shock_z
+    level = mean_ms + (0.0 + sigma * level_z[:, 0])
+    nb, h = shock_z.shape
+    regional = np.empty((nb, h))
+    for t in range(h):  # a loop over periods at reset, as in the single code
+        level = mean_ms + phi * (level - mean_ms) + shocks[:, t]
+        regional[:, t] = level
+    local = 1.0 + 0.1 * local_z.reshape(nb, h, n)
+    return np.asarray(np.clip(regional[:, :, None] * local, 0.0, None))
+
+
+def _realise(forecast: np.ndarray, rel_std: float, z: np.ndarray) -> np.ndarray:
+    """Realised values ``forecast * (1 + rel_std * z)`` clipped at 0, ``(B, H, n)``."""
+    noise = z.reshape(forecast.shape)
+    return np.asarray(np.clip(forecast * (1.0 + rel_std * noise), 0.0, None))
+
+
+class BatchedElectric:
+    """:class:`~mgenv.physics.model.ElectricModel` (rule dispatch) for B copies.
+
+    State: ``soc`` of shape ``(B, n_mg)``. The fleet arrays ``(n_mg,)`` are shared by the
+    copies and broadcast against the copy axis.
+    """
+
+    def __init__(self, cfg: EnvConfig, fleet: FleetArrays, n_copies: int) -> None:
+        if cfg.physics != "electric" or cfg.dispatch != "rule":
+            raise ValueError(
+                f"BatchedElectric supports physics='electric' with dispatch='rule'; got "
+                f"physics={cfg.physics!r}, dispatch={cfg.dispatch!r}"
+            )
+        if n_copies < 1:
+            raise ValueError(f"n_copies={n_copies} must be at least 1")
+        self.fleet = fleet
+        self.n_copies = n_copies
+        self._gen_cap = fleet.gen_kw * cfg.dt_h  # (n_mg,) kWh
+        self._power = fleet.battery_kw * cfg.dt_h  # (n_mg,) kWh
+        self._econ: dict[float, np.ndarray] = {}  # grid price -> economic output (n_mg,) kWh
+        self._all_batteries = bool((fleet.battery_kwh > 0).all())
+        self._soc = self._initial_soc()
+        self._plan: Dispatch | None = None
+
+    def _initial_soc(self) -> np.ndarray:
+        return np.repeat(self.fleet.soc_init[None, :], self.n_copies, axis=0)
+
+    @property
+    def soc(self) -> np.ndarray:
+        """Battery state of charge, fraction of capacity, ``(B, n_mg)``."""
+        return self._soc
+
+    def reset(self) -> None:
+        """Every copy's batteries back to ``soc_init``."""
+        self._soc = self._initial_soc()
+        self._plan = None
+
+    def plan(
+        self, t: int, pv: np.ndarray, wind: np.ndarray, load: np.ndarray, grid_buy: float
+    ) -> Dispatch:
+        """Rule-based dispatch of period ``t`` on the forecasts, kWh.
+
+        Args:
+            t: Period (unused by the electric model; kept for the interface).
+            pv: PV forecast, kWh, ``(B, n_mg)``.
+            wind: Wind forecast, kWh, ``(B, n_mg)``.
+            load: Load forecast, kWh, ``(B, n_mg)``.
+            grid_buy: Grid purchase price this period, yuan/kWh (the same for every copy).
+
+        Returns:
+            The :class:`~mgenv.physics.units.Dispatch`, each field ``(B, n_mg)``.
+        """
+        econ = self._econ.get(grid_buy)
+        if econ is None:
+            if len(self._econ) >= 256:  # bounded whatever the tariff
+                self._econ.clear()
+            econ = self._econ[grid_buy] = economic_output(grid_buy, self._gen_cap, self.fleet)
+        net = pv + wind - load
+        self._plan = dispatch_plan(net, self._soc, econ, self._gen_cap, self._power, self.fleet)
+        return self._plan
+
+    def realise(self, sold_kwh: np.ndarray, surplus_kwh: np.ndarray) -> Realised:
+        """Turbine output for own use and sales beyond the surplus; batteries as planned.
+
+        Args:
+            sold_kwh: Energy each microgrid sold, kWh, ``(B, n_mg)``.
+            surplus_kwh: Its renewable surplus in the plan, kWh, ``(B, n_mg)``.
+
+        Returns:
+            :class:`~mgenv.physics.model.Realised` with ``(B, n_mg)`` fields and empty extras.
+        """
+        d = self._plan
+        if d is None:
+            raise RuntimeError("realise() before plan()")
+        gen = d.self_gen + np.maximum(sold_kwh - surplus_kwh, 0.0)
+        before = self._soc
+        f = self.fleet
+        delta = f.eta_charge * d.charge - d.discharge / f.eta_discharge
+        if self._all_batteries:
+            self._soc = before + delta / f.battery_kwh
+        else:  # step_battery: microgrids without a battery keep their SOC
+            cap = np.where(f.battery_kwh > 0, f.battery_kwh, 1.0)
+            self._soc = np.where(f.battery_kwh > 0, before + delta / cap, before)
+        cost = f.gen_cost_a * gen**2 + f.gen_cost_b * gen
+        return Realised(gen, cost, np.zeros(gen.shape), before, self._soc, {})
