@@ -351,7 +351,8 @@ def plot(rows: Sequence[ScaleRow], path: Path) -> Path:
     series: dict[str, list[ScaleRow]] = {}
     for r in rows:
         if r.sweep == "microgrids":
-            series.setdefault(f"microgrids ({r.protocol}, {r.n_nodes} nodes)", []).append(r)
+            label = f"microgrids ({r.protocol}, {r.n_nodes} nodes; per mg + agg + user)"
+            series.setdefault(label, []).append(r)
         elif r.sweep == "nodes":
             series.setdefault(f"{r.protocol} nodes ({r.n_microgrids} microgrids)", []).append(r)
     fig, (ax_step, ax_unit) = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -368,7 +369,7 @@ def plot(rows: Sequence[ScaleRow], path: Path) -> Path:
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks(ticks, [str(t) for t in ticks])
-        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
         ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("size: microgrids, or validator nodes")
