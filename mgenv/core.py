@@ -300,6 +300,9 @@ class MarketCore:
         nm = cfg.n_microgrids
         surplus = d.surplus if shift is None else d.surplus - shift
         pos, real = self._positions(surplus, shift)
+        if storage is not None:  # aggregators' batteries (seed 001): what their market did not
+            # deliver of their charge (a valley charge, failed purchases) comes from the grid
+            pos.deficit[nm : nm + cfg.n_aggregators] = storage.charge_kwh
         st = settle(trades, res.committed, pos, self.grid_buy, self.feed_in)
         after = getattr(self.mechanism, "after_settlement", None)
         if after is not None:  # e.g. seed 002's forecast-error compensation records
