@@ -138,6 +138,12 @@ class MarketParams:
             ``p_J->M`` is at most this, yuan/kWh ("cheap").
         agg_discharge_above: It sells (discharges) when its aggregator's selling price
             ``p_J->Y`` is at least this, yuan/kWh ("dear"); must exceed ``agg_charge_below``.
+        agg_grid_charge_below: Valley rule: when the grid's price is at most this, yuan/kWh, in
+            [0, 100], the battery restores its start content from the grid and does not sell;
+            its sales then stop where one such period restores it. 0: no grid charging (the
+            grid's price is always positive). See :mod:`mgenv.market.three_tier`.
+        agg_residue_price: Price of any battery content off its start at the end of its day
+            (24 h after reset, eq. 5's ``E(0) = E(24)``), yuan/kWh, in [0, 100].
     """
 
     mechanism: str = "uniform_price"
@@ -166,6 +172,8 @@ class MarketParams:
     agg_battery_cost: float = 0.02
     agg_charge_below: float = 0.7
     agg_discharge_above: float = 0.95
+    agg_grid_charge_below: float = 0.0
+    agg_residue_price: float = 1.1
 
     def __post_init__(self) -> None:
         check_choice("MarketParams", "mechanism", self.mechanism, MECHANISMS)
@@ -229,6 +237,8 @@ class MarketParams:
             100.0,
             low_open=True,
         )
+        check_range(own, "agg_grid_charge_below", self.agg_grid_charge_below, 0.0, 100.0)
+        check_range(own, "agg_residue_price", self.agg_residue_price, 0.0, 100.0)
         storage = any(v > 0 for v in self.agg_battery_kwh)
         if (self.tier_gas or storage) and self.mechanism != "three_tier":
             what = "tier_gas" if self.tier_gas else "agg_battery_kwh"

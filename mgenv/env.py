@@ -31,6 +31,7 @@ Version history:
   (seed 000); ``consortium_p2p`` on the peer-to-peer market with a Stackelberg price setter
   (seed 002); ``sbet_cooperative`` on SBET with a slowed central node.
   ``ccche_thermal_game``: aggregators sell gas (seed 001 eq. 18; their batteries stay off).
+  ``ccche_thermal_game``: aggregators' batteries on (eqs. 19, 34; valley charge from the grid).
 * v0: first release (uniform-price market, ideal and PBFT chains, electric microgrids).
 """
 

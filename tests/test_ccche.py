@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
+import baselines
 import mgenv
 from mgenv.physics.ccche import FEATURES, cool_shape, heat_shape
 from mgenv.physics.model import Forecast
@@ -52,7 +55,10 @@ def test_every_carrier_balances_and_storages_stay_in_bounds(season, dispatch):
     for seed in (0, 1):
         rollout(env, seed)  # random actions: with "agent", random set-points
         for r in env.history:
-            check_period(env, r)  # electric balance (boilers, chillers in charge) and money
+            # electric balance (boilers, chillers in charge), money, and the aggregators'
+            # batteries (on in the scenario): charge from market + grid, content in bounds
+            assert r.agg_storage is not None
+            check_period(env, r)
             check_carriers(env, r)
 
 
@@ -70,6 +76,92 @@ def test_end_of_day_contents_return_to_their_start(season, dispatch):
         for r in ends:
             np.testing.assert_allclose(_storage_rows(env, r) * m.cap, m.target, atol=1e-6)
             assert np.all(r.physics.extra["residue_kwh"] <= 1e-6)
+            b = r.agg_storage  # the aggregators' batteries too
+            np.testing.assert_allclose(b.level_after, _agg_start(env), atol=1e-6)
+            assert np.all(b.residue_kwh <= 1e-6)
+
+
+def _agg_start(env):
+    """Aggregators' batteries' start contents E0, kWh, (n_agg,)."""
+    m, na = env.config.market, env.config.n_aggregators
+    tile = np.arange(na)
+    kwh = np.asarray(m.agg_battery_kwh)[tile % len(m.agg_battery_kwh)]
+    return kwh * np.asarray(m.agg_soc_init)[tile % len(m.agg_soc_init)]
+
+
+def env_price(env, r):
+    """Grid purchase price of period ``r``, yuan/kWh."""
+    return float(env.config.grid.buy_by_hour[int(r.hour) % 24])
+
+
+def _play(season, policy, seed):
+    env = mgenv.parallel_env(
+        "ccche_thermal_game", season=season, protocol="ideal", learning_roles=("mg", "agg", "user")
+    )
+    rollout(env, seed, baselines.make(policy))
+    return env
+
+
+@pytest.mark.parametrize("season", SEASONS)
+def test_aggregator_batteries_cycle_within_bounds_and_end_the_day_at_their_start(season):
+    for seed in range(3):
+        env = _play(season, "noncooperative", seed)
+        start = _agg_start(env)
+        assert np.all(start > 0)  # on in the scenario
+        sold = 0.0
+        for r in env.history:
+            b = r.agg_storage
+            lo, hi = b.soc_min * b.capacity_kwh, b.soc_max * b.capacity_kwh
+            assert np.all(b.level_after >= lo - 1e-9) and np.all(b.level_after <= hi + 1e-9)
+            sold += float(b.discharge_kwh.sum())
+            check_period(env, r)
+        last = env.history[-1].agg_storage
+        np.testing.assert_allclose(last.level_after, start, atol=1e-9)  # E(24) = E(0)
+        assert np.all(last.residue_kwh <= 1e-9)
+        assert sold > 50.0  # the batteries do serve the peaks
+
+
+@pytest.mark.parametrize("season", SEASONS)
+def test_every_party_gains_at_least_its_no_trade_profit_with_batteries(season):
+    """Microgrids and users every period; aggregators over the day (their batteries buy
+    in the valley what they sell at the peaks), net of the grid purchases and wear."""
+    nm, na = 4, 2
+    agg = slice(nm, nm + na)
+    for seed in (0, 1):
+        runs = {p: _play(season, p, seed) for p in ("noncooperative", "grid_only")}
+        profit = {p: np.stack([r.profit for r in e.history]) for p, e in runs.items()}
+        gain = profit["noncooperative"] - profit["grid_only"]  # (T, P) yuan
+        assert np.all(np.delete(gain, np.r_[agg], axis=1) >= -1e-9), gain.min()
+        assert np.all(gain[:, agg].sum(axis=0) > 0.0)  # the day's gain of each aggregator
+        for t, r in enumerate(runs["noncooperative"].history):
+            b = r.agg_storage
+            if b.grid_kwh.sum() > 0:  # no market then: the gain is the valley charge's cost
+                assert not r.cleared
+                grid_price = env_price(runs["noncooperative"], r)
+                np.testing.assert_allclose(gain[t, agg], -(grid_price + 0.02) * b.grid_kwh)
+        idle = runs["grid_only"].history
+        assert all(r.agg_storage.charge_kwh.sum() == 0 for r in idle)
+
+
+@pytest.mark.parametrize("season", SEASONS)
+def test_prices_at_11_with_the_batteries_on(season):
+    """Section 6: 0.93-0.98 (to microgrids) and 0.98-1.03 (to large users) yuan/kWh."""
+    for seed in range(3):
+        env = _play(season, "noncooperative", seed)
+        r = env.history[11]
+        assert int(r.hour) == 11 and r.agg_storage is not None
+        t = r.trades
+        assert t.kwh.sum() > 0
+        assert np.all((t.price >= 0.93) & (t.price <= 0.98))
+        assert np.all((t.price * t.delta >= 0.98) & (t.price * t.delta <= 1.03 + 1e-12))
+        # the batteries' own sales (seller index 4, 5), at any peak, are at their
+        # aggregator's prices, as every trade of the period
+        sold = 0.0
+        for r in env.history:
+            mine = (r.trades.seller >= 4) & (r.trades.seller < 6)
+            sold += float(r.trades.kwh[mine].sum())
+            assert np.all(r.trades.price[mine] * r.trades.delta[mine] >= 0.98)
+        assert sold > 0.0
 
 
 @pytest.mark.parametrize("dispatch", ["rule", "agent"])
@@ -172,8 +264,18 @@ def test_reproduction_prints_prices_and_plots(tmp_path):
     text = get("ccche_thermal_game")(tmp_path, True)
     assert text.count("(paper 0.93-0.98: inside)") == 2
     assert text.count("(paper 0.98-1.03: inside)") == 2
+    ends = [line for line in text.splitlines() if line.startswith("end of day, SOC: ")]
+    assert len(ends) == 2 and all("aggregators' batteries" in line for line in ends)
+    for line in ends:  # every storage ends its day at its start SOC
+        pairs = re.findall(r"([\d./]+) \(start ([\d./]+)\)", line)
+        assert len(pairs) == 4  # aggregators' and microgrids' batteries, heat and ice tanks
+        for end, start in pairs:
+            np.testing.assert_allclose(
+                [float(x) for x in end.split("/")], [float(x) for x in start.split("/")]
+            )
     for name in (
         "prices.png",
+        "agg_batteries.png",
         "dispatch_winter.png",
         "dispatch_summer.png",
         "prices_winter.csv",

@@ -13,11 +13,14 @@ from tests.conftest import rollout
 from tests.test_invariants import check_period
 
 ALL = ("mg", "agg", "user")
+# A battery that trades only in its market (no valley charge from the grid), from half full.
 STORAGE = {
     "agg_battery_kwh": (200.0, 150.0),
     "agg_battery_kw": (50.0, 40.0),
+    "agg_soc_init": (0.5,),
     "agg_charge_below": 0.7,
     "agg_discharge_above": 0.95,
+    "agg_grid_charge_below": 0.0,
 }
 
 
@@ -76,7 +79,13 @@ def test_aggregator_batteries_charge_cheap_discharge_dear_within_bounds():
             assert np.all(level >= lo - 1e-9) and np.all(level <= hi + 1e-9)
             assert np.all(b.charge_kwh <= np.array([50.0, 40.0]) + 1e-9)
             assert np.all(b.discharge_kwh <= np.array([50.0, 40.0]) + 1e-9)
-            np.testing.assert_allclose(b.cost, 0.02 * b.charge_kwh)  # eq. 19
+            assert np.all(b.grid_kwh == 0.0)  # no grid charging
+            day_end = r.period == 23
+            assert np.all(b.residue_kwh >= 0.0) and (day_end or np.all(b.residue_kwh == 0.0))
+            if day_end:
+                np.testing.assert_allclose(b.residue_kwh, np.abs(level - b0.level_before))
+            # eq. 19's C_battery Q_battery, and the day-end residue at agg_residue_price
+            np.testing.assert_allclose(b.cost, 0.02 * b.charge_kwh + 1.1 * b.residue_kwh)
             charged += float(b.charge_kwh.sum())
             discharged += float(b.discharge_kwh.sum())
             check_period(env, r)
@@ -141,6 +150,11 @@ def test_aggregators_earn_the_gas_margin():
         ({"agg_battery_kwh": (-1.0,)}, "agg_battery_kwh"),
         ({"agg_discharge_above": 0.6}, "agg_discharge_above"),
         ({"tier_gas_price": -1.0}, "tier_gas_price"),
+        ({"agg_grid_charge_below": -0.1}, r"agg_grid_charge_below=-0.1 is outside \[0, 100\]"),
+        ({"agg_grid_charge_below": 101.0}, r"agg_grid_charge_below=101.0 is outside \[0, 100\]"),
+        ({"agg_grid_charge_below": float("nan")}, r"agg_grid_charge_below=nan is outside"),
+        ({"agg_residue_price": -1.0}, r"agg_residue_price=-1.0 is outside \[0, 100\]"),
+        ({"agg_residue_price": float("inf")}, r"agg_residue_price=inf is outside \[0, 100\]"),
     ],
 )
 def test_bad_parameters_name_the_field(kw, field):

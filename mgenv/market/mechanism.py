@@ -50,19 +50,24 @@ class StorageMoves(NamedTuple):
     """Aggregators' batteries in one period (seed 001 eq. 19), each ``(n_agg,)``.
 
     Energy balance: ``level_after = level_before + eta_charge * charge_kwh - discharge_kwh /
-    eta_discharge``, within ``[soc_min, soc_max] * capacity``.
+    eta_discharge``, within ``[soc_min, soc_max] * capacity``. The core books ``charge_kwh`` as
+    the aggregator's deficit position: what its market did not deliver (``grid_kwh``, failed
+    purchases) is a grid import at the grid price.
     """
 
     level_before: np.ndarray  # content at the start of the period, kWh
     level_after: np.ndarray  # content at its end, kWh
-    charge_kwh: np.ndarray  # energy bought in the market (or, failed on chain, from the grid)
+    charge_kwh: np.ndarray  # energy bought: in the market (failed on chain: grid) + grid_kwh
     discharge_kwh: np.ndarray  # energy sold in the market (or, failed, fed in), kWh
     capacity_kwh: np.ndarray  # capacity, kWh
     soc_min: np.ndarray  # share of capacity
     soc_max: np.ndarray  # share of capacity
     eta_charge: np.ndarray  # in (0, 1]
     eta_discharge: np.ndarray  # in (0, 1]
-    cost: np.ndarray  # C_battery * Q_battery (eq. 19), yuan, paid outside the market
+    # C_battery * charge_kwh (eq. 19) + the day-end residue charge, yuan, paid outside the market
+    cost: np.ndarray
+    grid_kwh: np.ndarray  # bought from the grid by the valley rule, kWh (part of charge_kwh)
+    residue_kwh: np.ndarray  # |content - start content| at the battery's day end, else 0, kWh
 
 
 class MarketOutcome(NamedTuple):

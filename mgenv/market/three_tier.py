@@ -9,16 +9,53 @@ game, eq. 34), so every trade is one flow seller -> aggregator -> buyer, unless 
 aggregators keep batteries (below).
 
 Aggregator storage (eqs. 19, 34; ``MarketParams.agg_battery_*``, off with zero capacity).
-Aggregator ``j``'s battery is one more participant of its own market, trading under the
-global index ``n_mg + j``: it buys (charges) when ``p_J->M <= agg_charge_below`` and sells
-(discharges) when ``p_J->Y >= agg_discharge_above``, up to its power ``agg_battery_kw dt``
-and its content bounds ``[agg_soc_min, agg_soc_max] * capacity``; as a buyer it joins the
-demand of its aggregator (paying ``p_J->M`` net: ``p_J->Y`` less its own margin), as a seller
-the supply (receiving ``p_J->Y`` net), rationed pro rata like every other customer. The move
-is made as cleared whatever commits on the chain (a failed purchase is bought from the grid,
-a failed sale fed in, by the settlement's fallback). Its cost ``C_battery Q_battery`` of eq.
-19 is ``agg_battery_cost`` times the energy bought into it, paid outside the market (wear),
-reported in :class:`~mgenv.market.mechanism.StorageMoves`.
+What the paper says: an aggregator "collects and stores the scattered electricity from
+microgrids" (section 5), its cost is its purchases plus ``C_battery Q_battery`` (eq. 19),
+a constant term left out of the game's strategy space (eq. 34); it prints no storage data,
+no charging rule and no day-end condition for it. For the microgrids' batteries it states the
+operating rule (section 3.1.1: "considering peak-load shifting, the batteries store
+electricity during the valley hours and sell electricity during the peak hours") and
+``E(0) = E(24)`` (eq. 5).
+
+What is implemented (:func:`battery_moves`, per aggregator ``j``, vectorised): the battery is
+one more participant of its own aggregator's market, trading under the global index
+``n_mg + j``, and it takes only the *residual* of that market, so it never crowds out the
+microgrids' scattered electricity (the paper's "timely consumption") nor a buyer:
+
+* it buys (charges) the accepted supply its buyers do not take, ``max(S_j - D_j, 0)``, when
+  ``p_J->M <= agg_charge_below`` (it stores scattered electricity), paying ``p_J->M``;
+* it sells (discharges) into the accepted demand its microgrids cannot serve, ``max(D_j -
+  S_j, 0)``, when ``p_J->Y >= agg_discharge_above``, receiving ``p_J->Y`` (``p_J->M`` as the
+  seller plus the aggregator's margin), never in a valley period;
+* in a valley period (``grid_buy <= agg_grid_charge_below``; 0, the default, turns it off) it
+  restores its start content ``E0 = agg_soc_init * capacity`` from the grid at the grid's
+  price, as far as its power allows (the grid is the market's fallback supplier; with the
+  default tariff it is below every admissible market price, so the market cannot supply it);
+* with grid charging on, its sales stop at ``max(agg_soc_min * capacity, E0 - eta_c P dt)``,
+  the content one valley period restores: a day whose last period is a valley hour (23:00
+  with the default tariff) ends at ``E0`` exactly, eq. 5's ``E(0) = E(24)``;
+* at the end of its day (every 24 h after reset: with ``start_hour = 0`` the calendar day of
+  the CCHE physics) any content off ``E0`` is a residue charged at ``agg_residue_price`` per
+  kWh (like the microgrids' ``residue_price``); the content is not reset.
+
+Each side's moves are within the power ``agg_battery_kw dt`` and the content bounds
+``[agg_soc_min, agg_soc_max] * capacity``; charge and discharge are mutually exclusive. A
+residual move is never rationed (it fits ``min(S_j, D_j)`` exactly), so the market quantity of
+the aggregator is ``min(S_j, D_j)`` plus the battery's move. The move is made as cleared
+whatever commits on the chain (a failed purchase is bought from the grid, a failed sale fed
+in, by the settlement's fallback). The core books the whole charge ``charge_kwh`` (market
+plus grid) as the aggregator's deficit position, so what the market does not deliver is a
+grid import paid at the grid price (``Settlement.grid_import``, ``grid_cash``). ``cost`` in
+:class:`~mgenv.market.mechanism.StorageMoves` is eq. 19's ``C_battery Q_battery``
+(``agg_battery_cost`` times all energy bought into the battery) plus the residue charge, both
+paid outside the market.
+
+Why this reading: with seed 001's calibration (``ccche_thermal_game``) the market clears only
+at the peak hours, so a battery that trades only inside its market has no cheap period to
+charge in and cannot end the day where it began (measured in the scenario's docstring). The
+valley charge from the grid is the paper's own battery rule (store in the valley, release at
+the peak) applied to the aggregator; restoring only up to ``E0`` (never buying ahead) keeps
+the battery idle when nothing trades, so the aggregator's no-trade profit is unchanged.
 
 Natural gas (eq. 18's ``C^G_{M-J} V_M``, ``MarketParams.tier_gas``): see :func:`gas_bills`;
 the core charges the microgrids for the gas their turbines burnt after the physics.
@@ -58,7 +95,7 @@ user   ``bid`` (tier_user_interval), ``buy_frac``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -171,6 +208,70 @@ def gas_bills(
     return mg_pays, agg_margin, external
 
 
+class BatteryMoves(NamedTuple):
+    """What each aggregator's battery does in one period, kWh, each ``(n_agg,)``."""
+
+    buy: np.ndarray  # bought in its aggregator's market (the residual supply)
+    sell: np.ndarray  # sold there (into the residual demand), delivered energy
+    grid: np.ndarray  # bought from the grid in a valley period (restoring E0)
+
+
+def battery_moves(
+    level: np.ndarray,
+    bat: dict[str, np.ndarray],
+    excess: np.ndarray,
+    shortfall: np.ndarray,
+    cheap: np.ndarray,
+    dear: np.ndarray,
+    valley: bool,
+    grid_on: bool,
+    dt_h: float,
+) -> BatteryMoves:
+    """The aggregators' batteries' rule for one period (module docstring), vectorised.
+
+    Args:
+        level: Content at the start of the period, kWh, ``(n_agg,)``.
+        bat: Tiled parameters (``ThreeTier._battery``): ``kwh``, ``kw``, ``eta_c``, ``eta_d``,
+            ``lo``, ``hi`` (shares of capacity), ``init`` (share: ``E0 = init kwh``).
+        excess: Accepted supply its buyers do not take, ``max(S_j - D_j, 0)``, kWh.
+        shortfall: Accepted demand its sellers cannot serve, ``max(D_j - S_j, 0)``, kWh.
+        cheap: ``p_J->M <= agg_charge_below``, bool ``(n_agg,)``.
+        dear: ``p_J->Y >= agg_discharge_above``, bool ``(n_agg,)``.
+        valley: ``grid_buy <= agg_grid_charge_below`` (and grid charging on).
+        grid_on: Grid charging is on (``agg_grid_charge_below > 0``): sales stop where one
+            valley period restores ``E0``.
+        dt_h: Period length, h.
+
+    Returns:
+        The :class:`BatteryMoves`; content after the period ``level + eta_c (buy + grid) -
+        sell / eta_d``, within ``[lo, hi] kwh``; ``buy + grid`` and ``sell`` never both > 0.
+    """
+    power = bat["kw"] * dt_h
+    eta_c, eta_d = bat["eta_c"], bat["eta_d"]
+    start = bat["init"] * bat["kwh"]
+    room_in = np.maximum(bat["hi"] * bat["kwh"] - level, 0.0) / eta_c
+    buy = np.where(cheap, np.minimum(np.minimum(power, room_in), excess), 0.0)
+    floor = bat["lo"] * bat["kwh"]
+    if grid_on:  # what one valley period can restore: a day ending in the valley ends at E0
+        floor = np.maximum(floor, start - eta_c * power)
+    room_out = np.maximum(level - floor, 0.0) * eta_d
+    sell = np.where(dear & (buy <= 0.0), np.minimum(np.minimum(power, room_out), shortfall), 0.0)
+    grid = np.zeros_like(level)
+    if valley:  # section 3.1.1: store in the valley, release at the peak
+        sell = np.zeros_like(level)
+        missing = np.maximum(start - (level + eta_c * buy), 0.0) / eta_c
+        grid = np.minimum(np.maximum(power - buy, 0.0), missing)
+    return BatteryMoves(buy, sell, grid)
+
+
+def day_end(period: int | None, dt_h: float) -> bool:
+    """Whether ``period`` is the last of a battery's day: 24 h, 48 h, ... after reset."""
+    if period is None:
+        return False
+    hours = (period + 1) * dt_h
+    return bool(abs(hours / 24.0 - round(hours / 24.0)) < 1e-9)
+
+
 class ThreeTier:
     """The three-tier market of seed 001 (module docstring)."""
 
@@ -202,34 +303,6 @@ class ThreeTier:
             arr = np.asarray(values, dtype=np.float64)
             out[name] = arr[idx % arr.size]
         return out
-
-    def storage_offers(
-        self, beta: np.ndarray, alpha: np.ndarray, dt_h: float
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray]:
-        """What each aggregator's battery wants to buy and to sell this period, kWh.
-
-        Args:
-            beta: Aggregators' purchase prices ``p_J->M``, yuan/kWh, ``(n_agg,)``.
-            alpha: Their selling prices ``p_J->Y``, yuan/kWh, ``(n_agg,)``.
-            dt_h: Period length, h.
-
-        Returns:
-            ``(buy, sell, battery, level)``: energy to draw from the bus and to deliver to it
-            (never both), each ``(n_agg,)`` kWh, the tiled parameters and the current content.
-        """
-        na = beta.shape[0]
-        b = self._battery(na)
-        if self._level is None or self._level.shape[0] != na:
-            self._level = b["init"] * b["kwh"]
-        level, power = self._level, b["kw"] * dt_h
-        room_in = np.maximum(b["hi"] * b["kwh"] - level, 0.0) / b["eta_c"]
-        room_out = np.maximum(level - b["lo"] * b["kwh"], 0.0) * b["eta_d"]
-        m = self.params
-        buy = np.where(beta <= m.agg_charge_below, np.minimum(power, room_in), 0.0)
-        sell = np.where(
-            (alpha >= m.agg_discharge_above) & (buy <= 0.0), np.minimum(power, room_out), 0.0
-        )
-        return buy, sell, b, level
 
     def action_names(self, role: str) -> list[str]:
         """See the module docstring for the layouts."""
@@ -264,42 +337,29 @@ class ThreeTier:
         demand = np.where(alpha[bagg] <= limit, need, 0.0)
         seller_global = np.arange(nm)
         buyer_global = inputs.buyer_global
-        if self.storage_on:  # each aggregator's battery: one more seller and buyer in its group
-            s_buy, s_sell, bat, level = self.storage_offers(beta, alpha, inputs.dt_h)
-            own = np.arange(na)
-            home = np.concatenate((home, own))
-            supply = np.concatenate((supply, s_sell))
-            bagg = np.concatenate((bagg, own))
-            demand = np.concatenate((demand, s_buy))
-            seller_global = np.concatenate((seller_global, nm + own))
-            buyer_global = np.concatenate((buyer_global, nm + own))
         s_tot = np.bincount(home, weights=supply, minlength=na)
         d_tot = np.bincount(bagg, weights=demand, minlength=na)
+        moves = None
+        if self.storage_on:  # each aggregator's battery: one more seller and buyer in its group
+            moves = self._moves(beta, alpha, s_tot, d_tot, inputs)
+            own = np.arange(na)
+            home = np.concatenate((home, own))
+            supply = np.concatenate((supply, moves.sell))
+            bagg = np.concatenate((bagg, own))
+            demand = np.concatenate((demand, moves.buy))
+            seller_global = np.concatenate((seller_global, nm + own))
+            buyer_global = np.concatenate((buyer_global, nm + own))
+            s_tot, d_tot = s_tot + moves.sell, d_tot + moves.buy
         q = np.minimum(s_tot, d_tot)  # (n_agg,) kWh through each aggregator
         sold = supply * np.divide(q, s_tot, out=np.zeros(na), where=s_tot > 0)[home]
         bought = demand * np.divide(q, d_tot, out=np.zeros(na), where=d_tot > 0)[bagg]
         si, bi, kwh = match_grouped(home, sold, bagg, bought, q)
+        storage = None
+        if moves is not None:  # the residual moves fit exactly: rationing changes them by ulps
+            storage = self._record(bought[-na:], sold[-na:], moves.grid, inputs)
         a = home[si]
         safe_beta = np.where(beta > 0, beta, 1.0)
         delta = np.where(beta > 0, alpha / safe_beta, 1.0)
-        storage = None
-        if self.storage_on:
-            charge, discharge = bought[-na:], sold[-na:]
-            after = level + bat["eta_c"] * charge - discharge / bat["eta_d"]
-            # inside the bounds by construction of the offers (up to rounding)
-            storage = StorageMoves(
-                level_before=level,
-                level_after=after,
-                charge_kwh=charge,
-                discharge_kwh=discharge,
-                capacity_kwh=bat["kwh"],
-                soc_min=bat["lo"],
-                soc_max=bat["hi"],
-                eta_charge=bat["eta_c"],
-                eta_discharge=bat["eta_d"],
-                cost=self.params.agg_battery_cost * charge,
-            )
-            self._level = after
         trades = Trades(
             seller=seller_global[si].astype(np.int64),
             buyer=buyer_global[bi],
@@ -311,3 +371,73 @@ class ThreeTier:
         volume = float(q.sum())
         price = float((beta * q).sum() / volume) if volume > 0 else 0.0
         return MarketOutcome(trades, price, volume > 0, offered, delta, storage=storage)
+
+    def _moves(
+        self,
+        beta: np.ndarray,
+        alpha: np.ndarray,
+        s_tot: np.ndarray,
+        d_tot: np.ndarray,
+        inputs: MarketInputs,
+    ) -> BatteryMoves:
+        """The batteries' moves of the period (:func:`battery_moves`).
+
+        Args:
+            beta: Aggregators' purchase prices ``p_J->M``, yuan/kWh, ``(n_agg,)``.
+            alpha: Their selling prices ``p_J->Y``, yuan/kWh, ``(n_agg,)``.
+            s_tot: Accepted supply of each aggregator's microgrids, kWh, ``(n_agg,)``.
+            d_tot: Accepted demand of its buyers, kWh, ``(n_agg,)``.
+            inputs: The period's inputs (grid price, period length).
+        """
+        m, na = self.params, beta.shape[0]
+        bat = self._battery(na)
+        if self._level is None or self._level.shape[0] != na:
+            self._level = bat["init"] * bat["kwh"]
+        grid_on = m.agg_grid_charge_below > 0.0
+        return battery_moves(
+            self._level,
+            bat,
+            np.maximum(s_tot - d_tot, 0.0),
+            np.maximum(d_tot - s_tot, 0.0),
+            beta <= m.agg_charge_below,
+            alpha >= m.agg_discharge_above,
+            grid_on and inputs.grid_buy <= m.agg_grid_charge_below,
+            grid_on,
+            inputs.dt_h,
+        )
+
+    def _record(
+        self, bought: np.ndarray, sold: np.ndarray, grid: np.ndarray, inputs: MarketInputs
+    ) -> StorageMoves:
+        """Move the batteries by what they traded and bought from the grid; their record.
+
+        Args:
+            bought: Energy each battery bought in its market, kWh, ``(n_agg,)``.
+            sold: Energy it sold there, kWh, ``(n_agg,)``.
+            grid: Energy it bought from the grid (valley), kWh, ``(n_agg,)``.
+            inputs: The period's inputs (period index and length: the battery's day end).
+        """
+        m, level = self.params, self._level
+        if level is None:
+            raise RuntimeError("_record() before _moves()")
+        bat = self._battery(level.shape[0])
+        charge = bought + grid
+        after = level + bat["eta_c"] * charge - sold / bat["eta_d"]
+        residue = np.zeros_like(level)
+        if day_end(inputs.period, inputs.dt_h):  # eq. 5's E(0) = E(24), applied to it
+            residue = np.abs(after - bat["init"] * bat["kwh"])
+        self._level = after
+        return StorageMoves(
+            level_before=level,
+            level_after=after,
+            charge_kwh=charge,
+            discharge_kwh=sold,
+            capacity_kwh=bat["kwh"],
+            soc_min=bat["lo"],
+            soc_max=bat["hi"],
+            eta_charge=bat["eta_c"],
+            eta_discharge=bat["eta_d"],
+            cost=m.agg_battery_cost * charge + m.agg_residue_price * residue,
+            grid_kwh=grid,
+            residue_kwh=residue,
+        )

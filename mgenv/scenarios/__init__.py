@@ -16,9 +16,10 @@ crosschain_aggregators     seed 000 (Hu, Xia, Zhang 2022): 4 gas-fired microgrid
                            and threshold signatures
 ccche_thermal_game         seed 001 (Zhang, Wu, Hu 2021): 4 CCHE microgrids (gas turbine, PV,
                            battery, electric boiler + heat tank or refrigerator + ice tank), 2
-                           aggregators, 2 large users; three-tier market, noncooperative game;
-                           authenticated nodes (ML-KEM-768 sessions, Ed25519 or ML-DSA-65
-                           identities); winter (default) or ``season="summer"``
+                           aggregators (gas sellers, with batteries), 2 large users; three-tier
+                           market, noncooperative game; authenticated nodes (ML-KEM-768
+                           sessions, Ed25519 or ML-DSA-65 identities); winter (default) or
+                           ``season="summer"``
 consortium_p2p             seed 002 (Zhao et al. 2019): 5 PV prosumers, periods 7-18, load and
                            PV of Tables 8-9, p_s = 0.77, p_b = 0.85 yuan/kWh; peer-to-peer
                            pricing and consortium chaincodes, PBFT ordering (4 nodes)
@@ -134,21 +135,31 @@ def _ccche_thermal_game() -> EnvConfig:
     ``mg_2`` and ``mg_3`` have small turbines and buy at the peaks like the users. Thermal
     units are sized so that every heat and cooling load is met by the rule dispatch.
 
-    Aggregators' batteries (eqs. 19, 34, ``agg_battery_*``) stay off here. With this
-    calibration the market clears only in peak hours (10-14, 18-20: ``p_J->M`` 0.935-0.953,
-    ``p_J->Y`` 1.015-1.026): in valley hours the grid (0.45) is below every admissible price
-    (floor 0.5), in flat hours (0.85) below the turbines' 0.861, and there is no renewable
-    surplus. A threshold battery that trades only in its aggregator's market therefore finds
-    no cheap period to charge in. Measured (noncooperative baseline, 200/150 kWh at 50/40 kW,
-    SOC 0.2-0.8 from 0.5): with ``agg_charge_below = 0.7`` it only sells its initial content at
-    the first peaks (100 -> 40 and 75 -> 30 kWh by 14:00) and stays at ``agg_soc_min``, so the
-    day does not end where it began and day one's profit includes energy never bought; with
-    ``agg_charge_below = 0.96`` (above the peak ``p_J->M``) it buys at most peaks (a purchase
-    takes precedence over a sale) and ends the day at 143/117 kWh, and the aggregators'
-    profit in the charging periods falls below their no-trade profit (by up to 19 yuan at
-    10:00); starting at ``agg_soc_min`` it never moves. A battery that ends the day at its
-    start needs a charging source (the grid at valley prices, or an off-peak renewable
-    surplus) or a day-end rule, which the market does not have.
+    Aggregators' batteries (eqs. 19, 34, ``agg_battery_*``): 200 kWh / 100 kW (``agg_0``) and
+    160 kWh / 80 kW (``agg_1``), SOC 0.2-0.8 (the paper's battery bounds, eq. 4), efficiencies
+    0.95, ``C_battery = 0.02`` yuan/kWh, starting every day full (``agg_soc_init = 0.8``). The
+    paper gives the aggregators storage (eq. 19's ``C_battery Q_battery``, "collects and stores
+    the scattered electricity") but no data or operating rule for it. With this calibration the
+    market clears only in peak hours (10-14, 18-20: ``p_J->M`` 0.935-0.953, ``p_J->Y``
+    1.015-1.026): in valley hours the grid (0.45) is below every admissible price (floor 0.5),
+    in flat hours (0.85) below the turbines' 0.861, and there is no renewable surplus; so a
+    battery trading only inside its aggregator's market has no cheap period to charge in.
+    Measured before this rule (noncooperative baseline, 200/150 kWh at 50/40 kW from SOC 0.5):
+    it only sold its initial content at the first peaks and stayed at ``agg_soc_min`` (the day
+    did not end where it began), or, with ``agg_charge_below = 0.96``, bought at the peaks and
+    ended at 143/117 kWh with the aggregators below their no-trade profit.
+    The rule used here (:mod:`mgenv.market.three_tier`) applies the paper's battery rule
+    (section 3.1.1: store in the valley, sell at the peak; eq. 5: ``E(0) = E(24)``) to the
+    aggregators: in valley hours (grid price <= ``agg_grid_charge_below = 0.5``) a battery
+    restores its start content from the grid at 0.45 yuan/kWh (paid to the grid, in the
+    aggregator's settlement); at the peaks it sells only into the demand its aggregator's
+    microgrids cannot serve (never crowding out their scattered electricity; where that is
+    depends on the day's loads: measured at 10-14 h and 18 h, seeds 0-3, both seasons), down
+    to ``E0 - 0.95 P`` (65 / 52 kWh), which the 23:00 valley hour restores exactly (100 / 80
+    kWh bought); content off its start at 24:00 would be charged at ``agg_residue_price``
+    (1.1). Nothing traded, nothing charged: under the ``grid_only`` baseline the batteries
+    stay idle. The 11:00 prices do not depend on the batteries (the game's prices depend on
+    what is sold, not how much): 0.942 and 1.019 yuan/kWh, seeds 0-3, both seasons.
 
     Chain: PBFT with 4 validators; every participant registers and authenticates before
     trading (:mod:`mgenv.chain.auth`): Ed25519 identities (``auth_identity="ml-dsa-65"`` for
@@ -189,6 +200,10 @@ def _ccche_thermal_game() -> EnvConfig:
             tier_gas=True,
             tier_gas_price=_GAS_PRICE,
             tier_gas_wholesale=2.5,
+            agg_battery_kwh=(200.0, 160.0),
+            agg_battery_kw=(100.0, 80.0),
+            agg_soc_init=(0.8,),
+            agg_grid_charge_below=0.5,
         ),
         grid=GridParams(feed_in_price=(0.35,)),
         chain=ChainParams(protocol="pbft", n_nodes=4, auth_identity="ed25519"),

@@ -4,10 +4,12 @@
 season with every role played by the ``noncooperative`` baseline (the paper's Fig. 4 game) on
 an ideal chain, records the equilibrium price combination of every period (the solver's
 ``p_J->M`` and ``p_J->Y`` per aggregator, the microgrids' and users' target values ``p_M->J``
-and ``p_Y->J``, the iteration count), compares 11:00 with the paper's ranges, and plots:
-``prices.png`` (prices per period, both seasons, the paper's Fig. 7 as measured here) and
-``dispatch_<season>.png`` (per microgrid: electric, heat and cooling stacks per period).
-CSV files hold the same numbers.
+and ``p_Y->J``, the iteration count, the aggregators' battery SOC after the period), compares
+11:00 with the paper's ranges, prints every storage's end-of-day SOC against its start, and
+plots: ``prices.png`` (prices per period, both seasons, the paper's Fig. 7 as measured here),
+``dispatch_<season>.png`` (per microgrid: electric, heat and cooling stacks per period) and
+``agg_batteries.png`` (the aggregators' battery SOC per period, both seasons). CSV files
+hold the same numbers.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def run_season(season: str, seed: int = 0) -> tuple[list[dict[str, float]], Any]
     env = mgenv.parallel_env(
         "ccche_thermal_game", season=season, protocol="ideal", learning_roles=("mg", "agg", "user")
     )
-    pol = baselines.make("noncooperative")
+    pol: Any = baselines.make("noncooperative")  # NoncooperativePolicy: has solve()
     obs, _ = env.reset(seed=seed)
     rows = []
     while env.agents:
@@ -49,9 +51,40 @@ def run_season(season: str, seed: int = 0) -> tuple[list[dict[str, float]], Any]
         for j in range(env.config.n_aggregators):
             row[f"p_J->M[{j}]"] = float(eq.price_mg[j])
             row[f"p_J->Y[{j}]"] = float(eq.price_buyer[j])
-        rows.append(row)
         obs, *_ = env.step(pol(obs, env))
+        b = env.history[-1].agg_storage
+        if b is not None:
+            for j, soc in enumerate((b.level_after / b.capacity_kwh).tolist()):
+                row[f"soc_agg[{j}]"] = soc
+        rows.append(row)
     return rows, env
+
+
+def end_of_day(env: Any) -> str:
+    """Every storage's SOC after the last period against its start (eq. 5's E(24) = E(0))."""
+    m, last = env.core.physics, env.history[-1]
+    parts = []
+    b = last.agg_storage
+    if b is not None:
+        start = np.asarray(env.config.market.agg_soc_init)
+        start = start[np.arange(b.capacity_kwh.size) % start.size]
+        soc = b.level_after / b.capacity_kwh
+        parts.append(f"aggregators' batteries {_shares(soc)} (start {_shares(start)})")
+    names = ("microgrids' batteries", "heat tanks", "ice tanks")
+    shares = (
+        last.physics.soc_after,
+        last.physics.extra["heat_tank_soc"],
+        last.physics.extra["ice_soc"],
+    )
+    for row, (name, soc) in enumerate(zip(names, shares, strict=True)):
+        if np.any(m.cap[row] > 0):
+            start = m.target[row] / np.where(m.cap[row] > 0, m.cap[row], 1.0)
+            parts.append(f"{name} {_shares(soc)} (start {_shares(start)})")
+    return "end of day, SOC: " + "; ".join(parts)
+
+
+def _shares(x: np.ndarray) -> str:
+    return "/".join(f"{v:.3f}" for v in np.asarray(x).tolist())
 
 
 def _table(season: str, rows: list[dict[str, float]]) -> str:
@@ -75,6 +108,26 @@ def _table(season: str, rows: list[dict[str, float]]) -> str:
         )
     lines.append(f"at {HOUR}:00: " + "; ".join(checks))
     return "\n".join(lines)
+
+
+def _plot_agg_batteries(out: Path, data: dict[str, list[dict[str, float]]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), sharey=True)
+    for ax, (season, rows) in zip(axes, data.items(), strict=True):
+        hours = [r["hour"] for r in rows]
+        for key in (k for k in rows[0] if k.startswith("soc_agg[")):
+            ax.plot(hours, [r[key] for r in rows], marker="o", ms=3, label=key)
+        ax.set_title(f"{season}: aggregators' batteries (SOC after the period)")
+        ax.set_xlabel("hour")
+    axes[0].set_ylabel("share of capacity")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "agg_batteries.png", dpi=110)
+    plt.close(fig)
 
 
 def _plot_prices(out: Path, data: dict[str, list[dict[str, float]]]) -> None:
@@ -166,15 +219,16 @@ def run(out_dir: Path, quick: bool) -> str:
     for season in SEASONS:
         rows, env = run_season(season)
         data[season] = rows
-        texts.append(_table(season, rows))
+        texts.append(_table(season, rows) + "\n" + end_of_day(env))
         with (out / f"prices_{season}.csv").open("w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
         _plot_dispatch(out, season, env)
     _plot_prices(out, data)
+    _plot_agg_batteries(out, data)
     texts.append(
-        f"plots: {out / 'prices.png'}, "
+        f"plots: {out / 'prices.png'}, {out / 'agg_batteries.png'}, "
         + ", ".join(str(out / f"dispatch_{s}.png") for s in SEASONS)
     )
     return "\n\n".join(texts)
