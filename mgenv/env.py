@@ -30,8 +30,9 @@ Version history:
   ``crosschain_aggregators`` on the cross-chain VNS protocol with Nash-bidding opponents
   (seed 000); ``consortium_p2p`` on the peer-to-peer market with a Stackelberg price setter
   (seed 002); ``sbet_cooperative`` on SBET with a slowed central node.
-  ``ccche_thermal_game``: aggregators sell gas (seed 001 eq. 18; their batteries stay off).
-  ``ccche_thermal_game``: aggregators' batteries on (eqs. 19, 34; valley charge from the grid).
+  ``ccche_thermal_game``: aggregators sell gas (seed 001 eq. 18) and keep batteries
+  (eqs. 19, 34) charged from the grid at the valley price (the battery change altered only
+  that scenario's trajectories; same env version, as for the gas sales).
 * v0: first release (uniform-price market, ideal and PBFT chains, electric microgrids).
 """
 

@@ -126,8 +126,15 @@ def test_every_party_gains_at_least_its_no_trade_profit(season):
             rollout(env, seed, baselines.make(name))
             runs.append(np.stack([r.profit for r in env.history]))  # (T, P) yuan
         profits[name] = np.stack(runs)
-    gain = profits["noncooperative"] - profits["grid_only"]
-    assert np.all(gain >= -1e-9), gain.min()
+    gain = profits["noncooperative"] - profits["grid_only"]  # (seeds, T, P)
+    aggs = [4, 5]  # 4 microgrids, then the 2 aggregators, then the users
+    # Microgrids and users gain every period. The aggregators' batteries pay for their valley
+    # charge in periods where nothing trades and earn it back at the peaks: they gain over the
+    # day (eq. 19's storage, seed 001), not in every period.
+    others = np.delete(gain, aggs, axis=2)
+    assert np.all(others >= -1e-9), others.min()
+    daily = gain[..., aggs].sum(axis=1)
+    assert np.all(daily >= -1e-9), daily.min()
     assert gain.sum() > 0.0  # trading creates value at the peaks
 
 
