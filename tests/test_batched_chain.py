@@ -1,0 +1,343 @@
+"""Batched chain (``mgenv.batched.chain``) against B single chains: bit-identical per copy.
+
+Each copy b of a :class:`BatchedChain` is compared with a single :class:`mgenv.chain.Chain`
+built from deep copies of the same generators and fed the same live trades, period by period
+over several episodes (with resets): verdicts, reasons, latency, online share, view changes,
+every ``extra`` figure, the serial counter, the ledger height, each node's height and fork
+flag, and the generators' states at the end of each episode.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import mgenv
+from mgenv.batched.chain import BatchedChain, BatchedConsensus
+from mgenv.chain import REJECT_REASONS, Chain, ChainParams, ConsensusResult, Ledger
+from mgenv.chain.nodeview import NodeHeads, NodeRound
+
+P = 8  # participants: sellers 0-3 (microgrids), buyers 0-7
+DEFAULT = mgenv.scenarios.get("default")
+
+
+def streams(seed: int, n: int) -> tuple[list[np.random.Generator], list[np.random.Generator]]:
+    """Network and adversary generators of n copies, spawned as the env spawns them."""
+    pairs = [root.spawn(2) for root in np.random.default_rng(seed).spawn(n)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def random_period(
+    rng: np.random.Generator, n_copies: int, width: int, mask: str = "prefix"
+) -> tuple[np.ndarray, ...]:
+    """(seller, buyer, kwh, price, live) of shape (B, T): 0..T trades per copy, some invalid.
+
+    Invalid trades: kwh <= 0, nan or inf, price inf or nan, seller == buyer. Padding holds
+    garbage (out-of-range indices, nan) that must not matter.
+    """
+    seller = rng.integers(0, 4, (n_copies, width))
+    buyer = rng.integers(0, P, (n_copies, width))
+    kwh = rng.uniform(0.1, 30.0, (n_copies, width))
+    price = rng.uniform(0.3, 1.2, (n_copies, width))
+    u = rng.random((n_copies, width))
+    kwh[u < 0.03] = -1.0
+    kwh[(u >= 0.03) & (u < 0.04)] = 0.0
+    kwh[(u >= 0.04) & (u < 0.05)] = np.nan
+    kwh[(u >= 0.05) & (u < 0.055)] = np.inf
+    price[(u >= 0.055) & (u < 0.06)] = np.inf
+    price[(u >= 0.06) & (u < 0.065)] = np.nan
+    if mask == "prefix":  # the contract's layout: live trades first
+        live = np.arange(width) < rng.integers(0, width + 1, n_copies)[:, None]
+    else:
+        live = rng.random((n_copies, width)) < rng.random((n_copies, 1))
+    seller = np.where(live, seller, -7)
+    buyer = np.where(live, buyer, 1000)
+    kwh = np.where(live, kwh, np.nan)
+    return seller, buyer, kwh, price, live
+
+
+def assert_copy_matches(
+    res: BatchedConsensus, b: int, live: np.ndarray, one: ConsensusResult
+) -> None:
+    """Copy b of a batched result equals a single chain's result on its live trades."""
+    np.testing.assert_array_equal(res.committed[b, live], one.committed)
+    np.testing.assert_array_equal(res.reason[b, live], one.reason)
+    assert res.reason.dtype == one.reason.dtype == np.int8
+    assert not res.committed[b, ~live].any()
+    assert not res.reason[b, ~live].any()
+    assert res.latency_ms[b] == one.latency_ms
+    assert res.online_share[b] == one.online_share
+    assert res.view_changes[b] == one.view_changes
+    assert set(res.extra) == set(one.extra)
+    for key, value in one.extra.items():
+        assert res.extra[key].dtype == np.float64
+        assert res.extra[key][b] == value, key
+
+
+def assert_same_states(
+    batched: list[np.random.Generator], single: list[np.random.Generator]
+) -> None:
+    for a, b in zip(batched, single, strict=True):
+        assert a.bit_generator.state == b.bit_generator.state
+        # SBET spawns a child stream from the network generator: the spawn counters too
+        spawned_a = getattr(a.bit_generator.seed_seq, "n_children_spawned", None)
+        spawned_b = getattr(b.bit_generator.seed_seq, "n_children_spawned", None)
+        assert spawned_a == spawned_b is not None
+
+
+def compare(
+    params: ChainParams,
+    n_copies: int,
+    *,
+    seed: int = 0,
+    horizon: int = 12,
+    episodes: int = 2,
+    width: int = 9,
+    mask: str = "prefix",
+    periods: int | None = None,
+    n_participants: int = P,
+) -> list[BatchedConsensus]:
+    """Run both sides for ``episodes`` episodes of ``periods`` (default: horizon) periods."""
+    nets, advs = streams(seed, n_copies)
+    single_nets, single_advs = copy.deepcopy(nets), copy.deepcopy(advs)
+    chain = BatchedChain(params, n_participants, n_copies, horizon=horizon)
+    rng = np.random.default_rng(seed + 1)
+    results = []
+    for episode in range(episodes):
+        chain.reset(nets, advs)
+        singles = [
+            Chain(params, n_participants, single_nets[b], single_advs[b], key_seed=episode)
+            for b in range(n_copies)
+        ]
+        assert_same_states(nets + advs, single_nets + single_advs)
+        for t in range(periods or horizon):
+            seller, buyer, kwh, price, live = random_period(rng, n_copies, width, mask)
+            res = chain.process(t, seller, buyer, kwh, price, live)
+            results.append(res)
+            for b, one in enumerate(singles):
+                m = live[b]
+                out = one.process(t, seller[b, m], buyer[b, m], kwh[b, m], price[b, m])
+                assert_copy_matches(res, b, m, out)
+            np.testing.assert_array_equal(chain.next_serial, [s.next_serial for s in singles])
+            np.testing.assert_array_equal(
+                chain.ledger_height, [s.ledger.next_height for s in singles]
+            )
+            np.testing.assert_array_equal(chain.node_height, [s.nodes.height for s in singles])
+            np.testing.assert_array_equal(chain.node_forked, [s.nodes.forked for s in singles])
+            if (t + 1) % horizon == 0:
+                assert_same_states(nets + advs, single_nets + single_advs)
+    return results
+
+
+# ------------------------------------------------------------------ exactness
+@pytest.mark.parametrize("n_copies", [1, 3, 16, 64])
+def test_default_scenario_matches_single_chains(n_copies: int) -> None:
+    cfg = DEFAULT
+    assert cfg.chain.protocol == "sbet"
+    compare(
+        cfg.chain,
+        n_copies,
+        seed=n_copies,
+        horizon=cfg.horizon,
+        n_participants=cfg.n_participants,
+    )
+
+
+@pytest.mark.parametrize("protocol", ["ideal", "pbft", "sbet"])
+@pytest.mark.parametrize("n_copies", [1, 3, 16, 64])
+def test_protocols_match_single_chains(protocol: str, n_copies: int) -> None:
+    params = dataclasses.replace(DEFAULT.chain, protocol=protocol)
+    compare(params, n_copies, seed=10 + n_copies, horizon=8, episodes=3)
+
+
+VARIATIONS = [
+    {"protocol": "pbft", "message_loss": 0.0},
+    {"protocol": "pbft", "message_loss": 0.3, "availability": 0.5},
+    {"protocol": "pbft", "n_nodes": 7, "message_loss": 0.1, "availability": 0.9},
+    {"protocol": "pbft", "n_nodes": 16, "message_loss": 0.05, "availability": 0.9},
+    {"protocol": "pbft", "withhold_share": 0.25, "message_loss": 0.05},
+    {"protocol": "pbft", "ddos_nodes": 1, "message_loss": 0.05},
+    {"protocol": "pbft", "ddos_nodes": 2, "ddos_mode": "slow", "n_nodes": 7},
+    {"protocol": "pbft", "availability": 0.6, "mean_outage_periods": 3.0},
+    {"protocol": "pbft", "availability": 0.0},
+    {"protocol": "sbet", "message_loss": 0.0},
+    {"protocol": "sbet", "message_loss": 0.3},
+    {"protocol": "sbet", "availability": 0.5, "message_loss": 0.05},
+    {"protocol": "sbet", "availability": 0.6, "message_loss": 0.05},
+    {"protocol": "sbet", "n_nodes": 3, "message_loss": 0.2},
+    {"protocol": "sbet", "n_nodes": 7, "message_loss": 0.1, "availability": 0.9},
+    {"protocol": "sbet", "n_nodes": 16, "message_loss": 0.05, "availability": 0.9},
+    {"protocol": "sbet", "malicious_share": 0.25, "availability": 0.6, "message_loss": 0.05},
+    {"protocol": "sbet", "malicious_share": 0.3, "n_nodes": 10, "gamma": 0.51},
+    {"protocol": "sbet", "malicious_share": 0.3, "n_nodes": 10, "gamma": 0.51, "availability": 0.5},
+    {"protocol": "sbet", "malicious_share": 0.75, "message_loss": 0.05},
+    {"protocol": "sbet", "malicious_share": 0.75, "n_nodes": 7, "message_loss": 0.1},
+    {"protocol": "sbet", "withhold_share": 0.25, "message_loss": 0.05},
+    {"protocol": "sbet", "ddos_nodes": 1, "message_loss": 0.05},
+    {"protocol": "sbet", "ddos_nodes": 2, "ddos_mode": "slow", "n_nodes": 7},
+    {"protocol": "sbet", "availability": 0.7, "mean_outage_periods": 4.0},
+    {"protocol": "sbet", "missing_share": 0.3, "n_nodes": 7, "message_loss": 0.05},
+    {"protocol": "sbet", "missing_share": 0.5, "malicious_share": 0.3, "n_nodes": 10},
+    {"protocol": "sbet", "creator_election": "proportional", "availability": 0.9},
+    {"protocol": "sbet", "block_size": 3, "message_loss": 0.05},
+    {"protocol": "sbet", "gamma": 0.9, "n_nodes": 7, "message_loss": 0.1},
+    {"protocol": "sbet", "t_max_ms": 30.0, "message_loss": 0.05},
+    {"protocol": "sbet", "bandwidth_kbps": 5.0, "message_loss": 0.05},
+    {"protocol": "sbet", "area_km": 0.0, "message_loss": 0.05},
+    {"protocol": "sbet", "availability": 0.0},
+]
+
+
+@pytest.mark.parametrize("fields", VARIATIONS, ids=lambda f: "-".join(f"{v}" for v in f.values()))
+def test_parameter_variations_match_single_chains(fields: dict[str, Any]) -> None:
+    compare(ChainParams(**fields), 8, seed=len(str(fields)), width=11)
+
+
+@pytest.mark.parametrize("protocol", ["ideal", "pbft", "sbet"])
+def test_arbitrary_live_masks_and_no_trades(protocol: str) -> None:
+    params = ChainParams(protocol=protocol, message_loss=0.1, availability=0.9)
+    compare(params, 6, mask="random", horizon=6)
+    compare(params, 4, width=0, horizon=5)
+    compare(
+        dataclasses.replace(params, missing_share=0.3) if protocol == "sbet" else params,
+        4,
+        mask="random",
+        horizon=6,
+    )
+
+
+def test_more_periods_than_horizon() -> None:
+    """Outputs match whatever the number of calls; states match at multiples of horizon."""
+    params = ChainParams(protocol="sbet", message_loss=0.1, missing_share=0.25)
+    compare(params, 5, horizon=5, periods=12, episodes=1)
+
+
+def test_runs_exercise_every_outcome() -> None:
+    """The configurations above reach every verdict and figure the comparison checks."""
+    runs: list[tuple[dict[str, Any], int]] = [
+        ({"protocol": "sbet", "message_loss": 0.05, "availability": 0.6}, 1),
+        ({"protocol": "sbet", "malicious_share": 0.75, "message_loss": 0.05}, 1),
+        ({"protocol": "sbet", "block_size": 3, "missing_share": 0.3, "n_nodes": 7}, 1),
+        ({"protocol": "pbft", "availability": 0.6, "mean_outage_periods": 3.0}, 1),
+    ]
+    reasons: set[str] = set()
+    figures: dict[str, float] = {}
+    for fields, episodes in runs:
+        for res in compare(ChainParams(**fields), 16, episodes=episodes, horizon=24):
+            reasons |= {REJECT_REASONS[k] for k in np.unique(res.reason[~res.committed])}
+            for key, value in res.extra.items():
+                figures[key] = max(figures.get(key, 0.0), float(value.max()))
+            reasons |= {"committed"} if res.committed.any() else set()
+    assert reasons >= {
+        "committed",
+        "no_quorum",
+        "primary_offline",
+        "invalid_trade",
+        "missing",
+        "tampered",
+        "block_full",
+    }
+    for key in ("recovered", "missing_copies", "tampered", "lagging_nodes", "forked_nodes"):
+        assert figures[key] > 0, key
+
+
+def test_node_view_from_heights_matches_node_heads() -> None:
+    """The hash-free node view equals ``NodeHeads`` (hashes, ledger) on random rounds.
+
+    Rounds as the protocols report them: a committed block held by some nodes, or an altered
+    block held by malicious nodes only (then nothing is appended), or no block; random online
+    nodes. Rare cases (no honest server, a malicious one at the head) come up often here.
+    """
+    rng = np.random.default_rng(5)
+    n, nb = 5, 64
+    chain = BatchedChain(ChainParams(protocol="sbet", n_nodes=n), P, nb, horizon=4)
+    chain.reset(*streams(0, nb))
+    malicious = rng.random((n, nb)) < 0.4
+    chain._malicious, chain._honest = malicious, ~malicious
+    singles = [NodeHeads(malicious[:, b]) for b in range(nb)]
+    ledgers = [Ledger(3) for _ in range(nb)]  # a short window: old heights are unknown
+    for period in range(60):
+        online = rng.random((n, nb)) < 0.6
+        kind = rng.integers(0, 3, nb)  # 0: no block, 1: committed, 2: altered
+        holders = (rng.random((n, nb)) < 0.5) & (kind > 0)
+        holders &= np.where(kind == 2, malicious, True)
+        altered, block = (kind == 2) & holders.any(axis=0), kind == 1
+        figures = chain._update_nodes(online, holders, altered, block)
+        for b, (heads, ledger) in enumerate(zip(singles, ledgers, strict=True)):
+            appended = ledger.append(period, [], 0) if block[b] else None
+            held = holders[:, b] if altered[b] or block[b] else None
+            one = heads.update(period, ledger, appended, NodeRound(online[:, b], held, altered[b]))
+            for key, value in one.items():
+                assert figures[key][b] == value, key
+            np.testing.assert_array_equal(chain._height[:, b], heads.height)
+            np.testing.assert_array_equal(chain._forked[:, b], heads.forked)
+            assert heads.link_failures == 0  # the premise of the hash-free view
+
+
+# ------------------------------------------------------------------ API
+def test_state_does_not_grow_with_steps() -> None:
+    chain = BatchedChain(DEFAULT.chain, P, 4, horizon=24)
+    chain.reset(*streams(0, 4))
+    rng = np.random.default_rng(0)
+
+    def state_bytes() -> int:
+        return sum(v.nbytes for v in vars(chain).values() if isinstance(v, np.ndarray))
+
+    sizes = []
+    for t in range(200):
+        chain.process(t, *random_period(rng, 4, 9))
+        if t in (10, 199):
+            sizes.append(state_bytes())
+    assert sizes[0] == sizes[1]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("protocol", "spft"),
+        ("protocol", "pos"),
+        ("protocol", "crosschain"),
+        ("signatures", "ed25519"),
+        ("auth_identity", "ed25519"),
+    ],
+)
+def test_rejects_unsupported_parameters(field: str, value: Any) -> None:
+    params = ChainParams(**{field: value, "n_nodes": 8})
+    with pytest.raises(ValueError, match=rf"ChainParams\.{field}="):
+        BatchedChain(params, P, 2, horizon=24)
+
+
+def test_rejects_a_ledger_file(tmp_path: Path) -> None:
+    params = ChainParams(ledger_path=str(tmp_path / "ledger.sqlite"))
+    with pytest.raises(ValueError, match=r"ChainParams\.ledger_path="):
+        BatchedChain(params, P, 2, horizon=24)
+
+
+def test_rejects_bad_calls() -> None:
+    params = ChainParams(protocol="sbet")
+    bad_args: list[dict[str, Any]] = [{"n_copies": 0}, {"horizon": 0}, {"period_h": 0.0}]
+    for kwargs in bad_args:
+        with pytest.raises(ValueError):
+            BatchedChain(params, P, **{"n_copies": 2, "horizon": 4, **kwargs})
+    chain = BatchedChain(params, P, 2, horizon=4)
+    period = random_period(np.random.default_rng(0), 2, 5)
+    with pytest.raises(ValueError, match="before reset"):
+        chain.process(0, *period)
+    with pytest.raises(ValueError, match="generators"):
+        chain.reset(*streams(0, 3))
+    chain.reset(*streams(0, 2))
+    seller, buyer, kwh, price, live = period
+    live = np.ones_like(live)
+    with pytest.raises(ValueError, match="must be"):
+        chain.process(0, seller[:1], buyer, kwh, price, live)
+    with pytest.raises(ValueError, match="integer"):
+        chain.process(0, seller.astype(float), buyer, kwh, price, live)
+    with pytest.raises(ValueError, match="participant index 9"):
+        chain.process(0, np.full_like(seller, 9), buyer, kwh, price, live)
+    with pytest.raises(ValueError, match="participant index -1"):
+        chain.process(0, seller, np.full_like(buyer, -1), kwh, price, live)
