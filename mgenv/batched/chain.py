@@ -38,8 +38,9 @@ stream the same way, ahead, into a per-copy buffer (the child is not visible out
 per-copy generator calls when a block of draws runs out). Internally the copy axis is *last*
 (node arrays are (n, B), link matrices (n, n, B), [sender, receiver, copy]): with B in the
 inner loop, numpy's broadcasting and reductions over the short node axes are several times
-faster than with B first. Messages are gathered from the block of draws by flat index, and
-exponential jitters (``log1p``) are computed only for the messages a step needs. SBET rows
+faster than with B first. Each period's draws are copied out of the block (contiguous, so
+that the gathers hit the cache) and messages gathered from them by flat index; exponential
+jitters (``log1p``) are computed only for the messages a step needs. SBET rows
 are origin nodes rather than transactions when there are no interruptions (all transactions
 of one origin reach the same nodes), with counts as weights.
 
@@ -209,22 +210,26 @@ def _geometry(params: ChainParams, positions_km: F64) -> _Geometry:
 class _Draws:
     """Per-copy uniforms drawn ahead in blocks of whole periods (one generator call each).
 
-    The block is allocated once: a fresh large array per block would cost a page fault per
-    4 KiB page on first touch, more than drawing the numbers.
+    The buffers are allocated once, not per block or episode: a fresh large array costs a
+    page fault per 4 KiB page on first touch, more than drawing the numbers.
 
     Attributes:
         block: Shape (B, K, D): K periods' draws of every copy.
         flat: The current period's draws (B, D), flattened.
     """
 
-    def __init__(self, rngs: Sequence[np.random.Generator], size: int, n_periods: int) -> None:
-        self.rngs = list(rngs)
-        self.size = size
-        self.block = np.empty((len(self.rngs), n_periods, size))
-        self.period = np.empty((len(self.rngs), size))
+    def __init__(self, n_copies: int, size: int, n_periods: int) -> None:
+        self.rngs: list[np.random.Generator] = []
+        self.block = np.empty((n_copies, n_periods, size))
+        self.period = np.empty((n_copies, size))
         self.flat = self.period.reshape(-1)
         self.k = 0
         self.n_block = 0
+
+    def restart(self, rngs: Sequence[np.random.Generator]) -> None:
+        """Draw from these generators from now on (a new episode)."""
+        self.rngs = list(rngs)
+        self.k = self.n_block = 0
 
     def next(self, periods_left: int) -> None:
         """Copy the next period's draws to ``period`` (drawing a block first if needed).
@@ -347,7 +352,7 @@ class BatchedChain:
         phases = self._n_phases = _N_PHASES[params.protocol]
         self._draw_size = d = n + 2 * phases * n * n + (n if params.protocol == "sbet" else 0)
         cap = max(1, _BLOCK_BYTES // (8 * d * nb))
-        self._block_periods = min(cap, self.horizon)
+        self._draws = _Draws(nb, d, min(cap, self.horizon))
         self._row_start = self._rows * d  # (B,) copy b's row in a period's flat draws
         self._p_on = online_transition(params.availability, params.mean_outage_periods)
         self._q = quorum(params.gamma, n)
@@ -426,7 +431,7 @@ class BatchedChain:
         self._malicious = np.ascontiguousarray(malicious.T)
         self._honest = ~self._malicious
         self._able = self._malicious | ~self._geo.busy
-        self._draws = _Draws(network_rngs, self._draw_size, self._block_periods)
+        self._draws.restart(network_rngs)
         chunk = 4 * self.horizon * n
         self._children = _ChildBuffer(children, chunk) if self._n_missing else None
 
@@ -662,14 +667,15 @@ class BatchedChain:
         slot = origin * rows.size + rows[:, None]  # (B, T) into (n, B)
         per_origin = np.bincount(slot[adm], minlength=n * rows.size).reshape(n, -1)
         n_adm = per_origin.sum(axis=0)
-        if self._children is not None:
+        children = self._children
+        if children is not None:
             # each transaction has its own interruptions: a row per transaction
             width = adm.shape[1]
             groups = _Groups(
                 np.ascontiguousarray(adm.T),
                 adm.T.astype(np.int64),
                 np.ascontiguousarray(origin.T),
-                self._interrupted(adm, origin),
+                self._interrupted(children, adm, origin),
             )
             slot = np.arange(width) * rows.size + rows[:, None]
         else:  # the transactions of one origin hold the same copies: a row per origin node
@@ -693,11 +699,10 @@ class BatchedChain:
         share = net.online.sum(axis=0) / n
         return BatchedConsensus(ok, reason, blk.latency_ms, share, blk.view_changes, extra)
 
-    def _interrupted(self, adm: Bool, origin: NDArray[np.integer]) -> Bool:
+    def _interrupted(self, children: _ChildBuffer, adm: Bool, origin: NDArray[np.integer]) -> Bool:
         """``DataPlane.interrupted`` per copy, shape (T, n, B) (rows of admitted trades)."""
-        assert self._children is not None
         n, rows = self._n, self._rows
-        buf, start = self._children.take(_count(adm) * n)
+        buf, start = children.take(_count(adm) * n)
         rank = np.maximum(np.cumsum(adm, axis=1) - 1, 0).T  # (T, B): the k-th admitted: row k
         index = start + rank[:, None, :] * n + self._col  # (T, n, B)
         index = np.minimum(index, buf.shape[1] - 1) + (rows * buf.shape[1])
