@@ -286,6 +286,7 @@ BENCH_TARGETS = {
     "chain": "train.bench_chain:main",
     "soak": "train.soak:main",
     "scale": "train.bench_scale:main",
+    "batched": "train.bench_batched:main",
 }
 
 
@@ -296,7 +297,8 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="[TARGET] ...",
         help=f"TARGET is one of {sorted(BENCH_TARGETS)} (default env: steps/s per scenario and "
         "protocol; chain: load test; soak: a long run's memory; scale: cost as the market and "
-        "the chain grow), then its options "
+        "the chain grow; batched: B copies in one batched core, SB3 PPO vs CartPole), then "
+        "its options "
         "(mgenv bench TARGET --help)",
     )
 

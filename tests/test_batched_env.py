@@ -119,3 +119,14 @@ def test_bad_actions_change_nothing() -> None:
         core.step(np.zeros((2, 3, core.action_dim)))
     assert core.t == 0
     np.testing.assert_array_equal(core.mg_observations(), obs)
+
+
+def test_bench_batched_prints_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """``mgenv bench batched`` prints one row per B and the single env (speed not asserted)."""
+    from mgenv.cli import main as cli
+
+    argv = ["bench", "batched", "--copies", "1,3", "--steps", "30", "--repeats", "1"]
+    assert cli([*argv, "--single-steps", "30"]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| own")]
+    assert [r.split("|")[2].strip() for r in rows] == ["1", "3", "single env"]
+    assert all(r.count("|") == rows[0].count("|") for r in rows)

@@ -69,13 +69,13 @@ def measure_batched(
     }
 
 
-def measure_single(steps: int, repeats: int, scenario: str = "default", **overrides: Any) -> float:
-    """Median agent-steps/s of one single env (``ParallelEnv``) with random actions."""
+def measure_single(
+    steps: int, repeats: int, scenario: str = "default", **overrides: Any
+) -> dict[str, float]:
+    """Median steps/s and agent-steps/s of one single env (``ParallelEnv``), random actions."""
     from train.bench import measure
 
-    return measure(lambda: mgenv.parallel_env(scenario, **overrides), steps, repeats)[
-        "agent_steps_per_s"
-    ]
+    return measure(lambda: mgenv.parallel_env(scenario, **overrides), steps, repeats)
 
 
 def sb3_rates(n_copies: int, timesteps: int, seed: int = 0) -> dict[str, float]:
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for protocol in args.protocols.split(","):
         overrides = {} if protocol == "own" else {"protocol": protocol}
-        single = measure_single(args.single_steps, args.repeats, **overrides)
+        one = measure_single(args.single_steps, args.repeats, **overrides)
+        single = one["agent_steps_per_s"]
         for b in copies:
             r = measure_batched(b, args.steps, args.repeats, **overrides)
             st = r["stages_us"]
@@ -138,7 +139,11 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 + " |"
             )
-        print(f"| {protocol} | single env | {single:,.0f} | | | {4e6 / single:.1f} | 1.0 |")
+        print(
+            f"| {protocol} | single env | {single:,.0f} | {one['min'] * one['agents']:,.0f}-"
+            f"{one['max'] * one['agents']:,.0f} | {one['steps_per_s']:,.0f} | "
+            f"{1e6 / one['steps_per_s']:.1f} | 1.0 | | | | | | |"
+        )
     if args.sb3:
         rates = sb3_rates(args.sb3_copies, args.sb3_timesteps)
         n_envs = int(rates.pop("n_envs"))
