@@ -34,6 +34,7 @@ from mgenv.batched.observe import agg_obs_batch, mg_obs_batch, user_obs_batch
 from mgenv.batched.opponents import BatchedPublicInfo, batched_opponent
 from mgenv.batched.physics import BatchedElectric, draw_profiles_batch
 from mgenv.batched.settlement import BatchedSettlement, settle_batch
+from mgenv.batched.streams import EpisodeStreams, episode_streams, seed_streams
 from mgenv.config import EnvConfig
 from mgenv.core import COMMIT_EMA, STAGES, MarketCore
 
@@ -65,34 +66,6 @@ def check_supported(cfg: EnvConfig) -> None:
                 f"the batched core supports {name} in {list(allowed)}, got {value!r} "
                 "(use mgenv.parallel_env for this configuration)"
             )
-
-
-class EpisodeStreams(NamedTuple):
-    """The random streams of one copy's episode, derived exactly as ``MarketEnv.reset``."""
-
-    weather: np.random.Generator
-    load: np.random.Generator
-    network: np.random.Generator
-    adversary: np.random.Generator
-    policy: np.random.Generator
-
-
-def episode_streams(seed_rng: np.random.Generator) -> EpisodeStreams:
-    """An episode's streams from a copy's seed stream, equal to ``MarketEnv.reset``'s.
-
-    ``MarketEnv.reset`` spawns six children of ``default_rng(episode_seed)`` (weather, load,
-    network, adversary, keys, policy); child ``i`` is ``SeedSequence(episode_seed,
-    spawn_key=(i,))`` (numpy's ``SeedSequence.spawn``). Building only the children used here
-    from that definition gives the same generators at about half the cost of the spawn
-    (which matters: every copy does this at every episode). The key stream is not built:
-    the batched chain derives no keys (lazy hashing, see the module docstring).
-    """
-    entropy = int(seed_rng.integers(2**63))
-
-    def child(i: int) -> np.random.Generator:
-        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy, spawn_key=(i,))))
-
-    return EpisodeStreams(child(0), child(1), child(2), child(3), child(5))
 
 
 class BatchedStep(NamedTuple):
@@ -156,13 +129,7 @@ class BatchedCore:
         if len(seeds) != self.n_copies:
             raise ValueError(f"reset needs {self.n_copies} seeds, got {len(seeds)}")
         t0 = time.perf_counter()
-        streams = []
-        for b, seed in enumerate(seeds):
-            rng = self._seed_rngs[b]
-            if seed is not None or rng is None:
-                rng, _ = seeding.np_random(seed)
-                self._seed_rngs[b] = rng
-            streams.append(episode_streams(rng))
+        streams = self._episode_streams(seeds)
         cfg, nm, na = self.cfg, self.cfg.n_microgrids, self.cfg.n_aggregators
         n, horizon, big_b = cfg.n_participants, cfg.horizon, self.n_copies
         self.profiles = p = draw_profiles_batch(
@@ -190,6 +157,19 @@ class BatchedCore:
         self._plan()
         self.stage_time["reset"] += time.perf_counter() - t0
         return self.mg_observations()
+
+    def _episode_streams(self, seeds: Sequence[int | None]) -> list[EpisodeStreams]:
+        """Re-seed the copies given a seed, then draw every copy's episode streams."""
+        given = [(b, s) for b, s in enumerate(seeds) if s is not None]
+        for (b, _), rng in zip(given, seed_streams([s for _, s in given]), strict=True):
+            self._seed_rngs[b] = rng
+        seed_rngs = []
+        for b, old in enumerate(self._seed_rngs):
+            # Never seeded: fresh OS entropy, as MarketEnv.reset() (rare, so not batched).
+            new = seeding.np_random(None)[0] if old is None else old
+            self._seed_rngs[b] = new
+            seed_rngs.append(new)
+        return episode_streams(seed_rngs)
 
     def _plan(self) -> None:
         """This period's forecast and rule-based dispatch, every copy."""

@@ -1,0 +1,297 @@
+"""Every copy's random streams for one reset, with numpy's seeding arithmetic batched over copies.
+
+A single :class:`~mgenv.env.MarketEnv` builds an episode's streams with
+``default_rng(episode_seed).spawn(6)``: each child is a
+``Generator(PCG64(SeedSequence(episode_seed, spawn_key=(i,))))``. Most of the ~10 us each
+child costs is numpy's per-object seeding overhead (``SeedSequence`` mixes its entropy in a
+Cython loop under an ``np.errstate`` context, then ``PCG64`` asks it for seed words), paid once
+per copy, stream and episode. Here the arithmetic of ``SeedSequence`` (``mix_entropy`` and
+``generate_state`` in numpy's ``random/bit_generator.pyx``) runs as uint32 array operations
+over all copies at once, and each stream's ``PCG64`` is built by numpy itself from the
+precomputed seed words, handed over by a :class:`PresetSeedSequence`. The generators are
+therefore numpy's own, in the same state, with the same future draws, and their seed
+sequences spawn the same children as the single env's (the batched chain spawns a child of
+each network stream, see :func:`mgenv.chain.network.child_stream`).
+
+The same holds for the per-copy seed streams of ``reset(seed)``: gymnasium's
+``seeding.np_random(seed)`` is ``Generator(PCG64(SeedSequence(seed)))``
+(:func:`seed_streams`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+from gymnasium.utils import seeding
+from numpy.random.bit_generator import ISpawnableSeedSequence
+from numpy.typing import DTypeLike, NDArray
+
+U32 = NDArray[np.uint32]
+U64 = NDArray[np.uint64]
+
+#: SeedSequence's default pool size, in 32-bit words.
+POOL_SIZE = 4
+_MASK32 = 0xFFFFFFFF
+# numpy/random/bit_generator.pyx: hash and mix constants of SeedSequence.
+_INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
+_INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED
+_MIX_MULT_L, _MIX_MULT_R = np.uint32(0xCA01F9DD), np.uint32(0x4973F715)
+_XSHIFT = np.uint32(16)
+
+#: Spawn keys of the streams built here, in ``MarketEnv.reset``'s ``root.spawn(6)`` order
+#: (weather, load, network, adversary, keys, policy) without the key stream (4), which the
+#: batched chain does not use (it derives no keys).
+STREAM_KEYS = (0, 1, 2, 3, 5)
+_NETWORK = STREAM_KEYS.index(2)
+
+
+def _powers(init: int, mult: int, n: int) -> list[int]:
+    """``[init, init * mult, init * mult**2, ...]`` modulo 2**32 (n values)."""
+    out = [init]
+    for _ in range(n - 1):
+        out.append(out[-1] * mult & _MASK32)
+    return out
+
+
+# mix_entropy's hash constant: the k-th hashmix call XORs with _HASH_A[k] and multiplies by
+# _HASH_A[k + 1]. The pool takes 4 calls, the all-pairs mixing 12, each extra word 4.
+_HASH_A = np.array(_powers(_INIT_A, _MULT_A, 64), dtype=np.uint32)
+# generate_state's: output word i XORs with _HASH_B[i] and multiplies by _HASH_B[i + 1].
+_HASH_B = np.array(_powers(_INIT_B, _MULT_B, 65), dtype=np.uint32)
+
+
+def _hashmix(value: U32, k: int, n: int = 1) -> U32:
+    """SeedSequence's ``hashmix`` as its hash calls k, ..., k + n - 1 (over value's last axis)."""
+    v: U32 = (value ^ _HASH_A[k : k + n]) * _HASH_A[k + 1 : k + n + 1]
+    return v ^ (v >> _XSHIFT)
+
+
+def _mix(x: U32, y: U32) -> U32:
+    """SeedSequence's ``mix`` of two uint32 arrays (wrapping arithmetic, as the C code)."""
+    r: U32 = _MIX_MULT_L * x - _MIX_MULT_R * y
+    return r ^ (r >> _XSHIFT)
+
+
+def int_words(value: int) -> list[int]:
+    """A non-negative int as 32-bit words, lowest first (numpy's ``_int_to_uint32_array``)."""
+    if value < 0:
+        raise ValueError(f"expected a non-negative integer, got {value}")
+    words = []
+    while True:
+        words.append(value & _MASK32)
+        value >>= 32
+        if not value:
+            return words
+
+
+def entropy_words(values: Sequence[int]) -> U32:
+    """Run entropy of N seeds, zero-padded to the pool: shape (N, 4) uint32.
+
+    Zero padding gives the pool numpy mixes for ``SeedSequence(value)`` and for
+    ``SeedSequence(value, spawn_key=...)`` alike: with a spawn key numpy pads the entropy with
+    zeros explicitly, without one it mixes in ``hashmix(0)`` for missing words, the same thing.
+
+    Args:
+        values: N ints, 0 <= value < 2**128.
+    """
+    if all(0 <= v < 2**64 for v in values):  # the common case, without a Python loop
+        v64 = np.array(values, dtype=np.uint64).reshape(-1)
+        out = np.zeros((len(v64), POOL_SIZE), dtype=np.uint32)
+        out[:, 0] = v64 & np.uint64(_MASK32)
+        out[:, 1] = v64 >> np.uint64(32)
+        return out
+    rows = [int_words(v) for v in values]
+    if any(len(r) > POOL_SIZE for r in rows):
+        raise ValueError(f"entropy_words needs values < 2**{32 * POOL_SIZE}")
+    return np.array([r + [0] * (POOL_SIZE - len(r)) for r in rows], dtype=np.uint32)
+
+
+def seed_pools(entropy: U32, spawn_keys: Sequence[tuple[int, ...]]) -> U32:
+    """``SeedSequence(entropy[n], spawn_key=spawn_keys[s]).pool`` for all n, s: (N, S, 4).
+
+    ``SeedSequence.mix_entropy``: hash the 4 pool words, mix every word into every other,
+    then mix each further word (the spawn key's) into all 4. The first two steps depend on the
+    entropy only, so they run once per row; a spawn key's words are constants, hashed in
+    Python ints.
+
+    Args:
+        entropy: Shape (N, 4) uint32, from :func:`entropy_words`.
+        spawn_keys: S spawn keys (an empty key: no spawn key).
+    """
+    pool = _hashmix(entropy, 0, POOL_SIZE)
+    k = POOL_SIZE
+    for src in range(POOL_SIZE):  # every word into every other, in numpy's order
+        dst = [d for d in range(POOL_SIZE) if d != src]
+        pool[:, dst] = _mix(pool[:, dst], _hashmix(pool[:, src : src + 1], k, len(dst)))
+        k += len(dst)
+    out = np.empty((len(entropy), len(spawn_keys), POOL_SIZE), dtype=np.uint32)
+    for s, key in enumerate(spawn_keys):
+        mixed, j = pool, k
+        for word in (w for part in key for w in int_words(part)):
+            mixed = _mix(mixed, _hashmix(np.array([word], dtype=np.uint32), j, POOL_SIZE))
+            j += POOL_SIZE
+        out[:, s] = mixed
+    return out
+
+
+def generate_words(pools: U32, n_words: int) -> U32:
+    """``SeedSequence.generate_state(n_words)`` for every pool: (..., 4) -> (..., n_words)."""
+    i = np.arange(n_words)
+    v: U32 = (pools[..., i % POOL_SIZE] ^ _HASH_B[i]) * _HASH_B[i + 1]
+    return v ^ (v >> _XSHIFT)
+
+
+def pcg64_words(pools: U32) -> U64:
+    """The seed words ``PCG64`` takes, ``generate_state(4, np.uint64)``: (..., 4) uint64.
+
+    numpy pairs the 8 uint32 words little-endian (word 2j is the low half of uint64 j).
+    """
+    w = generate_words(pools, 2 * 4).astype(np.uint64)
+    out: U64 = w[..., 0::2] | (w[..., 1::2] << np.uint64(32))
+    return out
+
+
+class PresetSeedSequence(ISpawnableSeedSequence):
+    """``SeedSequence(entropy, spawn_key=spawn_key)`` whose PCG64 seed words are precomputed.
+
+    A seed sequence as numpy's (same ``entropy``, ``spawn_key``, ``pool_size``,
+    ``n_children_spawned``, ``state``, ``spawn``), for ``PCG64(seed=...)``: the words PCG64
+    asks for are returned as given; anything else (``pool``, other word counts) comes from a
+    numpy ``SeedSequence`` built on first use. Children are preset sequences too, with
+    precomputed words for the first ``len(children)`` of them.
+
+    Args:
+        entropy: The run entropy (an int, as numpy's ``entropy``).
+        spawn_key: The spawn key.
+        words: Shape (4,) uint64: ``SeedSequence(...).generate_state(4, np.uint64)``, or None.
+        children: Seed words of the first children ``spawn`` will return, in order.
+    """
+
+    __slots__ = ("_children", "_numpy", "_words", "entropy", "n_children_spawned", "spawn_key")
+    pool_size = POOL_SIZE
+
+    def __init__(
+        self,
+        entropy: int,
+        spawn_key: tuple[int, ...] = (),
+        words: U64 | None = None,
+        children: Sequence[U64] = (),
+    ) -> None:
+        self.entropy = entropy
+        self.spawn_key = spawn_key
+        self.n_children_spawned = 0
+        self._words = words
+        self._children = children
+        self._numpy: np.random.SeedSequence | None = None
+
+    def _sequence(self) -> np.random.SeedSequence:
+        if self._numpy is None:
+            self._numpy = np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key)
+        return self._numpy
+
+    def generate_state(self, n_words: int, dtype: DTypeLike = np.uint32) -> NDArray[Any]:
+        """``SeedSequence.generate_state``: (n_words,) of dtype uint32 or uint64."""
+        if self._words is not None and n_words == 4 and np.dtype(dtype) == np.uint64:
+            return self._words.copy()
+        return self._sequence().generate_state(n_words, dtype)  # type: ignore[arg-type]
+
+    def spawn(self, n_children: int) -> list[PresetSeedSequence]:
+        """``SeedSequence.spawn``: children with spawn keys ``spawn_key + (i,)``."""
+        if n_children < 0:
+            raise ValueError("n_children must be non-negative")
+        start, preset = self.n_children_spawned, self._children
+        kids = [
+            PresetSeedSequence(
+                self.entropy, (*self.spawn_key, i), preset[i] if i < len(preset) else None
+            )
+            for i in range(start, start + n_children)
+        ]
+        self.n_children_spawned += n_children
+        return kids
+
+    @property
+    def pool(self) -> U32:
+        """The mixed entropy pool, shape (4,) uint32."""
+        pool: U32 = self._sequence().pool
+        return pool
+
+    @property
+    def state(self) -> dict[str, object]:
+        """As ``SeedSequence.state``."""
+        return {
+            "entropy": self.entropy,
+            "spawn_key": self.spawn_key,
+            "pool_size": self.pool_size,
+            "n_children_spawned": self.n_children_spawned,
+        }
+
+    def __repr__(self) -> str:
+        return f"PresetSeedSequence(entropy={self.entropy!r}, spawn_key={self.spawn_key!r})"
+
+
+def _generator(seq: PresetSeedSequence) -> np.random.Generator:
+    # numpy's stub omits it, but BitGenerator takes any ISeedSequence as seed (documented).
+    return np.random.Generator(np.random.PCG64(seq))  # type: ignore[arg-type]
+
+
+def seed_streams(seeds: Sequence[int]) -> list[np.random.Generator]:
+    """``seeding.np_random(seed)[0]`` for every seed (gymnasium's ``reset(seed)`` stream).
+
+    Seeds that are not ints in [0, 2**128) go through gymnasium itself (which also raises
+    its error for invalid ones).
+    """
+    fast = [i for i, s in enumerate(seeds) if type(s) is int and 0 <= s < 2**128]
+    out: list[np.random.Generator | None] = [None] * len(seeds)
+    for i, s in enumerate(seeds):
+        if type(s) is not int or not 0 <= s < 2**128:
+            out[i] = seeding.np_random(s)[0]
+    if fast:
+        entropy = [seeds[i] for i in fast]
+        words = pcg64_words(seed_pools(entropy_words(entropy), [()]))[:, 0]
+        for i, seed, w in zip(fast, entropy, words, strict=True):
+            out[i] = _generator(PresetSeedSequence(seed, (), w))
+    return [g for g in out if g is not None]
+
+
+class EpisodeStreams(NamedTuple):
+    """The random streams of one copy's episode, derived exactly as ``MarketEnv.reset``."""
+
+    weather: np.random.Generator
+    load: np.random.Generator
+    network: np.random.Generator
+    adversary: np.random.Generator
+    policy: np.random.Generator
+
+
+def episode_seed(seed_rng: np.random.Generator) -> int:
+    """``int(seed_rng.integers(2**63))``, the episode seed ``MarketEnv.reset`` draws.
+
+    numpy draws ``integers(2**63)`` by Lemire's method with range 2**63: one 64-bit draw x,
+    result ``(x * 2**63) >> 64 = x >> 1``, and the rejection threshold ``2**63 % 2**63 = 0``
+    never rejects. So it is the next raw PCG64 output shifted by one, ~7 times cheaper.
+    """
+    return int(seed_rng.bit_generator.random_raw()) >> 1
+
+
+def episode_streams(seed_rngs: Sequence[np.random.Generator]) -> list[EpisodeStreams]:
+    """Every copy's episode streams, each equal to ``MarketEnv.reset``'s for its seed stream.
+
+    Draws one episode seed from each ``seed_rngs[b]`` (:func:`episode_seed`); copy b's
+    stream i is ``Generator(PCG64(SeedSequence(seed_b, spawn_key=(i,))))``
+    (``default_rng(seed_b).spawn(6)[i]``) for i in :data:`STREAM_KEYS`. The network stream's
+    first child (the batched chain spawns it) is preset too.
+
+    Args:
+        seed_rngs: B seed streams (advanced by one draw each).
+    """
+    seeds = [episode_seed(rng) for rng in seed_rngs]
+    keys = [(k,) for k in STREAM_KEYS]
+    words = pcg64_words(seed_pools(entropy_words(seeds), [*keys, (2, 0)]))  # (B, 6, 4)
+    out = []
+    for seed, w in zip(seeds, words, strict=True):
+        seqs = [PresetSeedSequence(seed, key, w[s]) for s, key in enumerate(keys)]
+        seqs[_NETWORK] = PresetSeedSequence(seed, keys[_NETWORK], w[_NETWORK], (w[-1],))
+        out.append(EpisodeStreams(*(_generator(q) for q in seqs)))
+    return out
