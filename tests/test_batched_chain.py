@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import mgenv
-from mgenv.batched.chain import BatchedChain, BatchedConsensus
+from mgenv.batched.chain import BatchedChain, BatchedConsensus, kth_smallest
 from mgenv.chain import REJECT_REASONS, Chain, ChainParams, ConsensusResult, Ledger
 from mgenv.chain.nodeview import NodeHeads, NodeRound
 
@@ -248,19 +248,22 @@ def test_runs_exercise_every_outcome() -> None:
         assert figures[key] > 0, key
 
 
-def test_node_view_from_heights_matches_node_heads() -> None:
+@pytest.mark.parametrize("malicious_share", [0.4, 0.0])
+def test_node_view_from_heights_matches_node_heads(malicious_share: float) -> None:
     """The hash-free node view equals ``NodeHeads`` (hashes, ledger) on random rounds.
 
     Rounds as the protocols report them: a committed block held by some nodes, or an altered
     block held by malicious nodes only (then nothing is appended), or no block; random online
     nodes. Rare cases (no honest server, a malicious one at the head) come up often here.
+    Without malicious nodes the chain takes its fork-free shortcut.
     """
     rng = np.random.default_rng(5)
     n, nb = 5, 64
     chain = BatchedChain(ChainParams(protocol="sbet", n_nodes=n), P, nb, horizon=4)
     chain.reset(*streams(0, nb))
-    malicious = rng.random((n, nb)) < 0.4
+    malicious = rng.random((n, nb)) < malicious_share
     chain._malicious, chain._honest = malicious, ~malicious
+    chain._any_malicious = bool(malicious.any())
     singles = [NodeHeads(malicious[:, b]) for b in range(nb)]
     ledgers = [Ledger(3) for _ in range(nb)]  # a short window: old heights are unknown
     for period in range(60):
@@ -279,6 +282,30 @@ def test_node_view_from_heights_matches_node_heads() -> None:
             np.testing.assert_array_equal(chain._height[:, b], heads.height)
             np.testing.assert_array_equal(chain._forked[:, b], heads.forked)
             assert heads.link_failures == 0  # the premise of the hash-free view
+
+
+@pytest.mark.parametrize("m", range(1, 18))
+def test_kth_smallest_equals_a_sort(m: int) -> None:
+    """Selection networks (short axes), min/max and the sort give a stable sort's k-th value.
+
+    Inputs with many ties and infinities; k out of range gives inf; every axis.
+    """
+    rng = np.random.default_rng(m)
+    for axis in (0, 1, 2):
+        shape = [3, 5, 7]
+        shape[axis] = m
+        values = rng.integers(0, 4, shape).astype(np.float64) * 1.5
+        values[values == 4.5] = np.inf
+        before = values.copy()
+        for k in range(m + 2):
+            got = kth_smallest(values, k, axis)
+            if 1 <= k <= m:
+                want = np.moveaxis(np.sort(values, axis=axis, kind="stable"), axis, 0)[k - 1]
+            else:
+                want = np.full(np.delete(shape, axis), np.inf)
+            assert got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(values, before)  # the input is not sorted in place
 
 
 # ------------------------------------------------------------------ API

@@ -56,6 +56,7 @@ API::
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Sequence
@@ -140,20 +141,82 @@ def check_supported(params: ChainParams) -> None:
             )
 
 
-def kth_smallest(values: F64, k: int) -> F64:
-    """The k-th smallest (1-based) along axis 0; inf where k is out of range."""
-    if not 1 <= k <= values.shape[0]:
-        return np.full(values.shape[1:], _INF)
-    out: F64 = np.sort(values, axis=0, kind="stable")[k - 1]  # timsort: fastest on short rows
-    return out
+_NETWORK_MAX = 8  # k-th smallest by a selection network up to this many values, else np.sort
+
+
+def _merge_sort_network(m: int) -> list[tuple[int, int]]:
+    """Comparators (i, j), i < j, of Batcher's odd-even merge sort of m values, in order.
+
+    Built for the next power of two and cut to pairs inside m (the padding would be +inf,
+    which these comparators never move).
+    """
+    size = 1 << max(0, m - 1).bit_length()
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < m:
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+@functools.cache
+def _selection_network(m: int, k: int) -> tuple[tuple[int, int, bool, bool], ...]:
+    """The merge-sort network's comparators that the k-th smallest (1-based) of m depends on.
+
+    Each is (i, j, lo, hi): write min to slot i if ``lo``, max to slot j if ``hi``.
+    """
+    needed = {k - 1}
+    kept = []
+    for i, j in reversed(_merge_sort_network(m)):
+        lo, hi = i in needed, j in needed
+        if lo or hi:
+            kept.append((i, j, lo, hi))
+            needed |= {i, j}
+    return tuple(reversed(kept))
+
+
+def kth_smallest(values: F64, k: int, axis: int = 0) -> F64:
+    """The k-th smallest (1-based) along ``axis``; inf where k is out of range.
+
+    The value is what a sort would put at k - 1 (no NaN comes in: times are finite or inf):
+    the minimum or maximum for k = 1 or m, a pruned sorting network of np.minimum and
+    np.maximum for short axes (a few calls on whole rows beat a sort along a non-last axis),
+    np.sort beyond.
+    """
+    m = values.shape[axis]
+    if not 1 <= k <= m:
+        return np.full(values.shape[:axis] + values.shape[axis + 1 :], _INF)
+    if k == 1:
+        low: F64 = values.min(axis=axis)
+        return low
+    if k == m:
+        high: F64 = values.max(axis=axis)
+        return high
+    if m > _NETWORK_MAX:
+        out: F64 = np.moveaxis(np.sort(values, axis=axis, kind="stable"), axis, 0)[k - 1]
+        return out
+    rows: list[F64] = list(np.moveaxis(values, axis, 0))  # views
+    for i, j, lo, hi in _selection_network(m, k):
+        a, b = rows[i], rows[j]
+        if lo:
+            rows[i] = np.minimum(a, b)
+        if hi:
+            rows[j] = np.maximum(a, b)
+    return rows[k - 1]
 
 
 def close_ms(arrival: F64, k: int, t_max: float) -> F64:
     """A collector's closing time (``mgenv.chain.dataplane.close_ms``) along axis 0."""
     if k <= 0:
         return np.zeros(arrival.shape[1:])
-    kth = kth_smallest(arrival, k)
-    return np.where(kth <= t_max, kth, t_max)
+    out: F64 = np.minimum(kth_smallest(arrival, k), t_max)  # no NaN: the same as where(<=)
+    return out
 
 
 class _Geometry(NamedTuple):
@@ -430,6 +493,7 @@ class BatchedChain:
         self._storage = np.ascontiguousarray(storage.T)
         self._malicious = np.ascontiguousarray(malicious.T)
         self._honest = ~self._malicious
+        self._any_malicious = bool(self._malicious.any())
         self._able = self._malicious | ~self._geo.busy
         self._draws.restart(network_rngs)
         chunk = 4 * self.horizon * n
@@ -489,7 +553,7 @@ class BatchedChain:
         valid, live = self._validity(seller, buyer, kwh, price, live)
         n_live = _count(live)
         self._next_serial += n_live
-        reason = np.where(live & ~valid, np.int8(INVALID_TRADE), np.int8(0))
+        reason = (live ^ valid).view(np.int8) * np.int8(INVALID_TRADE)  # valid implies live
         if self.params.protocol == "ideal":  # no node model: every node holds every block
             nb = self.n_copies
             self._top += _any(valid)
@@ -530,13 +594,22 @@ class BatchedChain:
                 f"seller and buyer must be integer and live bool, got {s.dtype}, {b.dtype}, "
                 f"{m.dtype}"
             )
-        lo, hi = np.minimum(s, b), np.maximum(s, b)
-        bad: Bool = m & ((lo < 0) | (hi >= self.n_participants))
+        n_p = self.n_participants
+        if s.dtype == b.dtype == np.int64:  # a negative index is a huge unsigned one
+            bad: Bool = s.view(np.uint64) >= n_p
+            bad |= b.view(np.uint64) >= n_p
+        else:
+            bad = (np.minimum(s, b) < 0) | (np.maximum(s, b) >= n_p)
+        bad &= m
         if bad.any():
             k = int(np.argmax(bad))
-            who = lo.flat[k] if lo.flat[k] < 0 else hi.flat[k]
-            raise ValueError(f"participant index {who} is outside [0, {self.n_participants - 1}]")
-        ok: Bool = m & (q > 0.0) & (q < _INF) & np.isfinite(p) & (s != b)  # nan: False
+            lo, hi = min(s.flat[k], b.flat[k]), max(s.flat[k], b.flat[k])
+            raise ValueError(f"participant index {lo if lo < 0 else hi} is outside [0, {n_p - 1}]")
+        ok: Bool = q > 0.0  # nan: False
+        ok &= q < _INF
+        ok &= np.isfinite(p)
+        ok &= s != b
+        ok &= m
         return ok, m
 
     def _online(self, u: F64) -> Bool:
@@ -568,6 +641,8 @@ class BatchedChain:
         """
         self._top += block
         top = self._top
+        if not self._any_malicious:
+            return self._update_heights(online, holders & block)
         honest = self._honest
         take = holders & (block & ~altered)
         fork = holders & (altered & ~block)
@@ -581,6 +656,23 @@ class BatchedChain:
             "honest_heads_agree": (~(honest & forked).any(axis=0)).astype(np.float64),
             "lagging_nodes": (honest & (height < top)).sum(axis=0).astype(float),
             "forked_nodes": forked.sum(axis=0).astype(np.float64),
+        }
+
+    def _update_heights(self, online: Bool, take: Bool) -> dict[str, F64]:
+        """``_update_nodes`` without malicious nodes: nobody forks, every height <= top.
+
+        A node is then at the top iff it takes the block or was there already, and the
+        catch-up brings every online node to the top if an online node is there.
+        """
+        top = self._top
+        at_top = take | (self._height == top)
+        at_top |= online & (online & at_top).any(axis=0)
+        self._height = np.where(at_top, top, self._height)
+        nb = top.size
+        return {
+            "honest_heads_agree": np.ones(nb),
+            "lagging_nodes": np.subtract(self._n, _count(at_top.T), dtype=np.float64),
+            "forked_nodes": np.zeros(nb),
         }
 
     # ------------------------------------------------------------------ PBFT
@@ -602,9 +694,10 @@ class BatchedChain:
         self._view += changes
         waited = changes * timeout
         # count_votes: the receiver must be online; senders are online by construction
-        link, votes = net.full((1, 2))  # (2, n, n, B): prepares, commits
-        pre_link, _ = net.lines(primary, self._at_pp, delays=False)
-        has_pp = pre_link[0] | (col == primary)
+        link = net.full_links((1, 2))  # (2, n, n, B): prepares, commits
+        pre_link, pre_ms = net.lines(primary, self._at_pp)  # the pre-prepares, (1, n, B)
+        is_p = col == primary
+        has_pp = pre_link[0] | is_p
         prepare = has_pp & self._voters
         prepared = (prepare[:, None] & link[0]).sum(axis=0) >= 2 * f
         prepared &= has_pp
@@ -614,38 +707,19 @@ class BatchedChain:
         ok = run & (local.sum(axis=0) >= 2 * f + 1)
         latency = np.where(no_primary, timeout, np.where(run, waited + timeout, 0.0))
         if ok.any():
-            done = (has_pp, prepared, local)
-            phases = self._pbft_phases(net, link, votes, primary, done, prepare, commit)
+            # quorum_latency_ms, computed everywhere, used where committed
+            pre = np.where(is_p, 0.0, np.where(pre_link[0], pre_ms[0], _INF))
+            senders = np.stack((prepare, commit))[:, :, None]  # (2, n, 1, B)
+            arrival = np.where(link & senders, net.full_delays((1, 2)), _INF)
+            kth = kth_smallest(arrival, 2 * f, axis=1)  # (2, n, B): the vote completing a quorum
+            phases = kth_smallest(np.where(has_pp, pre, _INF), 2 * f + 1)
+            phases = phases + kth_smallest(np.where(prepared, kth[0], _INF), 2 * f + 1)
+            phases = phases + kth_smallest(np.where(local, kth[1], _INF), 2 * f + 1)
             latency = np.where(ok, waited + phases, latency)
         fail = np.where(no_primary, np.int8(PRIMARY_OFFLINE), np.int8(NO_QUORUM))
         reason = np.where(valid & ~ok[:, None], fail[:, None], reason)
         extra = self._update_nodes(online, local & ok, np.zeros_like(ok), ok)
         return BatchedConsensus(valid & ok[:, None], reason, latency, n_online / n, changes, extra)
-
-    def _pbft_phases(
-        self,
-        net: _Round,
-        link: Bool,
-        votes: F64,
-        primary: I64,
-        done: tuple[Bool, Bool, Bool],
-        prepare: Bool,
-        commit: Bool,
-    ) -> F64:
-        """``quorum_latency_ms`` per copy, shape (B,) (computed everywhere, used if committed)."""
-        f, rows = self._f, self._rows
-        sent, pre = net.lines(primary, self._at_pp)  # the pre-prepares, (1, n, B)
-        pre = np.where(sent[0], pre[0], _INF)
-        pre[primary, rows] = 0.0
-        senders = np.stack((prepare, commit))[:, :, None]  # (2, n, 1, B)
-        arrival = np.where(link & senders, votes, _INF)
-        kth = np.sort(arrival, axis=1, kind="stable")[
-            :, 2 * f - 1
-        ]  # (2, n, B): the vote completing a quorum
-        completion = np.where(np.stack(done), np.concatenate((pre[None], kth)), _INF)
-        phase = np.sort(completion, axis=1, kind="stable")[:, 2 * f]  # (3, B)
-        out: F64 = phase[0] + phase[1] + phase[2]
-        return out
 
     # ------------------------------------------------------------------ SBET
     def _sbet(
@@ -746,24 +820,35 @@ class _Round:
         out *= -c.params.jitter_ms
         return out
 
-    def full(self, phases: tuple[int, ...]) -> tuple[Bool, F64]:
-        """Links and delays (ms) of every message of some phases, (m, n, n, B) each.
-
-        Indexed [phase, sender, receiver, copy]; one gather for all the phases.
-        """
+    def _index(self, phases: tuple[int, ...]) -> I64:
+        """Offsets of the loss uniforms of some phases in the period draw, (m, n, n, B)."""
         c = self.c
         index = c._full_index.get(phases)
         if index is None:
             index = c._full_index[phases] = c._full_u[list(phases)] + c._row_start
+        return index
+
+    def full_links(self, phases: tuple[int, ...]) -> Bool:
+        """Links of every message of some phases, (m, n, n, B) [phase, sender, receiver, copy]."""
+        c = self.c
         if self._both_on is None:
             self._both_on = c._off_diagonal & self.online[:, None] & self.online[None]
-        link: Bool = self.flat[index] >= c.params.message_loss
+        link: Bool = self.flat.take(self._index(phases)) >= c.params.message_loss
         link &= self._both_on
-        jitter = self._jitter(index)
+        return link
+
+    def full_delays(self, phases: tuple[int, ...]) -> F64:
+        """Delays (ms) of every message of some phases, (m, n, n, B), as ``full_links``."""
+        c = self.c
+        jitter = self._jitter(self._index(phases))
         if c._geo.slow is not None:
             jitter *= c._geo.slow
         delay: F64 = c._geo.base_ms + jitter
-        return link, delay
+        return delay
+
+    def full(self, phases: tuple[int, ...]) -> tuple[Bool, F64]:
+        """Links and delays (ms) of every message of some phases, (m, n, n, B) each."""
+        return self.full_links(phases), self.full_delays(phases)
 
     def lines(self, i: I64, spec: _Lines, delays: bool = True) -> tuple[Bool, F64]:
         """Some phases' rows or columns at node i[b] (online), (m, n, B) each: link, delay.
