@@ -18,7 +18,14 @@ import numpy as np
 import pytest
 
 import mgenv
-from mgenv.batched.chain import BatchedChain, BatchedConsensus, kth_smallest
+from mgenv.batched.chain import (
+    BatchedChain,
+    BatchedConsensus,
+    _Groups,
+    _Round,
+    _SBETBlock,
+    kth_smallest,
+)
 from mgenv.chain import REJECT_REASONS, Chain, ChainParams, ConsensusResult, Ledger
 from mgenv.chain.nodeview import NodeHeads, NodeRound
 
@@ -219,6 +226,13 @@ def test_more_periods_than_horizon() -> None:
     compare(params, 5, horizon=5, periods=12, episodes=1)
 
 
+@pytest.mark.parametrize("protocol", ["pbft", "sbet"])
+def test_largest_network_counts_every_node(protocol: str) -> None:
+    """256 nodes (MAX_NODES): counts of all nodes exceed a byte (they must not wrap)."""
+    results = compare(ChainParams(protocol=protocol, n_nodes=256), 2, horizon=2, episodes=1)
+    assert any(r.committed.any() for r in results)
+
+
 def test_runs_exercise_every_outcome() -> None:
     """The configurations above reach every verdict and figure the comparison checks."""
     runs: list[tuple[dict[str, Any], int]] = [
@@ -306,6 +320,40 @@ def test_kth_smallest_equals_a_sort(m: int) -> None:
             assert got.shape == want.shape
             np.testing.assert_array_equal(got, want)
             np.testing.assert_array_equal(values, before)  # the input is not sorted in place
+
+
+@pytest.mark.parametrize(("n", "malicious_share"), [(4, 0.0), (7, 0.0), (7, 0.3)])
+def test_creator_without_sorting_equals_the_sorted_candidates(
+    n: int, malicious_share: float
+) -> None:
+    """Steps 2-3's creator, found flag and skips by argmax equal the stable argsort's.
+
+    Keys with many ties (equal response times, equal storage) and random candidates,
+    announcements and online nodes; where no candidate fits only the skips are compared.
+    """
+    nb = 64
+    params = ChainParams(protocol="sbet", n_nodes=n, malicious_share=malicious_share)
+    chain = BatchedChain(params, P, nb, horizon=4)
+    chain.reset(*streams(0, nb))
+    chain._draws.next(4)
+    chain._storage = np.ones((n, nb))
+    net = _Round(chain)
+    per_origin = np.ones((n, nb), dtype=np.int64)
+    groups = _Groups(per_origin > 0, per_origin, None, None)
+    block = _SBETBlock(chain, net, 0, per_origin, groups, np.ones(nb, dtype=bool))
+    rng = np.random.default_rng(n)
+    outcomes = set()
+    for _ in range(20):
+        rt = rng.integers(1, 4, (n, nb)).astype(np.float64)
+        yes = rng.random((n, nb)) < rng.uniform(0.1, 0.6)
+        announced = rng.random((n, nb)) < rng.uniform(0.1, 0.7)
+        creator, found, skips = block._creator(rt, yes, announced)
+        creator_s, found_s, skips_s = block._creator_by_sort(rt * chain._storage, yes, announced)
+        np.testing.assert_array_equal(found, found_s)
+        np.testing.assert_array_equal(skips, skips_s)
+        np.testing.assert_array_equal(creator[found], creator_s[found])
+        outcomes |= set(found.tolist()) | {"skipped" for s in skips[found] if s > 0}
+    assert outcomes == {True, False, "skipped"}
 
 
 # ------------------------------------------------------------------ API

@@ -201,7 +201,8 @@ def kth_smallest(values: F64, k: int, axis: int = 0) -> F64:
     if m > _NETWORK_MAX:
         out: F64 = np.moveaxis(np.sort(values, axis=axis, kind="stable"), axis, 0)[k - 1]
         return out
-    rows: list[F64] = list(np.moveaxis(values, axis, 0))  # views
+    order = (axis, *range(axis), *range(axis + 1, values.ndim))  # np.moveaxis, cheaper
+    rows: list[F64] = list(values.transpose(order))  # views
     for i, j, lo, hi in _selection_network(m, k):
         a, b = rows[i], rows[j]
         if lo:
@@ -343,27 +344,37 @@ class _Lines(NamedTuple):
     """Flat indices to gather some phases' rows (sent by node i) or columns (to node i).
 
     Element [k, j, b] is message (i -> j) of phase k for a row, (j -> i) for a column, in the
-    copy's period draw (``u``) and in the (n, n, B) base delays (``base``).
+    copy's period draw.
     """
 
     u: I64  # (m, n, B): offset of the loss uniform for i = 0, copy row start included
     u_step: I64  # (m, 1, 1): added per unit of i
-    base: I64  # (m, n, B)
-    base_step: I64  # (m, 1, 1)
 
 
 def _lines(n: int, spec: Sequence[tuple[int, bool]], row_start: I64) -> _Lines:
-    nodes, nb = np.arange(n), row_start.size
-    rows = np.arange(nb)
+    nodes = np.arange(n)
     u = np.array([n + ph * n * n + nodes * (1 if row else n) for ph, row in spec])
-    base = np.array([nodes * (1 if row else n) for _, row in spec])
     step = np.array([n if row else 1 for _, row in spec])[:, None, None]
-    return _Lines(
-        u[:, :, None] + row_start,
-        step,
-        base[:, :, None] * nb + rows,
-        step * nb,
-    )
+    return _Lines(u[:, :, None] + row_start, step)
+
+
+_REASONS: Final = np.array(  # SBET verdict by code: in block + verified, + 3 if no e_c, + 6 altered
+    [MISSING, NO_QUORUM, 0, *[PRIMARY_OFFLINE] * 3, MISSING, NO_QUORUM, TAMPERED]
+    + [PRIMARY_OFFLINE] * 3,
+    dtype=np.int8,
+)
+
+
+def _weigh(spec: str, weight: I64, x: Bool) -> I64:
+    """Weighted counts: ``np.einsum`` of int64 weights and booleans (exact: integers)."""
+    out: I64 = np.einsum(spec, weight, _u8(x))
+    return out
+
+
+def _u8(x: Bool) -> NDArray[np.uint8]:
+    """A boolean array as 0/1 bytes (a view), for integer contractions."""
+    out: NDArray[np.uint8] = x.view(np.uint8)
+    return out
 
 
 class BatchedChain:
@@ -439,6 +450,13 @@ class BatchedChain:
             ((COMPLETE, True), (BLOCK, True), (LISTS, False), (INTEGRITY, False), (COMMIT, False)),
             self._row_start,
         )
+        # step 5's requests i -> j (+ i n) and answers j -> i (+ i), loss uniforms in a draw
+        self._req_u = n + REQUEST * n * n + self._col  # (n, 1)
+        self._rep_u = n + REPLY * n * n + self._col * n
+        self._line_step = n * nb  # from row i to row i + 1 of an (n, n, B) array, flat
+        self._line_at = self._col * nb + self._rows  # (n, B): [0, j, b], flat
+        self._ring = (self._col + self._nodes) % n  # [first]: the nodes from ``first`` on
+        self._tally_dtype = None if n < 256 else np.int64  # counts of up to 255 in bytes
         self._ready = False
 
     # ------------------------------------------------------------------ episode
@@ -658,6 +676,17 @@ class BatchedChain:
             "forked_nodes": forked.sum(axis=0).astype(np.float64),
         }
 
+    def _tally(self, spec: str, *operands: Bool) -> NDArray[np.integer]:
+        """Counts: ``np.einsum`` of booleans as 0/1 bytes, contracting node axes only.
+
+        Exact in any summation order (integers); the cheapest reduction over the short node
+        axes. Contracting bytes keeps bytes (counts up to 255; int64 for 256 nodes).
+        """
+        out: NDArray[np.integer] = np.einsum(
+            spec, *[_u8(x) for x in operands], dtype=self._tally_dtype
+        )
+        return out
+
     def _update_heights(self, online: Bool, take: Bool) -> dict[str, F64]:
         """``_update_nodes`` without malicious nodes: nobody forks, every height <= top.
 
@@ -671,7 +700,7 @@ class BatchedChain:
         nb = top.size
         return {
             "honest_heads_agree": np.ones(nb),
-            "lagging_nodes": np.subtract(self._n, _count(at_top.T), dtype=np.float64),
+            "lagging_nodes": np.subtract(self._n, self._tally("ib->b", at_top), dtype=np.float64),
             "forked_nodes": np.zeros(nb),
         }
 
@@ -754,7 +783,7 @@ class BatchedChain:
             slot = np.arange(width) * rows.size + rows[:, None]
         else:  # the transactions of one origin hold the same copies: a row per origin node
             groups = _Groups(per_origin > 0, per_origin, None, None)
-        blk = _SBETBlock(self, net, period, per_origin, groups).run()
+        blk = _SBETBlock(self, net, period, per_origin, groups, n_adm > 0).run()
         tx_reason = blk.reason.reshape(-1)[slot]  # (B, T)
         ok = adm & (tx_reason == 0)
         reason = np.where(adm & ~ok, tx_reason, reason)
@@ -812,10 +841,10 @@ class _Round:
         self.online = chain._online(self.flat[chain._online_u])  # (n, B)
         self._both_on: Bool | None = None  # (n, n, B): both ends online, not a self-message
 
-    def _jitter(self, u_index: I64) -> F64:
+    def jitter_at(self, u_index: I64) -> F64:
         """Exponential jitters (ms) of the messages whose loss uniforms are at ``u_index``."""
         c = self.c
-        u = self.flat[u_index + c._jitter_at]
+        u = self.flat.take(u_index + c._jitter_at)
         out: F64 = np.log1p(np.negative(u, out=u), out=u)  # in place: log1p(-u)
         out *= -c.params.jitter_ms
         return out
@@ -840,7 +869,7 @@ class _Round:
     def full_delays(self, phases: tuple[int, ...]) -> F64:
         """Delays (ms) of every message of some phases, (m, n, n, B), as ``full_links``."""
         c = self.c
-        jitter = self._jitter(self._index(phases))
+        jitter = self.jitter_at(self._index(phases))
         if c._geo.slow is not None:
             jitter *= c._geo.slow
         delay: F64 = c._geo.base_ms + jitter
@@ -862,11 +891,13 @@ class _Round:
         link: Bool = (self.flat[u_index] >= c.params.message_loss) & peer
         if not delays:
             return link, np.zeros(0)
-        base_index = spec.base + i * spec.base_step
-        jitter = self._jitter(u_index)
+        # base delays are symmetric ([i, j] = [j, i]): rows and columns gather row i
+        line = i * c._line_step + c._line_at  # (n, B) into the (n, n, B) link arrays
+        jitter = self.jitter_at(u_index)
         if c._slow_flat is not None:
-            jitter *= c._slow_flat[base_index]
-        return link, c._base_flat[base_index] + jitter
+            jitter *= c._slow_flat.take(line)
+        jitter += c._base_flat.take(line)  # base + jitter
+        return link, jitter
 
 
 class _Groups(NamedTuple):
@@ -908,111 +939,185 @@ class _SBETBlock:
 
     Arrays: (n, B) per node, (n, n, B) per link [sender, receiver], (G, n, B) per row
     (:class:`_Groups`) and node; a copy is "held" (not missing) and "true" (not altered).
+    Counts of booleans are integer contractions (``_tally``): any summation order is exact.
     """
 
     def __init__(
-        self, chain: BatchedChain, net: _Round, period: int, per_origin: I64, grp: _Groups
+        self,
+        chain: BatchedChain,
+        net: _Round,
+        period: int,
+        per_origin: I64,
+        grp: _Groups,
+        run: Bool,
     ) -> None:
         self.c, self.net, self.period, self.grp = chain, net, period, grp
         self.per_origin = per_origin
-        # every message of the phases sent to all: [DATA, REQUEST, REPLY, HASH, ...]
-        self.link, self.delay = net.full((DATA, REQUEST, REPLY, HASH))
+        self.go_run = run  # (B,): something was admitted (else the outcome is empty)
+        # every message of the phases sent to all: [DATA, HASH]
+        self.link, self.delay = net.full((DATA, HASH))
 
     def run(self) -> _Outcome:
         """The block of every copy."""
         c, net, grp = self.c, self.net, self.grp
-        rows, col, online = c._rows, c._col, net.online
-        n, q, t_max = c._n, c._q, c.params.t_max_ms
+        col, online = c._col, net.online
+        q, t_max = c._q, c.params.t_max_ms
         held, data_ms = self._broadcast()
         true = held & c._honest if c._n_mal else held
-        missing = ((~held & online).sum(axis=1) * grp.weight).sum(axis=0)
-        # 1. coordinator: the first online node from period % n on
-        first = self.period % n
-        ring = online[(first + c._nodes) % n]
-        skips = np.argmax(ring, axis=0)
-        no_p = ~ring[skips, rows]
-        p = (first + skips) % n
+        missing = _weigh("gb,gib->b", grp.weight, ~held & online)
+        p, no_p, skips = self._coordinator()
         # 2. election [ELECT, YES] and 3. announcement [ANNOUNCE]
         l_p, d_p = net.lines(p, c._at_p)
         rt = d_p[0] + d_p[2]
         arrival = np.where(l_p[0] & l_p[2], rt, _INF)
         election = close_ms(arrival, q - 1, t_max)
-        yes = (arrival <= election) & c._able
+        yes = arrival <= election
+        yes &= c._able
+        is_p = col == p
+        announced = l_p[1] | is_p
+        creator, found, changes = self._creator(rt, yes, announced)
+        changes += skips
+        elapsed = data_ms + changes * t_max + election
+        run = self.go_run
+        go = found & ~no_p & run
+        # 4. serial lists [LISTS]; e_c's own arrival is inf (no self-link)
+        l_c, d_c = net.lines(creator, c._at_c)  # COMPLETE, BLOCK, LISTS, INTEGRITY, COMMIT
+        is_c = col == creator
+        d_an = np.where(is_p, 0.0, d_p[1])  # e_p knows at once
+        arrival = np.where(announced & l_c[2], d_an + d_c[2], _INF)
+        lists = close_ms(arrival, q - 1, t_max)
+        listed = arrival <= lists
+        listed |= is_c
+        complete = (held & listed).any(axis=1)  # (G, B)
+        complete &= go
+        # 5. redundant exchange [COMPLETE, REQUEST, REPLY]
+        got = l_c[0] | is_c
+        need = got & ~held
+        need &= complete[:, None]
+        if need.any():
+            held, true, recovered, ready = self._recover(held, true, need)
+            arrival = np.where(is_c, ready, d_c[0] + ready + d_c[3])
+        else:
+            recovered = np.zeros(c._rows.size, dtype=np.int64)
+            arrival = np.where(is_c, 0.0, d_c[0] + d_c[3])  # ready = 0: x + 0.0 is x
+        # 6. integrity [INTEGRITY]
+        sent = got & l_c[3]
+        sent |= is_c
+        exchange = close_ms(np.where(sent, arrival, _INF), q, t_max)
+        # 7. candidate [BLOCK], hash votes [HASH], commits [COMMIT]
+        own = held.reshape(held.shape[0], -1).take(creator * c._rows.size + c._rows, axis=1)
+        getter = l_c[1] | is_c
+        getter &= c._voters
+        if c._n_mal:
+            altered = c._malicious.reshape(-1).take(creator * c._rows.size + c._rows)
+            in_block = complete & (own | altered)
+            voter = np.where(altered, c._malicious, c._honest) & getter
+            vote = in_block[:, None] & (true | altered) & voter  # (G, n, B): votes "Yes"
+        else:
+            altered = None
+            in_block = complete & own
+            vote = in_block[:, None] & held
+            vote &= getter
+        n_block = _weigh("gb,gb->b", grp.weight, in_block)
+        commits, voting = self._vote(is_c, vote, n_block, l_c, d_c)
+        # 8. verdict
+        verified = commits >= q
+        verified &= in_block
+        n_verified = _weigh("gb,gb->b", grp.weight, verified)
+        some = go & (n_verified > 0)
+        dissent = (verified[:, None] & ~vote).any(axis=0)  # (n, B): "No" on a verified one
+        holders = ~dissent
+        holders |= is_c
+        holders &= some
+        latency = np.where(no_p, data_ms, elapsed)
+        latency = np.where(go, elapsed + lists + exchange + voting, latency)
+        latency = np.where(run, latency, 0.0)
+        # reasons: PRIMARY_OFFLINE unless go; else 0, TAMPERED, NO_QUORUM or MISSING
+        code = _u8(in_block) + _u8(verified)  # 0 missing, 1 no quorum, 2 verified
+        code += np.where(go, np.uint8(0), np.uint8(3))
+        if altered is None:
+            reason = _REASONS.take(code)
+            tampered = np.zeros(c._rows.size, dtype=np.int64)
+            committed = np.where(go, n_verified, 0)
+            altered_some = np.zeros(c._rows.size, dtype=bool)
+        else:
+            code += np.where(altered, np.uint8(6), np.uint8(0))
+            reason = _REASONS.take(code)
+            tampered = np.where(go & altered, n_verified, 0)
+            committed = np.where(go & ~altered, n_verified, 0)
+            altered_some = altered & some
+        return _Outcome(
+            reason,
+            latency,
+            np.where(no_p | ~run, 0, changes),
+            np.where(go, creator, -1),
+            np.where(go, recovered, 0),
+            missing,
+            tampered,
+            committed,
+            holders,
+            altered_some,
+        )
+
+    def _coordinator(self) -> tuple[I64, Bool, I64]:
+        """Step 1: e_p (the first online node from period % n on), no e_p (B,), skips (B,)."""
+        c, online = self.c, self.net.online
+        n = c._n
+        first = self.period % n
+        ring = online[c._ring[first]]  # (n, B): online, from node ``first`` on
+        skips = np.argmax(ring, axis=0)
+        no_p = ~ring.any(axis=0)
+        p = skips + first
+        p %= n
+        return p, no_p, skips
+
+    def _creator(self, rt: F64, yes: Bool, announced: Bool) -> tuple[I64, Bool, I64]:
+        """Steps 2-3: e_c, whether one was found, and the candidates skipped (B,) each.
+
+        The candidates in eq. (7)'s order (key descending, ties by node index: the stable
+        argsort of ``-key``), the first one that got the announcement (and, with colluders,
+        is honest or backed by a malicious quorum). Without building the order: e_c is the
+        fittest candidate with the largest key, the skips are the candidates ranked before
+        it. Where no candidate fits, e_c is arbitrary (unused) and the skips are all the
+        candidates.
+        """
+        c, net = self.c, self.net
+        col, rows = c._col, c._rows
         key = rt * c._storage
         if c.params.creator_election == "proportional":
             extra_u = net.flat[c._extra_u]
             key = np.log(key + 1e-300) + -np.log(-np.log(extra_u))
+            if (yes & (key == -_INF)).any():  # -key ties the non-candidates' inf: sort
+                return self._creator_by_sort(key, yes, announced)
+        fit = announced
+        if c._n_mal:
+            strong = c._tally("ib->b", c._malicious & net.online & c._voters) >= c._q
+            fit = announced & (c._honest | strong)
+        fit = fit & yes
+        creator: I64 = np.argmax(np.where(fit, key, -_INF), axis=0)  # the first of equal keys
+        found: Bool = np.logical_or.reduce(fit, axis=0)
+        top = key.reshape(-1).take(creator * rows.size + rows)
+        before = key > top
+        before |= (key == top) & (col < creator)
+        before &= yes
+        n_yes = c._tally("ib->b", yes)
+        changes = np.where(found, c._tally("ib->b", before), n_yes).astype(np.int64)
+        return creator, found, changes
+
+    def _creator_by_sort(self, key: F64, yes: Bool, announced: Bool) -> tuple[I64, Bool, I64]:
+        """``_creator`` by the stable argsort itself (some candidate's key is -inf)."""
+        c, net, rows, col = self.c, self.net, self.c._rows, self.c._col
         order = np.argsort(np.where(yes, -key, _INF), axis=0, kind="stable")
         n_yes = yes.sum(axis=0)
-        announced = l_p[1] | (col == p)
         if c._n_mal:
-            strong = (c._malicious & online & c._voters).sum(axis=0) >= q
+            strong = (c._malicious & net.online & c._voters).sum(axis=0) >= c._q
             fit = announced & (c._honest | strong)
         else:
             fit = announced
         ok = fit[order, rows] & (col < n_yes)
         at = np.argmax(ok, axis=0)
         found = ok[at, rows]
-        creator = order[at, rows]
-        changes = skips + np.where(found, at, n_yes)
-        elapsed = data_ms + changes * t_max + election
-        run = self.per_origin.any(axis=0)  # something was admitted (else the outcome is empty)
-        go = found & ~no_p & run
-        # 4. serial lists [LISTS]; e_c's own arrival is inf (no self-link)
-        l_c, d_c = net.lines(creator, c._at_c)  # COMPLETE, BLOCK, LISTS, INTEGRITY, COMMIT
-        is_c = col == creator
-        d_an = np.where(col == p, 0.0, d_p[1])  # e_p knows at once
-        arrival = np.where(announced & l_c[2], d_an + d_c[2], _INF)
-        lists = close_ms(arrival, q - 1, t_max)
-        listed = (arrival <= lists) | is_c
-        complete = (held & listed).any(axis=1) & go  # (G, B)
-        # 5. redundant exchange [COMPLETE, REQUEST, REPLY]
-        got = l_c[0] | is_c
-        need = ~held & got & complete[:, None]
-        recovered = np.zeros(rows.size, dtype=np.int64)
-        ready = np.zeros((n, rows.size))
-        if need.any():
-            held, true, recovered, ready = self._recover(held, true, need)
-        # 6. integrity [INTEGRITY]
-        arrival = np.where(is_c, ready, d_c[0] + ready + d_c[3])
-        sent = (got & l_c[3]) | is_c
-        exchange = close_ms(np.where(sent, arrival, _INF), q, t_max)
-        # 7. candidate [BLOCK], hash votes [HASH], commits [COMMIT]
-        own = held[:, creator, rows]  # (G, B): e_c's copy
-        getter = (l_c[1] | is_c) & c._voters
-        if c._n_mal:
-            altered = c._malicious[creator, rows]
-            in_block = complete & (own | altered)
-            voter = np.where(altered, c._malicious, c._honest) & getter
-            vote = in_block[:, None] & (true | altered) & voter  # (G, n, B): votes "Yes"
-        else:
-            altered = np.zeros(rows.size, dtype=bool)
-            in_block = complete & own
-            vote = in_block[:, None] & held & getter
-        n_block = (grp.weight * in_block).sum(axis=0)
-        commits, voting = self._vote(is_c, vote, n_block, l_c, d_c)
-        # 8. verdict
-        verified = in_block & (commits >= q)
-        reason = np.where(in_block, np.int8(NO_QUORUM), np.int8(MISSING))
-        reason = np.where(verified, np.where(altered, np.int8(TAMPERED), np.int8(0)), reason)
-        reason = np.where(go, reason, np.int8(PRIMARY_OFFLINE))
-        n_verified = (grp.weight * verified).sum(axis=0)
-        some = go & (n_verified > 0)
-        dissent = (verified[:, None] & ~vote).any(axis=0)  # (n, B): "No" on a verified one
-        latency = np.where(no_p, data_ms, elapsed)
-        latency = np.where(go, elapsed + lists + exchange + voting, latency)
-        return _Outcome(
-            reason,
-            np.where(run, latency, 0.0),
-            np.where(no_p | ~run, 0, changes),
-            np.where(go, creator, -1),
-            np.where(go, recovered, 0),
-            missing,
-            np.where(go & altered, n_verified, 0),
-            np.where(go & ~altered, n_verified, 0),
-            (~dissent | is_c) & some,
-            altered & some,
-        )
+        return order[at, rows], found, np.where(found, at, n_yes)
 
     def _broadcast(self) -> tuple[Bool, F64]:
         """``DataPlane.broadcast``: who holds each row's copy (G, n, B), duration (B,) ms."""
@@ -1020,11 +1125,13 @@ class _SBETBlock:
         t_max = c.params.t_max_ms
         link, delay = self.link[0], self.delay[0]  # (n, n, B)
         transit = delay + (c._header_ms + c._ms_per_record * self.per_origin)[:, None]
-        in_time = link & (transit <= t_max)
+        in_time = transit <= t_max
+        in_time &= link
         last = np.where(in_time, c._geo.wait_ms + transit, 0.0).max(axis=(0, 1))
         data_ms = np.maximum(last, t_max)
         if grp.origin is None:  # row g: the transactions of origin g
-            held: Bool = (in_time | c._eye) & grp.present[:, None]
+            held: Bool = in_time | c._eye
+            held &= grp.present[:, None]
             return held, data_ms
         nb = c._rows.size
         sent = in_time.reshape(-1)[(grp.origin[:, None] * c._n + c._col) * nb + c._rows]
@@ -1038,51 +1145,83 @@ class _SBETBlock:
 
         Returns held, true (G, n, B) after it, the copies honest nodes recovered (B,) and
         when each node's exchange ended (n, B) (0 for nodes that requested nothing).
+
+        Computed on the compact list of requests (g, i, b) (few: a copy is missing only where
+        a message was lost or a node was offline), each against every holder j, (n, M):
+        request i -> j, answer j -> i after eq. (6)'s wait, drawn straight from the period's
+        uniforms. Base delays and waits are symmetric, so [i, j] serves for [j, i].
         """
-        c, w = self.c, self.grp.weight
-        q, t_max = c._q, c.params.t_max_ms
-        size_ms = c._header_ms + c._ms_per_record * (w[:, None] * need).sum(axis=0)  # (n, B)
-        # [holder j, requester i]: request i -> j, answer j -> i after eq. (6)'s wait
-        link, delay = self.link, self.delay
-        transit = delay[1].transpose(1, 0, 2) + delay[2] + size_ms
-        answered = link[1].transpose(1, 0, 2) & link[2]
+        c, w, net = self.c, self.grp.weight, self.net
+        n, nb, q, t_max = c._n, c._rows.size, c._q, c.params.t_max_ms
+        size_ms = c._header_ms + c._ms_per_record * _weigh("gb,gib->ib", w, need)
+        at = np.flatnonzero(need)  # requests, flat in (G, n, B)
+        gi, b = np.divmod(at, nb)
+        i_b = gi % n * nb + b  # (M,): [i, b] in (n, B)
+        j_b = c._col * nb + b  # (n, M): [j, b] in (n, B)
+        i_j_b = j_b + (i_b - b) * n  # (n, M): [i, j, b] in (n, n, B)
+        row, i = c._row_start.take(b), (i_b - b) // nb
+        req = c._req_u + (row + i * n)  # (n, M): i -> j
+        rep = c._rep_u + (row + i)  # j -> i
+        both = np.concatenate((req, rep))  # (2n, M)
+        answered = net.flat.take(both) >= c.params.message_loss
+        jitter = net.jitter_at(both)
+        if c._slow_flat is not None:
+            jitter *= np.tile(c._slow_flat.take(i_j_b), (2, 1))
+        base = c._base_flat.take(i_j_b)
+        transit = base + jitter[:n] + (base + jitter[n:]) + size_ms.reshape(-1).take(i_b)
+        answered = answered[:n] & answered[n:]
+        answered &= net.online.reshape(-1).take(j_b)
+        answered &= net.online.reshape(-1).take(i_b)
+        answered &= j_b != i_b
         answered &= transit <= t_max
-        arrival = np.where(answered, transit + c._geo.wait_ms, _INF)
-        n_true = (true[:, :, None] & answered).sum(axis=1)  # (G, n, B)
-        ask = need & c._honest if c._n_mal else need
-        got_true = ask & (n_true >= q)
+        waited = transit + c._geo.wait_ms.reshape(-1).take(i_j_b)
+        # a recovery completes at its q-th true copy (finite iff q true copies came)
+        true_g = true.reshape(-1).take(j_b + (gi // n * n) * nb)  # (n, M): true[g, j, b]
+        done = kth_smallest(np.where(true_g & answered, waited, _INF), q)  # (M,)
+        ask = c._honest.reshape(-1).take(i_b) if c._n_mal else np.ones(at.size, dtype=bool)
+        got = done < _INF
+        got &= ask
+        got_true = np.zeros(need.shape, dtype=bool)
+        got_true.reshape(-1)[at] = got
         held2, true2 = held | got_true, true | got_true
         if c._n_mal:
-            n_alt = ((held & ~true)[:, :, None] & answered).sum(axis=1)
-            alt = (ask & (n_alt >= q)) | (need & ~ask & (n_true + n_alt > 0))
+            n_true = c._tally("jm->m", true_g & answered)
+            held_g = held.reshape(-1).take(j_b + (gi // n * n) * nb)
+            n_alt = c._tally("jm->m", held_g & ~true_g & answered)
+            alt = np.zeros(need.shape, dtype=bool)
+            alt.reshape(-1)[at] = (ask & (n_alt >= q)) | (~ask & ((n_true > 0) | (n_alt > 0)))
             held2, true2 = held2 | alt, true2 & ~alt
-        give_up = np.maximum(np.where(answered, arrival, 0.0).max(axis=0), t_max)  # (n, B)
-        done = np.repeat(give_up[None], need.shape[0], axis=0)
-        g, i, b = np.nonzero(got_true)
-        if g.size:  # a recovery completes at its q-th true copy
-            times = np.where(true[g, :, b].T, arrival[:, i, b], _INF)  # (n holders, M)
-            done[g, i, b] = kth_smallest(times, q)
-        recovered = got_true.sum(axis=1)
-        return held2, true2, (w * recovered).sum(axis=0), np.where(ask, done, 0.0).max(axis=0)
+        # a node that cannot recover gives up at its timer, or at the last answer if later
+        give_up = np.maximum(np.where(answered, waited, 0.0).max(axis=0), t_max)  # (M,)
+        ended = np.zeros(need.shape)
+        ended.reshape(-1)[at] = np.where(ask, np.where(got, done, give_up), 0.0)
+        recovered = _weigh("gb,gib->b", w, got_true)
+        return held2, true2, recovered, ended.max(axis=0)
 
-    def _vote(self, is_c: Bool, vote: Bool, n_block: I64, l_c: Bool, d_c: F64) -> tuple[I64, F64]:
+    def _vote(
+        self, is_c: Bool, vote: Bool, n_block: I64, l_c: Bool, d_c: F64
+    ) -> tuple[NDArray[np.integer], F64]:
         """Step 7 (``sbet_steps.vote``): commits (G, B) reaching e_c and the vote time (B,)."""
         c = self.c
         q, t_max = c._q, c.params.t_max_ms
-        hash_link = self.link[3]  # (n, n, B)
+        hash_link = self.link[1]  # (n, n, B)
         # own hash included: a "Yes" node has q matching hashes iff q - 1 others reached it
-        ready = vote & ((vote[:, :, None] & hash_link).sum(axis=1) >= q - 1)
+        ready = c._tally("gsb,srb->grb", vote, hash_link) >= q - 1
+        ready &= vote
         to_c = l_c[4] | is_c
-        commits = (ready & to_c).sum(axis=1)  # (G, B)
+        commits = c._tally("gib,ib->gb", ready, to_c)  # (G, B)
         passed = (commits >= q).any(axis=0)
         if not passed.any():
-            return commits, np.full(c._rows.size, t_max)
+            never: F64 = np.full(c._rows.size, t_max)
+            return commits, never
         block_at = d_c[1] + (c._header_ms + c._ms_per_record * n_block)
         block_at = np.where(is_c, 0.0, block_at)
         voting: Bool = np.logical_or.reduce(vote, axis=0)  # (n, B): sent a hash list
-        hash_at = np.where(hash_link & voting[:, None], block_at[:, None] + self.delay[3], _INF)
+        hash_at = np.where(hash_link & voting[:, None], block_at[:, None] + self.delay[1], _INF)
         hashed = np.maximum(block_at, kth_smallest(hash_at, q - 1))
         commit_at = np.where(is_c, hashed, hashed + d_c[4])
-        committing = ready.any(axis=0) & to_c
+        committing = ready.any(axis=0)
+        committing &= to_c
         done = kth_smallest(np.where(committing, commit_at, _INF), q)
-        return commits, np.where(passed, done, t_max)
+        out: F64 = np.where(passed, done, t_max)
+        return commits, out
