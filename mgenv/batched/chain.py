@@ -365,9 +365,14 @@ _REASONS: Final = np.array(  # SBET verdict by code: in block + verified, + 3 if
 )
 
 
-def _weigh(spec: str, weight: I64, x: Bool) -> I64:
-    """Weighted counts: ``np.einsum`` of int64 weights and booleans (exact: integers)."""
-    out: I64 = np.einsum(spec, weight, _u8(x))
+def _weigh(spec: str, weight: NDArray[np.integer], x: Bool) -> NDArray[np.integer]:
+    """Weighted counts: ``np.einsum`` of integer weights and booleans, in the weights' type.
+
+    Exact (integers) while the counts fit the type (see ``_Groups.weight``).
+    """
+    out: NDArray[np.integer] = np.einsum(
+        spec, *[weight, _u8(x)], dtype=np.int16 if weight.dtype == np.int16 else np.int64
+    )
     return out
 
 
@@ -443,7 +448,6 @@ class BatchedChain:
         self._extra_u = n + 2 * phases * n * n + self._online_u
         self._jitter_at = phases * n * n  # from a message's loss uniform to its jitter
         self._full_index: dict[tuple[int, ...], I64] = {}  # full()'s gathers, built once
-        self._at_pp = _lines(n, ((0, True),), self._row_start)  # PBFT pre-prepares
         self._at_p = _lines(n, ((ELECT, True), (ANNOUNCE, True), (YES, False)), self._row_start)
         self._at_c = _lines(
             n,
@@ -457,6 +461,10 @@ class BatchedChain:
         self._line_at = self._col * nb + self._rows  # (n, B): [0, j, b], flat
         self._ring = (self._col + self._nodes) % n  # [first]: the nodes from ``first`` on
         self._tally_dtype = None if n < 256 else np.int64  # counts of up to 255 in bytes
+        # PBFT's scratch: phases' senders, completion flags and times
+        self._pbft_senders = np.empty((2, n, 1, nb), dtype=bool)
+        self._pbft_done = np.empty((3, n, nb), dtype=bool)
+        self._pbft_times = np.empty((3, n, nb))
         self._ready = False
 
     # ------------------------------------------------------------------ episode
@@ -710,7 +718,7 @@ class BatchedChain:
         n, f, rows, col = self._n, self._f, self._rows, self._col
         timeout = self.params.view_change_timeout_ms
         online = net.online
-        n_online = online.sum(axis=0)
+        n_online = self._tally("ib->b", online)
         has_block = _any(valid)
         # select_primary: the next online node from view % n on, if a view change can complete
         first = self._view % n
@@ -723,31 +731,42 @@ class BatchedChain:
         self._view += changes
         waited = changes * timeout
         # count_votes: the receiver must be online; senders are online by construction
-        link = net.full_links((1, 2))  # (2, n, n, B): prepares, commits
-        pre_link, pre_ms = net.lines(primary, self._at_pp)  # the pre-prepares, (1, n, B)
+        links = net.full_links((0, 1, 2))  # (3, n, n, B): pre-prepares, prepares, commits
+        link = links[1:]
+        line = primary * self._line_step + self._line_at  # the pre-prepares: row primary
+        # (n, B); it differs from the single chain's only where the primary is offline, and
+        # there nothing runs (no block, or no primary: the outcome does not use it)
+        pre_link = links[0].reshape(-1).take(line)
         is_p = col == primary
-        has_pp = pre_link[0] | is_p
+        has_pp = pre_link | is_p
         prepare = has_pp & self._voters
-        prepared = (prepare[:, None] & link[0]).sum(axis=0) >= 2 * f
+        prepared = self._tally("sb,srb->rb", prepare, link[0]) >= 2 * f
         prepared &= has_pp
         commit = prepared & self._voters
-        local = (commit[:, None] & link[1]).sum(axis=0) >= 2 * f
+        local = self._tally("sb,srb->rb", commit, link[1]) >= 2 * f
         local &= commit
-        ok = run & (local.sum(axis=0) >= 2 * f + 1)
+        ok = self._tally("ib->b", local) >= 2 * f + 1
+        ok &= run
         latency = np.where(no_primary, timeout, np.where(run, waited + timeout, 0.0))
         if ok.any():
             # quorum_latency_ms, computed everywhere, used where committed
-            pre = np.where(is_p, 0.0, np.where(pre_link[0], pre_ms[0], _INF))
-            senders = np.stack((prepare, commit))[:, :, None]  # (2, n, 1, B)
-            arrival = np.where(link & senders, net.full_delays((1, 2)), _INF)
-            kth = kth_smallest(arrival, 2 * f, axis=1)  # (2, n, B): the vote completing a quorum
-            phases = kth_smallest(np.where(has_pp, pre, _INF), 2 * f + 1)
-            phases = phases + kth_smallest(np.where(prepared, kth[0], _INF), 2 * f + 1)
-            phases = phases + kth_smallest(np.where(local, kth[1], _INF), 2 * f + 1)
-            latency = np.where(ok, waited + phases, latency)
+            delays = net.full_delays((0, 1, 2))
+            senders = self._pbft_senders  # (2, n, 1, B): prepares, commits sent
+            senders[0, :, 0], senders[1, :, 0] = prepare, commit
+            arrival = np.where(link & senders, delays[1:], _INF)
+            # completion of each phase at each node, (3, n, B): the pre-prepare (the primary
+            # at once), the vote completing a quorum of prepares, of commits
+            done, times = self._pbft_done, self._pbft_times
+            done[0], done[1], done[2] = has_pp, prepared, local
+            times[0] = np.where(pre_link, delays[0].reshape(-1).take(line), _INF)
+            times[0][is_p] = 0.0
+            times[1:] = kth_smallest(arrival, 2 * f, axis=1)
+            phase = kth_smallest(np.where(done, times, _INF), 2 * f + 1, axis=1)  # (3, B)
+            latency = np.where(ok, waited + (phase[0] + phase[1] + phase[2]), latency)
         fail = np.where(no_primary, np.int8(PRIMARY_OFFLINE), np.int8(NO_QUORUM))
         reason = np.where(valid & ~ok[:, None], fail[:, None], reason)
-        extra = self._update_nodes(online, local & ok, np.zeros_like(ok), ok)
+        self._top += ok
+        extra = self._update_heights(online, local & ok)  # no malicious nodes in PBFT
         return BatchedConsensus(valid & ok[:, None], reason, latency, n_online / n, changes, extra)
 
     # ------------------------------------------------------------------ SBET
@@ -770,23 +789,26 @@ class BatchedChain:
         slot = origin * rows.size + rows[:, None]  # (B, T) into (n, B)
         per_origin = np.bincount(slot[adm], minlength=n * rows.size).reshape(n, -1)
         n_adm = per_origin.sum(axis=0)
+        # weighted counts are at most n T: int16 is exact and cheaper to contract if it fits
+        weight_type = np.int16 if n * adm.shape[1] < 2**15 else np.int64
         children = self._children
         if children is not None:
             # each transaction has its own interruptions: a row per transaction
             width = adm.shape[1]
             groups = _Groups(
                 np.ascontiguousarray(adm.T),
-                adm.T.astype(np.int64),
+                adm.T.astype(weight_type),
                 np.ascontiguousarray(origin.T),
                 self._interrupted(children, adm, origin),
             )
             slot = np.arange(width) * rows.size + rows[:, None]
         else:  # the transactions of one origin hold the same copies: a row per origin node
-            groups = _Groups(per_origin > 0, per_origin, None, None)
+            groups = _Groups(per_origin > 0, per_origin.astype(weight_type), None, None)
         blk = _SBETBlock(self, net, period, per_origin, groups, n_adm > 0).run()
         tx_reason = blk.reason.reshape(-1)[slot]  # (B, T)
-        ok = adm & (tx_reason == 0)
-        reason = np.where(adm & ~ok, tx_reason, reason)
+        ok = tx_reason == 0
+        ok &= adm
+        reason = np.where(adm, tx_reason, reason)  # admitted ones had no reason yet
         n_valid = n_adm if adm is valid else _count(valid)
         n_ok = blk.committed
         extra = {
@@ -799,7 +821,7 @@ class BatchedChain:
             "creator": blk.creator.astype(np.float64),
         }
         extra |= self._update_nodes(net.online, blk.holders, blk.altered, n_ok > 0)
-        share = net.online.sum(axis=0) / n
+        share = self._tally("ib->b", net.online) / n
         return BatchedConsensus(ok, reason, blk.latency_ms, share, blk.view_changes, extra)
 
     def _interrupted(self, children: _ChildBuffer, adm: Bool, origin: NDArray[np.integer]) -> Bool:
@@ -908,13 +930,14 @@ class _Groups(NamedTuple):
 
     Attributes:
         present: Shape (G, B), bool: the row stands for at least one admitted transaction.
-        weight: Shape (G, B), int64: admitted transactions the row stands for.
+        weight: Shape (G, B), integer: admitted transactions the row stands for; int16 if
+            n T fits (weighted counts over rows and nodes are at most that), else int64.
         origin: Shape (G, B), origin node of each row (None: row g is origin g).
         interrupted: Shape (G, n, B), bool, or None.
     """
 
     present: Bool
-    weight: I64
+    weight: NDArray[np.integer]
     origin: NDArray[np.integer] | None
     interrupted: Bool | None
 
@@ -926,10 +949,10 @@ class _Outcome(NamedTuple):
     latency_ms: F64
     view_changes: I64
     creator: I64
-    recovered: I64
-    missing: I64
-    tampered: I64
-    committed: I64
+    recovered: NDArray[np.integer]  # (B,) each, counts of transactions
+    missing: NDArray[np.integer]
+    tampered: NDArray[np.integer]
+    committed: NDArray[np.integer]
     holders: Bool  # (n, B): all False if nothing verified
     altered: Bool  # (B,): the creator is malicious and something verified
 
@@ -1140,7 +1163,9 @@ class _SBETBlock:
             held &= ~grp.interrupted
         return held, data_ms
 
-    def _recover(self, held: Bool, true: Bool, need: Bool) -> tuple[Bool, Bool, I64, F64]:
+    def _recover(
+        self, held: Bool, true: Bool, need: Bool
+    ) -> tuple[Bool, Bool, NDArray[np.integer], F64]:
         """Step 5's exchange (``sbet_steps.recover``); where nothing is needed it is a no-op.
 
         Returns held, true (G, n, B) after it, the copies honest nodes recovered (B,) and
@@ -1199,7 +1224,7 @@ class _SBETBlock:
         return held2, true2, recovered, ended.max(axis=0)
 
     def _vote(
-        self, is_c: Bool, vote: Bool, n_block: I64, l_c: Bool, d_c: F64
+        self, is_c: Bool, vote: Bool, n_block: NDArray[np.integer], l_c: Bool, d_c: F64
     ) -> tuple[NDArray[np.integer], F64]:
         """Step 7 (``sbet_steps.vote``): commits (G, B) reaching e_c and the vote time (B,)."""
         c = self.c
