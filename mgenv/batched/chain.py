@@ -280,13 +280,16 @@ class _Draws:
     Attributes:
         block: Shape (B, K, D): K periods' draws of every copy.
         flat: The current period's draws (B, D), flattened.
+        by_draw: The current period's draws (D, B), if asked for (``transposed``): every
+            message's uniforms of all copies are then a contiguous slice.
     """
 
-    def __init__(self, n_copies: int, size: int, n_periods: int) -> None:
+    def __init__(self, n_copies: int, size: int, n_periods: int, transposed: bool) -> None:
         self.rngs: list[np.random.Generator] = []
         self.block = np.empty((n_copies, n_periods, size))
         self.period = np.empty((n_copies, size))
         self.flat = self.period.reshape(-1)
+        self.by_draw = np.empty((size, n_copies) if transposed else (0, 0))
         self.k = 0
         self.n_block = 0
 
@@ -307,6 +310,8 @@ class _Draws:
                 rng.random(out=out)  # = n_block calls of rng.random(size)
             self.k = 0
         np.copyto(self.period, self.block[:, self.k])  # contiguous: the gathers hit the cache
+        if self.by_draw.size:
+            np.copyto(self.by_draw, self.period.T)  # transposed in the cache: cheaper
         self.k += 1
 
 
@@ -431,7 +436,8 @@ class BatchedChain:
         phases = self._n_phases = _N_PHASES[params.protocol]
         self._draw_size = d = n + 2 * phases * n * n + (n if params.protocol == "sbet" else 0)
         cap = max(1, _BLOCK_BYTES // (8 * d * nb))
-        self._draws = _Draws(nb, d, min(cap, self.horizon))
+        # PBFT uses every uniform of a period: all its messages as slices of (D, B)
+        self._draws = _Draws(nb, d, min(cap, self.horizon), params.protocol == "pbft")
         self._row_start = self._rows * d  # (B,) copy b's row in a period's flat draws
         self._p_on = online_transition(params.availability, params.mean_outage_periods)
         self._q = quorum(params.gamma, n)
@@ -459,6 +465,8 @@ class BatchedChain:
         self._rep_u = n + REPLY * n * n + self._col * n
         self._line_step = n * nb  # from row i to row i + 1 of an (n, n, B) array, flat
         self._line_at = self._col * nb + self._rows  # (n, B): [0, j, b], flat
+        # [j, first]: row of node (first + j) % n in an (n, B) array, flat
+        self._ring_at = (self._col + self._nodes) % n * nb
         self._ring = (self._col + self._nodes) % n  # [first]: the nodes from ``first`` on
         self._tally_dtype = None if n < 256 else np.int64  # counts of up to 255 in bytes
         # PBFT's scratch: phases' senders, completion flags and times
@@ -589,9 +597,9 @@ class BatchedChain:
             )
         self._draws.next(self.horizon - self._t % self.horizon)
         self._t += 1
-        net = _Round(self)
         if self.params.protocol == "pbft":
-            return self._pbft(net, valid, reason)
+            return self._pbft(valid, reason)
+        net = _Round(self)
         return self._sbet(period, net, np.asarray(seller), valid, n_live, reason)
 
     def _validity(
@@ -622,8 +630,7 @@ class BatchedChain:
             )
         n_p = self.n_participants
         if s.dtype == b.dtype == np.int64:  # a negative index is a huge unsigned one
-            bad: Bool = s.view(np.uint64) >= n_p
-            bad |= b.view(np.uint64) >= n_p
+            bad: Bool = np.maximum(s.view(np.uint64), b.view(np.uint64)) >= n_p
         else:
             bad = (np.minimum(s, b) < 0) | (np.maximum(s, b) >= n_p)
         bad &= m
@@ -713,16 +720,17 @@ class BatchedChain:
         }
 
     # ------------------------------------------------------------------ PBFT
-    def _pbft(self, net: _Round, valid: Bool, reason: NDArray[np.int8]) -> BatchedConsensus:
+    def _pbft(self, valid: Bool, reason: NDArray[np.int8]) -> BatchedConsensus:
         """One PBFT round per copy (``PBFTProtocol.run_round``)."""
         n, f, rows, col = self._n, self._f, self._rows, self._col
         timeout = self.params.view_change_timeout_ms
-        online = net.online
+        u = self._draws.by_draw  # (D, B): online, then loss and jitter [phase, sender, receiver]
+        online = self._online(u[:n])
         n_online = self._tally("ib->b", online)
         has_block = _any(valid)
         # select_primary: the next online node from view % n on, if a view change can complete
         first = self._view % n
-        ring = online.reshape(-1)[((first + col) % n) * rows.size + rows]  # (n, B)
+        ring = online.reshape(-1).take(self._ring_at[:, first] + rows)  # (n, B)
         skipped = np.argmax(ring[1:], axis=0) + 1
         no_primary = has_block & ~ring[0] & (n_online < 2 * f + 1)
         run = has_block & ~no_primary
@@ -731,8 +739,10 @@ class BatchedChain:
         self._view += changes
         waited = changes * timeout
         # count_votes: the receiver must be online; senders are online by construction
-        links = net.full_links((0, 1, 2))  # (3, n, n, B): pre-prepares, prepares, commits
-        link = links[1:]
+        n_messages = 3 * n * n
+        links = u[n : n + n_messages].reshape(3, n, n, -1) >= self.params.message_loss
+        links &= self._off_diagonal & online[:, None] & online[None]  # (3, n, n, B)
+        link = links[1:]  # prepares, commits
         line = primary * self._line_step + self._line_at  # the pre-prepares: row primary
         # (n, B); it differs from the single chain's only where the primary is offline, and
         # there nothing runs (no block, or no primary: the outcome does not use it)
@@ -747,10 +757,17 @@ class BatchedChain:
         local &= commit
         ok = self._tally("ib->b", local) >= 2 * f + 1
         ok &= run
-        latency = np.where(no_primary, timeout, np.where(run, waited + timeout, 0.0))
+        # no primary: no view change, waited = 0 and the latency is the timeout
+        latency = np.where(has_block, waited + timeout, 0.0)
         if ok.any():
             # quorum_latency_ms, computed everywhere, used where committed
-            delays = net.full_delays((0, 1, 2))
+            jitter = u[n + n_messages : n + 2 * n_messages].reshape(3, n, n, -1)
+            delays = np.negative(jitter)
+            np.log1p(delays, out=delays)  # exponential jitters (NetworkModel.delays_ms)
+            delays *= -self.params.jitter_ms
+            if self._geo.slow is not None:
+                delays *= self._geo.slow
+            delays += self._geo.base_ms  # base + jitter
             senders = self._pbft_senders  # (2, n, 1, B): prepares, commits sent
             senders[0, :, 0], senders[1, :, 0] = prepare, commit
             arrival = np.where(link & senders, delays[1:], _INF)
