@@ -90,7 +90,15 @@ def assert_same_states(
     batched: list[np.random.Generator], single: list[np.random.Generator]
 ) -> None:
     for a, b in zip(batched, single, strict=True):
-        assert a.bit_generator.state == b.bit_generator.state
+        state_a, state_b = a.bit_generator.state, b.bit_generator.state
+        assert state_a.keys() == state_b.keys()
+        for key, value in state_a.items():  # MT19937's state holds an array
+            if isinstance(value, dict):
+                assert value.keys() == state_b[key].keys()
+                for k, v in value.items():
+                    np.testing.assert_array_equal(v, state_b[key][k])
+            else:
+                assert value == state_b[key], key
         # SBET spawns a child stream from the network generator: the spawn counters too
         spawned_a = getattr(a.bit_generator.seed_seq, "n_children_spawned", None)
         spawned_b = getattr(b.bit_generator.seed_seq, "n_children_spawned", None)
@@ -108,9 +116,13 @@ def compare(
     mask: str = "prefix",
     periods: int | None = None,
     n_participants: int = P,
+    generators: tuple[list[np.random.Generator], list[np.random.Generator]] | None = None,
 ) -> list[BatchedConsensus]:
-    """Run both sides for ``episodes`` episodes of ``periods`` (default: horizon) periods."""
-    nets, advs = streams(seed, n_copies)
+    """Run both sides for ``episodes`` episodes of ``periods`` (default: horizon) periods.
+
+    ``generators``: the copies' network and adversary streams (default: ``streams``).
+    """
+    nets, advs = generators or streams(seed, n_copies)
     single_nets, single_advs = copy.deepcopy(nets), copy.deepcopy(advs)
     chain = BatchedChain(params, n_participants, n_copies, horizon=horizon)
     rng = np.random.default_rng(seed + 1)
@@ -218,6 +230,22 @@ def test_arbitrary_live_masks_and_no_trades(protocol: str) -> None:
         mask="random",
         horizon=6,
     )
+
+
+@pytest.mark.parametrize("missing_share", [0.0, 0.3])
+def test_other_bit_generators_match_single_chains(missing_share: float) -> None:
+    """Streams that are not seeded PCG64s (SBET's child stream is then built the single
+    chain's way), mixed with ones that are, in one batch."""
+    kinds = [
+        lambda s: np.random.Generator(np.random.PCG64DXSM(s)),
+        lambda s: np.random.Generator(np.random.MT19937(s)),
+        lambda s: np.random.default_rng(s),
+    ]
+    nets = [kinds[b % 3](100 + b) for b in range(6)]
+    advs = [kinds[(b + 1) % 3](200 + b) for b in range(6)]
+    params = ChainParams(protocol="sbet", message_loss=0.1, missing_share=missing_share)
+    results = compare(params, 6, horizon=4, episodes=2, generators=(nets, advs))
+    assert any(r.committed.any() for r in results)
 
 
 def test_more_periods_than_horizon() -> None:

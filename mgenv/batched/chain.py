@@ -65,7 +65,7 @@ from typing import Final, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
+from mgenv.chain.adversary import n_malicious
 from mgenv.chain.dataplane import HEADER_BYTES, quorum, record_bytes
 from mgenv.chain.network import child_stream, online_transition
 from mgenv.chain.params import ChainParams
@@ -506,20 +506,9 @@ class BatchedChain:
         self._ready = True
         if p.protocol == "ideal":
             return
-        positions = np.empty((nb, n, 2))
-        storage = np.empty((nb, n))
-        withhold = np.empty((nb, n), dtype=bool)
-        malicious = np.zeros((nb, n), dtype=bool)
-        children = []
-        for b, (net, adv) in enumerate(zip(network_rngs, adversary_rngs, strict=True)):
-            positions[b] = net.uniform(0.0, p.area_km, (n, 2))
-            if p.protocol == "sbet":
-                child = child_stream(net)
-                storage[b] = child.uniform(0.5, 1.5, n)
-                children.append(child)
-            withhold[b] = draw_withholding(adv, n, p.n_withholding)
-            if p.protocol == "sbet":
-                malicious[b] = draw_malicious(adv, n, self._n_mal)
+        positions, storage, withhold, malicious, children = self._episode_draws(
+            network_rngs, adversary_rngs
+        )
         self._geo = _geometry(p, positions)
         self._base_flat = self._geo.base_ms.reshape(-1)
         self._slow_flat = None if self._geo.slow is None else self._geo.slow.reshape(-1)
@@ -532,6 +521,57 @@ class BatchedChain:
         self._draws.restart(network_rngs)
         chunk = 4 * self.horizon * n
         self._children = _ChildBuffer(children, chunk) if self._n_missing else None
+
+    def _episode_draws(
+        self,
+        network_rngs: Sequence[np.random.Generator],
+        adversary_rngs: Sequence[np.random.Generator],
+    ) -> tuple[F64, F64, Bool, Bool, list[np.random.Generator]]:
+        """What ``Chain.__init__`` draws, per copy (its generator calls, in order).
+
+        Returns positions (B, n, 2) km, storage spaces (B, n), withholding and malicious
+        nodes (B, n) and SBET's child streams if it draws from them later (interruptions).
+        The generator calls of every copy, in the single chain's order; the arithmetic
+        around them (``uniform``'s scaling, ``draw_withholding``'s and ``draw_malicious``'s
+        selection) is done for all copies at once. A seeded PCG64 network stream's child is
+        spawned as a bare bit generator (``child_stream`` builds a Generator around it).
+        """
+        p, n, nb = self.params, self._n, self.n_copies
+        sbet = p.protocol == "sbet"
+        unit = np.empty((nb, n, 2))  # positions / area_km
+        child_raw = np.zeros((nb, n), dtype=np.uint64)  # SBET: the child streams' outputs
+        storage_of: dict[int, F64] = {}  # copies whose child stream is not a seeded PCG64
+        perms = np.empty((1 + sbet, nb, n), dtype=np.int64)  # the adversary's permutations
+        children: list[np.random.Generator] = []
+        for b, (net, adv) in enumerate(zip(network_rngs, adversary_rngs, strict=True)):
+            net.random(out=unit[b])  # net.uniform(0, area_km, (n, 2)) is area_km * these
+            if sbet:
+                bits = net.bit_generator
+                if type(bits) is np.random.PCG64 and isinstance(
+                    bits.seed_seq, np.random.SeedSequence
+                ):
+                    child_bits = np.random.PCG64(bits.seed_seq.spawn(1)[0])  # child_stream
+                    child_raw[b] = child_bits.random_raw(n)
+                    if self._n_missing:
+                        children.append(np.random.Generator(child_bits))
+                else:
+                    child = child_stream(net)
+                    storage_of[b] = child.uniform(0.5, 1.5, n)
+                    children.append(child)
+            perms[0, b] = adv.permutation(n)  # draw_withholding's draw
+            if sbet:
+                perms[1, b] = adv.permutation(n)  # draw_malicious's draw
+        # PCG64's uniform: (output >> 11) / 2^53; Generator.uniform(low, high): low + range u
+        unit_u: F64 = np.multiply(child_raw >> np.uint64(11), 2.0**-53, dtype=np.float64)
+        storage = 0.5 + 1.0 * unit_u
+        for b, values in storage_of.items():
+            storage[b] = values
+        withhold: Bool = np.zeros((nb, n), dtype=bool)  # a permutation's first n_withholding
+        np.put_along_axis(withhold, perms[0, :, : p.n_withholding], True, axis=1)
+        malicious: Bool = np.zeros((nb, n), dtype=bool)
+        if sbet:
+            np.put_along_axis(malicious, perms[1, :, : self._n_mal], True, axis=1)
+        return p.area_km * unit, storage, withhold, malicious, children
 
     @property
     def next_serial(self) -> I64:
