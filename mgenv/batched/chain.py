@@ -461,8 +461,11 @@ class BatchedChain:
             self._row_start,
         )
         # step 5's requests i -> j (+ i n) and answers j -> i (+ i), loss uniforms in a draw
-        self._req_u = n + REQUEST * n * n + self._col  # (n, 1)
-        self._rep_u = n + REPLY * n * n + self._col * n
+        self._ask_u = n + np.concatenate(
+            (REQUEST * n * n + self._col, REPLY * n * n + self._col * n)
+        )  # (2n, 1)
+        self._ask_step = np.repeat([[n], [1]], n, axis=0)  # (2n, 1)
+        self._col_nb = self._col * nb  # (n, 1)
         self._line_step = n * nb  # from row i to row i + 1 of an (n, n, B) array, flat
         self._line_at = self._col * nb + self._rows  # (n, B): [0, j, b], flat
         # [j, first]: row of node (first + j) % n in an (n, B) array, flat
@@ -936,13 +939,16 @@ class _Round:
             index = c._full_index[phases] = c._full_u[list(phases)] + c._row_start
         return index
 
+    def both_on(self) -> Bool:
+        """Shape (n, n, B), bool: both ends of a message online, and not a self-message."""
+        if self._both_on is None:
+            self._both_on = self.c._off_diagonal & self.online[:, None] & self.online[None]
+        return self._both_on
+
     def full_links(self, phases: tuple[int, ...]) -> Bool:
         """Links of every message of some phases, (m, n, n, B) [phase, sender, receiver, copy]."""
-        c = self.c
-        if self._both_on is None:
-            self._both_on = c._off_diagonal & self.online[:, None] & self.online[None]
-        link: Bool = self.flat.take(self._index(phases)) >= c.params.message_loss
-        link &= self._both_on
+        link: Bool = self.flat.take(self._index(phases)) >= self.c.params.message_loss
+        link &= self.both_on()
         return link
 
     def full_delays(self, phases: tuple[int, ...]) -> F64:
@@ -1238,13 +1244,12 @@ class _SBETBlock:
         size_ms = c._header_ms + c._ms_per_record * _weigh("gb,gib->ib", w, need)
         at = np.flatnonzero(need)  # requests, flat in (G, n, B)
         gi, b = np.divmod(at, nb)
-        i_b = gi % n * nb + b  # (M,): [i, b] in (n, B)
-        j_b = c._col * nb + b  # (n, M): [j, b] in (n, B)
-        i_j_b = j_b + (i_b - b) * n  # (n, M): [i, j, b] in (n, n, B)
-        row, i = c._row_start.take(b), (i_b - b) // nb
-        req = c._req_u + (row + i * n)  # (n, M): i -> j
-        rep = c._rep_u + (row + i)  # j -> i
-        both = np.concatenate((req, rep))  # (2n, M)
+        i = gi % n
+        i_b = i * nb + b  # (M,): [i, b] in (n, B)
+        j_b = c._col_nb + b  # (n, M): [j, b] in (n, B)
+        i_j_b = i * (n * nb) + j_b  # (n, M): [i, j, b] in (n, n, B)
+        # loss uniforms of the requests i -> j (n rows) and answers j -> i (n rows)
+        both = c._ask_u + (b * c._draw_size + i * c._ask_step)  # (2n, M)
         answered = net.flat.take(both) >= c.params.message_loss
         jitter = net.jitter_at(both)
         if c._slow_flat is not None:
@@ -1252,13 +1257,13 @@ class _SBETBlock:
         base = c._base_flat.take(i_j_b)
         transit = base + jitter[:n] + (base + jitter[n:]) + size_ms.reshape(-1).take(i_b)
         answered = answered[:n] & answered[n:]
-        answered &= net.online.reshape(-1).take(j_b)
-        answered &= net.online.reshape(-1).take(i_b)
-        answered &= j_b != i_b
+        # both ends online and j != i (requesters are online: they got e_c's list)
+        answered &= net.both_on().reshape(-1).take(i_j_b)
         answered &= transit <= t_max
         waited = transit + c._geo.wait_ms.reshape(-1).take(i_j_b)
         # a recovery completes at its q-th true copy (finite iff q true copies came)
-        true_g = true.reshape(-1).take(j_b + (gi // n * n) * nb)  # (n, M): true[g, j, b]
+        j_g_b = (gi - i) * nb + j_b  # (n, M): [g, j, b] in (G, n, B)
+        true_g = true.reshape(-1).take(j_g_b)
         done = kth_smallest(np.where(true_g & answered, waited, _INF), q)  # (M,)
         ask = c._honest.reshape(-1).take(i_b) if c._n_mal else np.ones(at.size, dtype=bool)
         got = done < _INF
@@ -1268,7 +1273,7 @@ class _SBETBlock:
         held2, true2 = held | got_true, true | got_true
         if c._n_mal:
             n_true = c._tally("jm->m", true_g & answered)
-            held_g = held.reshape(-1).take(j_b + (gi // n * n) * nb)
+            held_g = held.reshape(-1).take(j_g_b)
             n_alt = c._tally("jm->m", held_g & ~true_g & answered)
             alt = np.zeros(need.shape, dtype=bool)
             alt.reshape(-1)[at] = (ask & (n_alt >= q)) | (~ask & ((n_true > 0) | (n_alt > 0)))
