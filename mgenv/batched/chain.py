@@ -39,10 +39,16 @@ per-copy generator calls when a block of draws runs out). Internally the copy ax
 (node arrays are (n, B), link matrices (n, n, B), [sender, receiver, copy]): with B in the
 inner loop, numpy's broadcasting and reductions over the short node axes are several times
 faster than with B first. Each period's draws are copied out of the block (contiguous, so
-that the gathers hit the cache) and messages gathered from them by flat index; exponential
-jitters (``log1p``) are computed only for the messages a step needs. SBET rows
-are origin nodes rather than transactions when there are no interruptions (all transactions
-of one origin reach the same nodes), with counts as weights.
+that the gathers hit the cache) and messages gathered from them by flat index (PBFT, which
+uses all of them, transposes them instead: every message is a slice); exponential jitters
+(``log1p``) are computed only for the messages a step needs. SBET rows are origin nodes
+rather than transactions when there are no interruptions (all transactions of one origin
+reach the same nodes), with counts as weights; step 5 works on the compact list of requests.
+Most of the cost is numpy's per-call overhead, so the code keeps calls few: counts of
+booleans are integer ``np.einsum`` contractions (exact in any order), k-th smallest values
+along a short node axis come from pruned sorting networks of ``np.minimum`` /
+``np.maximum`` (the same values as a sort), SBET's creator is an argmax rather than a sort,
+and without malicious nodes the node view skips the fork bookkeeping.
 
 API::
 
@@ -945,37 +951,30 @@ class _Round:
             self._both_on = self.c._off_diagonal & self.online[:, None] & self.online[None]
         return self._both_on
 
-    def full_links(self, phases: tuple[int, ...]) -> Bool:
-        """Links of every message of some phases, (m, n, n, B) [phase, sender, receiver, copy]."""
-        link: Bool = self.flat.take(self._index(phases)) >= self.c.params.message_loss
-        link &= self.both_on()
-        return link
+    def full(self, phases: tuple[int, ...]) -> tuple[Bool, F64]:
+        """Links and delays (ms) of every message of some phases, (m, n, n, B) each.
 
-    def full_delays(self, phases: tuple[int, ...]) -> F64:
-        """Delays (ms) of every message of some phases, (m, n, n, B), as ``full_links``."""
+        Indexed [phase, sender, receiver, copy]; one gather for all the phases.
+        """
         c = self.c
-        jitter = self.jitter_at(self._index(phases))
+        index = self._index(phases)
+        link: Bool = self.flat.take(index) >= c.params.message_loss
+        link &= self.both_on()
+        jitter = self.jitter_at(index)
         if c._geo.slow is not None:
             jitter *= c._geo.slow
-        delay: F64 = c._geo.base_ms + jitter
-        return delay
+        jitter += c._geo.base_ms  # base + jitter
+        return link, jitter
 
-    def full(self, phases: tuple[int, ...]) -> tuple[Bool, F64]:
-        """Links and delays (ms) of every message of some phases, (m, n, n, B) each."""
-        return self.full_links(phases), self.full_delays(phases)
-
-    def lines(self, i: I64, spec: _Lines, delays: bool = True) -> tuple[Bool, F64]:
+    def lines(self, i: I64, spec: _Lines) -> tuple[Bool, F64]:
         """Some phases' rows or columns at node i[b] (online), (m, n, B) each: link, delay.
 
-        The link at j == i is False (no self-messages); the peer j must be online. With
-        ``delays=False`` the delay is an empty array.
+        The link at j == i is False (no self-messages); the peer j must be online.
         """
         c = self.c
         u_index = spec.u + i * spec.u_step
         peer = self.online & (c._col != i)
-        link: Bool = (self.flat[u_index] >= c.params.message_loss) & peer
-        if not delays:
-            return link, np.zeros(0)
+        link: Bool = (self.flat.take(u_index) >= c.params.message_loss) & peer
         # base delays are symmetric ([i, j] = [j, i]): rows and columns gather row i
         line = i * c._line_step + c._line_at  # (n, B) into the (n, n, B) link arrays
         jitter = self.jitter_at(u_index)
