@@ -224,6 +224,8 @@ def test_arbitrary_live_masks_and_no_trades(protocol: str) -> None:
     params = ChainParams(protocol=protocol, message_loss=0.1, availability=0.9)
     compare(params, 6, mask="random", horizon=6)
     compare(params, 4, width=0, horizon=5)
+    if protocol == "sbet":  # interruptions drawn per transaction: none when there is no slot
+        compare(dataclasses.replace(params, missing_share=0.3), 4, width=0, horizon=5)
     compare(
         dataclasses.replace(params, missing_share=0.3) if protocol == "sbet" else params,
         4,

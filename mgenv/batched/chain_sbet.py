@@ -67,8 +67,9 @@ def _sbet(
     # weighted counts are at most n T: int16 is exact and cheaper to contract if it fits
     weight_type = np.int16 if n * adm.shape[1] < 2**15 else np.int64
     children = c._children
-    if children is not None:
-        # each transaction has its own interruptions: a row per transaction
+    if children is not None and adm.shape[1] > 0:
+        # each transaction has its own interruptions: a row per transaction (with no trade
+        # slot at all nothing is drawn, and the per-origin rows below are the same block)
         width = adm.shape[1]
         groups = _Groups(
             np.ascontiguousarray(adm.T),
