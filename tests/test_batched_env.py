@@ -130,3 +130,24 @@ def test_bench_batched_prints_table(capsys: pytest.CaptureFixture[str]) -> None:
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| own")]
     assert [r.split("|")[2].strip() for r in rows] == ["1", "3", "single env"]
     assert all(r.count("|") == rows[0].count("|") for r in rows)
+
+
+def test_other_roles_observations_equal_single_envs() -> None:
+    """The aggregators' and users' observations (what baselines may read) match too."""
+    envs = [mgenv.parallel_env("default") for _ in range(3)]
+    core = BatchedCore(envs[0].config, 3)
+    core.reset([5, 6, 7])
+    for env, s in zip(envs, [5, 6, 7], strict=True):
+        env.reset(seed=s)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        acts = _actions(rng, (3, 4, core.action_dim))
+        core.step(acts)
+        for b, env in enumerate(envs):
+            env.step({f"mg_{i}": acts[b, i] for i in range(4)})
+    for role in ("mg", "agg", "user"):
+        batched = core.role_observations(role)
+        for b, env in enumerate(envs):
+            np.testing.assert_array_equal(batched[b], env.core.observations((role,))[role])
+    with pytest.raises(ValueError, match="role"):
+        core.role_observations("grid")

@@ -145,6 +145,7 @@ class BatchedCore:
         )
         self._error[:, :, users] = p.user_load_forecast - p.user_load_real
         self.chain.reset([s.network for s in streams], [s.adversary for s in streams])
+        # The env's "policy" stream, for an opponent that draws (none of the batched ones does).
         self.policy_rngs = [s.policy for s in streams]
         self.t = 0
         self.physics.reset()
