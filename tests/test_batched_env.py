@@ -18,6 +18,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("sbet-lossy", {"message_loss": 0.3, "availability": 0.7}),
     ("pbft-7-lossy", {"protocol": "pbft", "n_nodes": 7, "message_loss": 0.2}),
     ("16-mg", {"n_microgrids": 16, "n_users": 3, "n_aggregators": 3}),
+    ("fixed-quotes-opponents", {"opponent_policy": "fixed_quotes"}),
+    ("grid-only-opponents", {"opponent_policy": "grid_only", "protocol": "pbft"}),
 ]
 
 
