@@ -121,49 +121,6 @@ def batched_observations(envs):
     return {"mg": mg, "agg": agg, "user": user}
 
 
-def flat_observations(envs):
-    """The same through the flat entry points (``*_obs_batch``), as the batched core calls them."""
-    core, nm, na = envs[0].core, envs[0].config.n_microgrids, envs[0].config.n_aggregators
-    t = min(core.t, core.cfg.horizon - 1)
-    prof = [stack(envs, lambda c, k=k: c.profiles[k][t]) for k in range(4)]
-    d = Dispatch(*(stack(envs, lambda c, k=k: c.dispatch[k]) for k in range(6)))
-    commit = stack(envs, lambda c: c.commit)
-    served = stack(envs, lambda c: c.served_share)
-    common = (
-        float(core.hours[t]),
-        core.grid_buy,
-        core.feed_in,
-        stack(envs, lambda c: c.last_price),
-        stack(envs, lambda c: c.online_share),
-    )
-    mg = bobs.mg_obs_batch(
-        *common,
-        core.mg_scale,
-        (prof[0], prof[1], prof[2]),
-        (d.surplus, d.gen_headroom, d.deficit),
-        stack(envs, lambda c: c.physics.soc),
-        core.mc_max,
-        stack(envs, lambda c: c.sold_share),
-        commit[:, :nm],
-    )
-    agg = bobs.agg_obs_batch(
-        *common,
-        core.buyer_agg,
-        na,
-        core.system_scale,
-        d.deficit,
-        prof[3],
-        d.surplus + d.gen_headroom,
-        served,
-        stack(envs, lambda c: c.delta),
-        commit[:, nm : nm + na],
-    )
-    user = bobs.user_obs_batch(
-        *common, prof[3] / core.user_scale, served[:, nm:], commit[:, nm + na :]
-    )
-    return {"mg": mg, "agg": agg, "user": user}
-
-
 def batched_public(envs):
     infos = [e.public_info() for e in envs]
     i0 = infos[0]
@@ -189,10 +146,6 @@ def check_period(envs, model, policies, buffers):
     for role in ROLES:
         assert_stacked(obs[role], [o[role] for o in single], f"{role} at t={envs[0].core.t}")
     buffers.check(len(envs), f"t={envs[0].core.t}")
-    flat = flat_observations(envs)
-    buffers.batched.clear()
-    for role in ROLES:
-        assert_stacked(flat[role], [o[role] for o in single], f"flat {role}")
     pub = batched_public(envs)
     for name, (single, batch) in policies.items():
         for role in ROLES:

@@ -30,7 +30,13 @@ from gymnasium.utils import seeding
 
 from mgenv.batched.chain import BatchedChain
 from mgenv.batched.market import clear_uniform_batch
-from mgenv.batched.observe import agg_obs_batch, mg_obs_batch, user_obs_batch
+from mgenv.batched.observe import (
+    agg_observations,
+    batched_common,
+    mg_observations,
+    obs_scales,
+    user_observations,
+)
 from mgenv.batched.opponents import BatchedPublicInfo, batched_opponent
 from mgenv.batched.physics import BatchedElectric, draw_profiles_batch
 from mgenv.batched.settlement import BatchedSettlement, settle_batch
@@ -113,6 +119,7 @@ class BatchedCore:
             cfg.chain, cfg.n_participants, n_copies, cfg.dt_h, horizon=cfg.horizon
         )
         self.opponent = batched_opponent(cfg.opponent_policy, cfg, single)
+        self.scales = obs_scales(cfg, single)
         self._seed_rngs: list[np.random.Generator | None] = [None] * n_copies
         self.t = 0
         # Accumulated seconds per stage (as MarketCore.stage_time) plus the episode resets.
@@ -301,51 +308,21 @@ class BatchedCore:
     # ------------------------------------------------------------------ views
     def mg_observations(self) -> np.ndarray:
         """The microgrids' observations (B, n_mg, F), float32."""
-        t = min(self.t, self.cfg.horizon - 1)
-        s, p, d = self.single, self.profiles, self.dispatch
-        return mg_obs_batch(
-            float(s.hours[t]),
-            self.grid_buy,
-            self.feed_in,
-            self.last_price,
-            self.online_share,
-            s.mg_scale,
-            (p.pv_forecast[:, t], p.wind_forecast[:, t], p.load_forecast[:, t]),
-            (d.surplus, d.gen_headroom, d.deficit),
-            self.physics.soc,
-            s.mc_max,
-            self.sold_share,
-            self.commit[:, : self.cfg.n_microgrids],
-        )
+        return self.role_observations("mg")
 
     def role_observations(self, role: str) -> np.ndarray:
         """Observations of ``role`` ("mg", "agg" or "user"), (B, n_role, F), float32."""
-        if role == "mg":
-            return self.mg_observations()
         t = min(self.t, self.cfg.horizon - 1)
-        s, p, d = self.single, self.profiles, self.dispatch
-        nm, na = self.cfg.n_microgrids, self.cfg.n_aggregators
-        common = (float(s.hours[t]), self.grid_buy, self.feed_in, self.last_price)
+        p, d, s = self.profiles, self.dispatch, self.scales
+        c = batched_common(s, self.t, self.last_price, self.online_share)
+        if role == "mg":
+            forecasts = (p.pv_forecast[:, t], p.wind_forecast[:, t], p.load_forecast[:, t])
+            return mg_observations(
+                c, s, forecasts, d, self.physics.soc, self.sold_share, self.commit
+            )
+        user_need = p.user_load_forecast[:, t]
         if role == "agg":
-            return agg_obs_batch(
-                *common,
-                self.online_share,
-                s.buyer_agg,
-                na,
-                s.system_scale,
-                d.deficit,
-                p.user_load_forecast[:, t],
-                d.surplus + d.gen_headroom,
-                self.served_share,
-                self.delta,
-                self.commit[:, nm : nm + na],
-            )
+            return agg_observations(c, s, d, user_need, self.served_share, self.delta, self.commit)
         if role == "user":
-            return user_obs_batch(
-                *common,
-                self.online_share,
-                p.user_load_forecast[:, t] / s.user_scale,
-                self.served_share[:, nm:],
-                self.commit[:, nm + na :],
-            )
+            return user_observations(c, s, user_need, self.served_share, self.commit)
         raise ValueError(f"role={role!r} is not one of 'mg', 'agg', 'user'")
