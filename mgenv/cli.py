@@ -102,6 +102,12 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--n-envs", type=int, default=None, help="env copies (default 4)")
     parser.add_argument("--n-procs", type=int, default=None, help="worker processes for copies")
+    parser.add_argument(
+        "--batched",
+        action="store_true",
+        default=None,
+        help="step the copies in one batched core (mgenv.batched; microgrids vs a baseline)",
+    )
     parser.add_argument("--role", default=None, help="learning role: mg (default), agg or user")
     parser.add_argument(
         "--sharing", default=None, help="role: one policy per role (default); agent: one each"
@@ -149,6 +155,7 @@ _TRAIN_FIELDS = {
     "seed": "seed",
     "n_envs": "n_envs",
     "n_procs": "n_procs",
+    "batched": "batched",
     "role": "role",
     "sharing": "sharing",
     "opponents": "opponents",

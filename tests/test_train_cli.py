@@ -230,3 +230,36 @@ def test_a2c_and_sac_train_save_load_and_act(tmp_path: Path, algo, hyperparams) 
     assert set(actions) == set(obs)
     for agent, action in actions.items():
         assert env.action_space(agent).contains(np.asarray(action, dtype=np.float32))
+
+
+def test_batched_training_equals_training_on_single_envs(tmp_path: Path) -> None:
+    """``batched=True`` feeds PPO the same data: the trained models are identical."""
+
+    def run(name: str, batched: bool) -> Path:
+        return train(
+            TrainConfig(
+                total_timesteps=2 * 4 * 48 * 2,
+                n_envs=2,
+                seed=7,
+                out_dir=tmp_path,
+                run_name=name,
+                tensorboard=False,
+                batched=batched,
+                hyperparams={"n_steps": 48, "batch_size": 96, "n_epochs": 2},
+            )
+        )
+
+    single, batched = run("single", False), run("batched", True)
+    from stable_baselines3 import PPO
+
+    a, b = PPO.load(single / "model.zip"), PPO.load(batched / "model.zip")
+    for (name, x), (_, y) in zip(
+        a.policy.state_dict().items(), b.policy.state_dict().items(), strict=True
+    ):
+        assert bool((x == y).all()), name
+    with pytest.raises(ValueError, match="batched=True needs sharing='role'"):
+        TrainConfig(batched=True, sharing="agent")
+    with pytest.raises(ValueError, match="leave learners empty"):
+        TrainConfig(batched=True, learners=("mg_0",))
+    with pytest.raises(ValueError, match=r"chain\.protocol"):
+        train(TrainConfig(batched=True, overrides={"protocol": "pos"}, out_dir=tmp_path))

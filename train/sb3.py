@@ -181,12 +181,19 @@ def _make_learner(
     TensorBoard logs to ``run_dir/tb``.
     """
     from stable_baselines3 import A2C, PPO, SAC
-    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+    from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 
     from mgenv.wrappers.sb3_vec import MarketVecEnv
 
-    fn = functools.partial(make_env, config.scenario, config.env_overrides, learners, opponent)
-    venv: Any = VecMonitor(MarketVecEnv([fn] * config.n_envs, n_procs=config.n_procs))
+    copies: VecEnv
+    if config.batched:
+        from mgenv.batched import BatchedVecEnv
+
+        copies = BatchedVecEnv(config.scenario, n_copies=config.n_envs, **config.env_overrides)
+    else:
+        fn = functools.partial(make_env, config.scenario, config.env_overrides, learners, opponent)
+        copies = MarketVecEnv([fn] * config.n_envs, n_procs=config.n_procs)
+    venv: Any = VecMonitor(copies)
     if config.vec_normalize:
         venv = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=0.99)
     algo_cls = {"ppo": PPO, "a2c": A2C, "sac": SAC}[config.algo]

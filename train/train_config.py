@@ -79,6 +79,12 @@ class TrainConfig:
         checkpoint_freq: Save a checkpoint every this many agent steps (0: never).
         torch_threads: Torch intra-op threads (small MLPs run fastest on one).
         verbose: SB3 verbosity (0: silent, 1: training tables).
+        batched: Step the ``n_envs`` copies in one batched core
+            (:class:`mgenv.batched.BatchedVecEnv`: same trajectories, many times faster for
+            large ``n_envs``); needs role "mg", every microgrid learning with shared
+            parameters against a baseline, one process and a configuration the batched core
+            runs (otherwise a ValueError names what is not supported). No episode KPIs are
+            logged during training with it (the batched view's infos are empty).
     """
 
     scenario: str = "default"
@@ -106,6 +112,7 @@ class TrainConfig:
     checkpoint_freq: int = 0
     torch_threads: int = 1
     verbose: int = 0
+    batched: bool = False
 
     def __post_init__(self) -> None:
         for name, valid in (
@@ -131,6 +138,24 @@ class TrainConfig:
             object.__setattr__(self, name, dict(value))
         self._check_sequences()
         object.__setattr__(self, "out_dir", Path(self.out_dir))
+        if not isinstance(self.batched, bool):
+            raise ValueError(f"TrainConfig.batched={self.batched!r} must be true or false")
+        if self.batched:
+            self._check_batched()
+
+    def _check_batched(self) -> None:
+        """``batched=True`` runs only what the batched view exposes (see ``batched``)."""
+        wanted = {"role": "mg", "sharing": "role", "opponents": "baseline", "n_procs": 1}
+        for name, value in wanted.items():
+            if getattr(self, name) != value:
+                raise ValueError(
+                    f"TrainConfig.batched=True needs {name}={value!r}, got {getattr(self, name)!r}"
+                )
+        if self.learners:
+            raise ValueError(
+                "TrainConfig.batched=True trains every microgrid: leave learners empty, got "
+                f"{list(self.learners)}"
+            )
 
     def _check_sequences(self) -> None:
         """Turn the list fields into tuples and check their items."""
