@@ -19,6 +19,7 @@ from mgenv import observe as mobs
 from mgenv.batched import observe as bobs
 from mgenv.batched.opponents import SUPPORTED, BatchedPublicInfo, batched_opponent
 from mgenv.batched.physics import BatchedElectric, draw_profiles_batch
+from mgenv.physics.model import Forecast
 from mgenv.physics.profiles import draw_profiles
 from mgenv.physics.units import Dispatch
 
@@ -158,7 +159,7 @@ def check_period(envs, model, policies, buffers):
     if core.t < core.cfg.horizon:
         t = core.t
         fc = [stack(envs, lambda c, k=k: c.profiles[k][t]) for k in range(3)]
-        d = model.plan(t, *fc, core.grid_buy)
+        d = model.plan(t, Forecast(*fc), core.grid_buy, None)
         for k, field in enumerate(Dispatch._fields):
             assert_stacked(d[k], [e.core.dispatch[k] for e in envs], f"plan {field} t={t}")
 

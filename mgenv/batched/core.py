@@ -43,6 +43,7 @@ from mgenv.batched.settlement import BatchedSettlement, settle_batch
 from mgenv.batched.streams import EpisodeStreams, episode_streams, seed_streams
 from mgenv.config import EnvConfig
 from mgenv.core import COMMIT_EMA, STAGES, MarketCore
+from mgenv.physics.model import Forecast
 
 #: Supported values of the configuration fields the batched core depends on.
 SUPPORTED: dict[str, tuple[object, ...]] = {
@@ -186,9 +187,8 @@ class BatchedCore:
         s = self.single
         h = int(s.hours[t]) % 24
         self.grid_buy, self.feed_in = float(s.tou[h]), float(s.feed[h])
-        self.dispatch = self.physics.plan(
-            t, p.pv_forecast[:, t], p.wind_forecast[:, t], p.load_forecast[:, t], self.grid_buy
-        )
+        forecast = Forecast(p.pv_forecast[:, t], p.wind_forecast[:, t], p.load_forecast[:, t])
+        self.dispatch = self.physics.plan(t, forecast, self.grid_buy, None)
         self.stage_time["physics"] += time.perf_counter() - t0
 
     # ------------------------------------------------------------------ step

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mgenv.config import EnvConfig, tile
-from mgenv.physics.model import Realised
+from mgenv.physics.model import ElectricModel
 from mgenv.physics.profiles import (
     DayProfiles,
     commercial_load_shape,
@@ -21,7 +21,7 @@ from mgenv.physics.profiles import (
     residential_load_shape,
     wind_power_curve,
 )
-from mgenv.physics.units import Dispatch, FleetArrays, dispatch_plan, economic_output
+from mgenv.physics.units import FleetArrays
 
 # _wind_speeds's AR(1) coefficient and its speed std as a share of the mean wind speed.
 WIND_PHI, WIND_SIGMA_SHARE = 0.85, 0.25
@@ -142,11 +142,12 @@ def _realise(forecast: np.ndarray, rel_std: float, z: np.ndarray) -> np.ndarray:
     return np.asarray(np.clip(forecast * (1.0 + rel_std * noise), 0.0, None))
 
 
-class BatchedElectric:
+class BatchedElectric(ElectricModel):
     """:class:`~mgenv.physics.model.ElectricModel` (rule dispatch) for B copies.
 
-    State: ``soc`` of shape ``(B, n_mg)``. The fleet arrays ``(n_mg,)`` are shared by the
-    copies and broadcast against the copy axis.
+    The same methods: every one is elementwise over microgrids, so with the state ``soc`` of
+    shape ``(B, n_mg)`` (and forecasts ``(B, n_mg)`` in ``plan``) they broadcast the fleet
+    arrays ``(n_mg,)`` against the copy axis and give each copy the single model's values.
     """
 
     def __init__(self, cfg: EnvConfig, fleet: FleetArrays, n_copies: int) -> None:
@@ -157,73 +158,11 @@ class BatchedElectric:
             )
         if n_copies < 1:
             raise ValueError(f"n_copies={n_copies} must be at least 1")
-        self.fleet = fleet
+        super().__init__(cfg, fleet)
         self.n_copies = n_copies
-        self._gen_cap = fleet.gen_kw * cfg.dt_h  # (n_mg,) kWh
-        self._power = fleet.battery_kw * cfg.dt_h  # (n_mg,) kWh
-        self._econ: dict[float, np.ndarray] = {}  # grid price -> economic output (n_mg,) kWh
-        self._all_batteries = bool((fleet.battery_kwh > 0).all())
-        self._soc = self._initial_soc()
-        self._plan: Dispatch | None = None
-
-    def _initial_soc(self) -> np.ndarray:
-        return np.repeat(self.fleet.soc_init[None, :], self.n_copies, axis=0)
-
-    @property
-    def soc(self) -> np.ndarray:
-        """Battery state of charge, fraction of capacity, ``(B, n_mg)``."""
-        return self._soc
+        self.reset()
 
     def reset(self) -> None:
-        """Every copy's batteries back to ``soc_init``."""
-        self._soc = self._initial_soc()
+        """Every copy's batteries back to ``soc_init``: ``soc`` is ``(B, n_mg)``."""
+        self._soc = np.repeat(self.fleet.soc_init[None, :], self.n_copies, axis=0)
         self._plan = None
-
-    def plan(
-        self, t: int, pv: np.ndarray, wind: np.ndarray, load: np.ndarray, grid_buy: float
-    ) -> Dispatch:
-        """Rule-based dispatch of period ``t`` on the forecasts, kWh.
-
-        Args:
-            t: Period (unused by the electric model; kept for the interface).
-            pv: PV forecast, kWh, ``(B, n_mg)``.
-            wind: Wind forecast, kWh, ``(B, n_mg)``.
-            load: Load forecast, kWh, ``(B, n_mg)``.
-            grid_buy: Grid purchase price this period, yuan/kWh (the same for every copy).
-
-        Returns:
-            The :class:`~mgenv.physics.units.Dispatch`, each field ``(B, n_mg)``.
-        """
-        econ = self._econ.get(grid_buy)
-        if econ is None:
-            if len(self._econ) >= 256:  # bounded whatever the tariff
-                self._econ.clear()
-            econ = self._econ[grid_buy] = economic_output(grid_buy, self._gen_cap, self.fleet)
-        net = pv + wind - load
-        self._plan = dispatch_plan(net, self._soc, econ, self._gen_cap, self._power, self.fleet)
-        return self._plan
-
-    def realise(self, sold_kwh: np.ndarray, surplus_kwh: np.ndarray) -> Realised:
-        """Turbine output for own use and sales beyond the surplus; batteries as planned.
-
-        Args:
-            sold_kwh: Energy each microgrid sold, kWh, ``(B, n_mg)``.
-            surplus_kwh: Its renewable surplus in the plan, kWh, ``(B, n_mg)``.
-
-        Returns:
-            :class:`~mgenv.physics.model.Realised` with ``(B, n_mg)`` fields and empty extras.
-        """
-        d = self._plan
-        if d is None:
-            raise RuntimeError("realise() before plan()")
-        gen = d.self_gen + np.maximum(sold_kwh - surplus_kwh, 0.0)
-        before = self._soc
-        f = self.fleet
-        delta = f.eta_charge * d.charge - d.discharge / f.eta_discharge
-        if self._all_batteries:
-            self._soc = before + delta / f.battery_kwh
-        else:  # step_battery: microgrids without a battery keep their SOC
-            cap = np.where(f.battery_kwh > 0, f.battery_kwh, 1.0)
-            self._soc = np.where(f.battery_kwh > 0, before + delta / cap, before)
-        cost = f.gen_cost_a * gen**2 + f.gen_cost_b * gen
-        return Realised(gen, cost, np.zeros(gen.shape), before, self._soc, {})
