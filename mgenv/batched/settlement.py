@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mgenv.market.settlement import Positions, grid_fallback
+
 
 class BatchedTrades(NamedTuple):
     """Matched trades of ``B`` copies, padded to ``T`` columns; arrays of shape ``(B, T)``.
@@ -96,11 +98,13 @@ def settle_batch(
     margin = np.bincount(agg, (delta - 1.0) * value, size).reshape(b, n)
     received = np.bincount(seller, value, size).reshape(b, n)
     paid = np.bincount(buyer, delta * value, size).reshape(b, n)
-    # failed trades (sold - sold_ok) go to the grid; so do unsold surplus and forecast excess
-    export = np.maximum(surplus - sold, 0.0) + (sold - sold_ok) + np.maximum(error, 0.0)
-    imports = np.maximum(deficit - bought, 0.0) + (bought - bought_ok) + np.maximum(-error, 0.0)
-    revenue = received + np.maximum(margin, 0.0) + feed_in * export
-    cost = paid + np.maximum(-margin, 0.0) + grid_buy * imports
+    export, imports, revenue, cost = grid_fallback(
+        Positions(surplus, deficit, error),
+        (sold, sold_ok, bought, bought_ok),
+        (margin, received, paid),
+        grid_buy,
+        feed_in,
+    )
     # Row sums over the contiguous last axis: numpy reduces each row as it does a 1-D array
     # (same pairwise order), so grid_cash matches the single np.add.reduce.
     grid_cash = grid_buy * np.add.reduce(imports, axis=1) - feed_in * np.add.reduce(export, axis=1)

@@ -68,6 +68,42 @@ def _by(index: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
     return out if out.dtype == np.float64 else out.astype(np.float64)
 
 
+def grid_fallback(
+    pos: Positions,
+    energy: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    money: tuple[np.ndarray, np.ndarray, np.ndarray],
+    grid_buy: float,
+    feed_in: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Grid exchanges and each participant's money after the trades (elementwise).
+
+    Failed trades (sold - sold committed) go to the grid, and so do the unsold surplus and
+    the forecast excess; missing energy is bought from it. Any shape: ``(P,)`` for one
+    market, ``(B, P)`` for the batched core.
+
+    Args:
+        pos: Positions (surplus, deficit, forecast error), kWh.
+        energy: ``(sold, sold_committed, bought, bought_committed)`` in trades, kWh.
+        money: ``(margin, received, paid)``: aggregators' net margin, sellers' income and
+            buyers' payments from committed trades, yuan.
+        grid_buy: Grid purchase price, yuan/kWh.
+        feed_in: Feed-in price, yuan/kWh.
+
+    Returns:
+        ``(grid_export, grid_import, revenue, cost)``.
+    """
+    sold, sold_ok, bought, bought_ok = energy
+    margin, received, paid = money
+    export = np.maximum(pos.surplus - sold, 0.0) + (sold - sold_ok) + np.maximum(pos.error, 0.0)
+    imports = (
+        np.maximum(pos.deficit - bought, 0.0) + (bought - bought_ok) + np.maximum(-pos.error, 0.0)
+    )
+    # An aggregator's net margin counts as revenue, or with delta < 1 as a cost.
+    revenue = received + np.maximum(margin, 0.0) + feed_in * export
+    cost = paid + np.maximum(-margin, 0.0) + grid_buy * imports
+    return export, imports, revenue, cost
+
+
 def settle(
     trades: Trades,
     committed: np.ndarray,
@@ -106,13 +142,9 @@ def settle(
         margin = _by(trades.agg, (trades.delta - 1.0) * value, n)
         received = _by(trades.seller, value, n)
         paid = _by(trades.buyer, trades.delta * value, n)
-    # failed trades (sold - sold_ok) go to the grid; so do unsold surplus and forecast excess
-    export = np.maximum(pos.surplus - sold, 0.0) + (sold - sold_ok) + np.maximum(pos.error, 0.0)
-    imports = (
-        np.maximum(pos.deficit - bought, 0.0) + (bought - bought_ok) + np.maximum(-pos.error, 0.0)
+    export, imports, revenue, cost = grid_fallback(
+        pos, (sold, sold_ok, bought, bought_ok), (margin, received, paid), grid_buy, feed_in
     )
-    revenue = received + np.maximum(margin, 0.0) + feed_in * export
-    cost = paid + np.maximum(-margin, 0.0) + grid_buy * imports
     return Settlement(
         cash=revenue - cost,
         revenue=revenue,
