@@ -25,7 +25,7 @@ import numpy as np
 import mgenv
 
 
-def _timed_steps(env: Any, actions: list[dict[str, np.ndarray]], steps: int) -> float:
+def timed_steps(env: Any, actions: list[dict[str, np.ndarray]], steps: int) -> float:
     """Seconds for ``steps`` env steps (resets included) with the precomputed actions."""
     env.reset(seed=0)
     k, episode = 0, 0
@@ -54,8 +54,8 @@ def measure(make: Callable[[], Any], steps: int, repeats: int) -> dict[str, floa
         }
         for _ in range(64)
     ]
-    _timed_steps(env, actions, min(steps, 500))  # warm-up
-    rates = [steps / _timed_steps(env, actions, steps) for _ in range(repeats)]
+    timed_steps(env, actions, min(steps, 500))  # warm-up
+    rates = [steps / timed_steps(env, actions, steps) for _ in range(repeats)]
     n_agents = len(env.possible_agents)
     med = statistics.median(rates)
     return {
@@ -81,7 +81,7 @@ def stage_profile(scenario: str, steps: int, **overrides: Any) -> dict[str, floa
     ]
     for k in env.core.stage_time:
         env.core.stage_time[k] = 0.0
-    total = _timed_steps(env, actions, steps)
+    total = timed_steps(env, actions, steps)
     out = {k: v / steps * 1e6 for k, v in env.core.stage_time.items()}
     out["total"] = total / steps * 1e6
     return out
