@@ -266,3 +266,22 @@ def test_the_view_is_deterministic_and_survives_copies() -> None:
         assert step(a, t) == step(b, t)
     assert a.node_heads() == b.node_heads()
     assert (a.nodes.height == b.nodes.height).all()
+
+
+@pytest.mark.parametrize("protocol", sorted(BOUND))
+def test_the_figures_shortcut_matches_the_lookup_by_height(protocol: str) -> None:
+    """``figures``' common-case shortcut gives what the per-height lookup gives, every period."""
+    rng = np.random.default_rng(11)
+    shortcuts = 0
+    for share in (0.0, BOUND[protocol] + 0.1):
+        params = random_params(protocol, rng, share)
+        chain = Chain(params, N_PARTICIPANTS, *rng.spawn(2), key_seed=5)
+        for t in range(40):
+            trades = (rng.integers(0, 6, 3), rng.integers(6, 12, 3), rng.uniform(1, 9, 3))
+            extra = chain.process(t, *trades, np.ones(3)).extra
+            if not extra:
+                continue
+            slow = chain.nodes.figures_by_height(chain.ledger)
+            assert {k: extra[k] for k in FIGURES} == slow
+            shortcuts += slow == dict(zip(FIGURES, (1.0, 0.0, 0.0), strict=True))
+    assert shortcuts > 0  # the common case occurred
