@@ -20,7 +20,7 @@ from mgenv.config import EnvConfig, MarketParams, tile
 from mgenv.market.mechanism import MarketInputs, StorageMoves, make_mechanism
 from mgenv.market.settlement import Positions, Settlement, Trades, settle
 from mgenv.physics.model import MODELS, Forecast, PhysicsModel, Realised
-from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours
+from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours, profile_bases
 from mgenv.physics.units import Dispatch, FleetArrays, marginal_cost
 
 STAGES = ("physics", "market", "chain", "settlement", "observation")
@@ -106,6 +106,7 @@ class MarketCore:
         self.buyer_agg = np.arange(nm + nu) % na  # buyer b is served by aggregator b % n_agg
         self.buyer_global = np.concatenate((np.arange(nm), nm + na + np.arange(nu)))
         self.hours = period_hours(cfg)
+        self._bases = profile_bases(cfg)  # the profiles' per-config factors, kept
         self.tou = cfg.grid.buy_by_hour
         self.feed = cfg.grid.feed_in_by_hour
         self.stage_time = dict.fromkeys(STAGES, 0.0)
@@ -132,7 +133,7 @@ class MarketCore:
         """Draw the episode's profiles and initialise every state array."""
         cfg = self.cfg
         nm, na, nu, n = cfg.n_microgrids, cfg.n_aggregators, cfg.n_users, cfg.n_participants
-        self.profiles = p = draw_profiles(cfg, weather, load)
+        self.profiles = p = draw_profiles(cfg, weather, load, self._bases)
         # Per period and participant (H, P), for settlement: users' energy to buy, and the
         # realised minus forecast net production (renewables - load) of microgrids and users.
         users = slice(nm + na, None)

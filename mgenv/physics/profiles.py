@@ -86,16 +86,49 @@ def _wind_speeds(h: int, n: int, mean_ms: float, rng: np.random.Generator) -> np
         level = mean_ms + phi * (level - mean_ms) + shocks[t]
         regional[t] = level
     local = 1.0 + 0.1 * rng.standard_normal((h, n))
-    return np.asarray(np.clip(regional[:, None] * local, 0.0, None))
+    # np.maximum is what np.clip(x, 0.0, None) calls, without the wrapper's cost.
+    return np.maximum(regional[:, None] * local, 0.0)
 
 
 def _realise(forecast: np.ndarray, rel_std: float, rng: np.random.Generator) -> np.ndarray:
     noise = rng.standard_normal(forecast.shape)
-    return np.asarray(np.clip(forecast * (1.0 + rel_std * noise), 0.0, None))
+    return np.maximum(forecast * (1.0 + rel_std * noise), 0.0)
+
+
+class ProfileBases(NamedTuple):
+    """The deterministic factors of :func:`draw_profiles` (per config, not per episode)."""
+
+    pv_shape: np.ndarray  # (H, 1) clear-sky PV per kW peak
+    load_shape: np.ndarray  # (H, 1) residential load per kW peak
+    user_shape: np.ndarray  # (H, 1) large users' load per kW peak
+    pv_kw: np.ndarray  # (n_mg,)
+    wind_kw: np.ndarray  # (n_mg,)
+    load_kw: np.ndarray  # (n_mg,)
+    user_kw: np.ndarray  # (n_user,)
+
+
+def profile_bases(cfg: EnvConfig) -> ProfileBases:
+    """The factors of :func:`draw_profiles` that do not depend on the random streams."""
+    p, n, nu = cfg.profiles, cfg.n_microgrids, cfg.n_users
+    hours = period_hours(cfg)
+    flat = p.user_load_shape == "flat"
+    user_shape = np.ones_like(hours) if flat else commercial_load_shape(hours)
+    return ProfileBases(
+        pv_shape=pv_shape(hours, p.sunrise_h, p.sunset_h)[:, None],
+        load_shape=residential_load_shape(hours)[:, None],
+        user_shape=user_shape[:, None],
+        pv_kw=tile(cfg.fleet.pv_kw, n),
+        wind_kw=tile(cfg.fleet.wind_kw, n),
+        load_kw=tile(cfg.fleet.load_kw, n),
+        user_kw=tile(cfg.users.user_load_kw, nu),
+    )
 
 
 def draw_profiles(
-    cfg: EnvConfig, weather: np.random.Generator, load: np.random.Generator
+    cfg: EnvConfig,
+    weather: np.random.Generator,
+    load: np.random.Generator,
+    bases: ProfileBases | None = None,
 ) -> DayProfiles:
     """Draw one episode's forecasts and realisations for every microgrid and user.
 
@@ -103,31 +136,29 @@ def draw_profiles(
         cfg: The environment config (horizon, start hour, units, profile parameters).
         weather: Stream for cloudiness, wind and renewable forecast errors.
         load: Stream for load levels and load forecast errors.
+        bases: ``profile_bases(cfg)``, if the caller keeps it across episodes (same result).
 
     Returns:
         The episode's :class:`DayProfiles` in kWh per period.
     """
     p, dt = cfg.profiles, cfg.dt_h
     h, n, nu = cfg.horizon, cfg.n_microgrids, cfg.n_users
-    hours = period_hours(cfg)
-    fleet = cfg.fleet
+    b = profile_bases(cfg) if bases is None else bases
     cloud = weather.uniform(0.0, p.cloudiness_max) + 0.05 * weather.standard_normal(n)
     clear = 1.0 - np.clip(cloud, 0.0, 0.95)
-    pv_f = pv_shape(hours, p.sunrise_h, p.sunset_h)[:, None] * clear * tile(fleet.pv_kw, n) * dt
+    pv_f = b.pv_shape * clear * b.pv_kw * dt
     speeds = _wind_speeds(h, n, p.wind_mean_ms, weather)
-    wind_f = wind_power_curve(speeds) * tile(fleet.wind_kw, n) * dt
+    wind_f = wind_power_curve(speeds) * b.wind_kw * dt
     level = 1.0 + p.load_noise * load.standard_normal(n)
-    load_f = residential_load_shape(hours)[:, None] * level * tile(fleet.load_kw, n) * dt
+    load_f = b.load_shape * level * b.load_kw * dt
     ulevel = 1.0 + p.load_noise * load.standard_normal(nu)
-    flat = p.user_load_shape == "flat"
-    user_shape = np.ones_like(hours) if flat else commercial_load_shape(hours)
-    user_f = user_shape[:, None] * ulevel * tile(cfg.users.user_load_kw, nu) * dt
+    user_f = b.user_shape * ulevel * b.user_kw * dt
     # Tabulated data are energies per period as printed (seed 002 Tables 8-9), not kW.
     if p.pv_data_kwh:
         pv_f = np.asarray(p.pv_data_kwh, dtype=np.float64)[:h]
     if p.load_data_kwh:
         load_f = np.asarray(p.load_data_kwh, dtype=np.float64)[:h]
-    pv_f, wind_f, load_f, user_f = (np.clip(a, 0.0, None) for a in (pv_f, wind_f, load_f, user_f))
+    pv_f, wind_f, load_f, user_f = (np.maximum(a, 0.0) for a in (pv_f, wind_f, load_f, user_f))
     err = p.forecast_error
     return DayProfiles(
         pv_forecast=pv_f,
