@@ -163,7 +163,7 @@ class GridOnly(RolePolicy):
         layout = other_layout(env)
         if layout is not None:
             return layout(role, rows, env, True)
-        dim = env.action_space(f"{role}_{int(rows[0])}").shape[0] if rows.size else 0
+        dim = env.core.action_shapes[role][1]  # known even for a role without members
         out = np.zeros((rows.size, dim))
         if role == "mg":
             s = env.config.market.n_segments
@@ -182,6 +182,6 @@ class RandomPolicy(RolePolicy):
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""
-        dim = env.action_space(f"{role}_{int(rows[0])}").shape[0] if rows.size else 0
+        dim = env.core.action_shapes[role][1]  # known even for a role without members
         rng: np.random.Generator = env.policy_rng
         return rng.uniform(-1.0, 1.0, size=(rows.size, dim))

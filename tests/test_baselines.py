@@ -65,3 +65,13 @@ def test_random_policy_uses_env_stream_reproducibly():
     for a in a1:
         np.testing.assert_array_equal(a1[a], a2[a])
         assert env.action_space(a).contains(a1[a])
+
+
+@pytest.mark.parametrize("name", ["grid_only", "random", "truthful", "fixed_quotes"])
+@pytest.mark.parametrize("role", ["mg", "agg", "user"])
+def test_role_policies_accept_a_role_without_members(name, role):
+    env = mgenv.parallel_env("default")
+    env.reset(seed=0)
+    policy = baselines.make(name)
+    out = policy.act_role(role, np.zeros(0, dtype=np.int64), np.zeros((0, 1)), env)
+    assert out.shape == (0, env.core.action_shapes[role][1])
