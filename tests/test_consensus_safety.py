@@ -285,3 +285,22 @@ def test_the_figures_shortcut_matches_the_lookup_by_height(protocol: str) -> Non
             assert {k: extra[k] for k in FIGURES} == slow
             shortcuts += slow == dict(zip(FIGURES, (1.0, 0.0, 0.0), strict=True))
     assert shortcuts > 0  # the common case occurred
+
+
+@pytest.mark.parametrize("spread", [0, 1, 3, 4, 11])
+def test_hashes_at_looks_up_each_height(spread: int) -> None:
+    """The committed hash at each node's height, per node, whether heights are close or not."""
+    ledger = Ledger(8)
+    for t in range(12):
+        ledger.append(t, [bytes([t]) * 104], t)
+    kept = {ledger.next_height - len(ledger) + k: b for k, b in enumerate(ledger)}
+    rng = np.random.default_rng(spread)
+    heights = 12 - rng.integers(0, spread + 1, 9)
+    heights[0] = 12 - spread  # the spread is reached
+    for prev in (False, True):
+        table, known = NodeHeads._hashes_at(heights, ledger, prev)
+        for h, row, k in zip(heights.tolist(), table, known.tolist(), strict=True):
+            block = kept.get(h if prev else h - 1)
+            expected = None if block is None else (block.prev_hash if prev else block.hash)
+            assert k == (expected is not None)
+            assert row.tobytes() == (expected if expected is not None else bytes(32))

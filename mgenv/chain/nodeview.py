@@ -177,12 +177,17 @@ class NodeHeads:
         """The committed chain's head hash at each height, shape (n, 32), and whether known.
 
         The hash at height h (h blocks held) is block h - 1's (zeros at 0); it is known for
-        h = 0 and for blocks still in the ledger's window (one lookup per distinct height).
+        h = 0 and for blocks still in the ledger's window (one lookup per distinct height, or
+        per height from the lowest to the highest when they are within 4 blocks).
         With ``prev``, it is read instead from block h's ``prev_hash`` (what a node that
         fetches block h checks against its head), known while block h is in the window.
         """
         first = ledger.next_height - len(ledger)  # height of the oldest kept block
-        levels, inverse = np.unique(heights, return_inverse=True)
+        lo, hi = int(heights.min()), int(heights.max())
+        if hi - lo < 4:  # usually: nodes lag by a block or two; cheaper than np.unique
+            levels, inverse = np.arange(lo, hi + 1), heights - lo
+        else:
+            levels, inverse = np.unique(heights, return_inverse=True)
         table = np.zeros((levels.size, 32), dtype=np.uint8)
         found = np.zeros(levels.size, dtype=bool)
         for k, h in enumerate(levels.tolist()):
