@@ -26,6 +26,7 @@ from mgenv.batched.chain import (
     _SBETBlock,
     kth_smallest,
 )
+from mgenv.batched.streams import episode_streams
 from mgenv.chain import REJECT_REASONS, Chain, ChainParams, ConsensusResult, Ledger
 from mgenv.chain.nodeview import NodeHeads, NodeRound
 
@@ -247,6 +248,17 @@ def test_other_bit_generators_match_single_chains(missing_share: float) -> None:
     advs = [kinds[(b + 1) % 3](200 + b) for b in range(6)]
     params = ChainParams(protocol="sbet", message_loss=0.1, missing_share=missing_share)
     results = compare(params, 6, horizon=4, episodes=2, generators=(nets, advs))
+    assert any(r.committed.any() for r in results)
+
+
+@pytest.mark.parametrize("missing_share", [0.0, 0.3])
+def test_episode_streams_match_single_chains(missing_share: float) -> None:
+    """The core's streams (preset seed sequences: SBET spawns its child from precomputed
+    seed words without Generator.spawn) against the single chain on the same streams."""
+    streams = episode_streams([np.random.default_rng(300 + b) for b in range(5)])
+    nets, advs = [s.network for s in streams], [s.adversary for s in streams]
+    params = ChainParams(protocol="sbet", message_loss=0.1, missing_share=missing_share)
+    results = compare(params, 5, horizon=4, episodes=2, generators=(nets, advs))
     assert any(r.committed.any() for r in results)
 
 

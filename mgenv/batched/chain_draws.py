@@ -18,8 +18,12 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from mgenv.batched.chain_types import F64, I64, Bool
+from mgenv.batched.streams import PresetSeedSequence
 from mgenv.chain.network import child_stream
 from mgenv.chain.params import ChainParams
+
+# Seed sequences whose spawn(1)[0] is the child Generator.spawn would seed a PCG64 with.
+_SPAWNABLE = (np.random.SeedSequence, PresetSeedSequence)
 
 if TYPE_CHECKING:
     from mgenv.batched.chain import BatchedChain
@@ -182,7 +186,9 @@ def _episode_draws(
     The generator calls of every copy, in the single chain's order; the arithmetic
     around them (``uniform``'s scaling, ``draw_withholding``'s and ``draw_malicious``'s
     selection) is done for all copies at once. A seeded PCG64 network stream's child is
-    spawned as a bare bit generator (``child_stream`` builds a Generator around it).
+    spawned as a bare bit generator (``child_stream`` builds a Generator around it), also
+    when the stream comes from :func:`~mgenv.batched.streams.episode_streams` (its preset
+    seed sequence spawns the child numpy's would, with the child's seed words precomputed).
 
     Args:
         params: Chain parameters (``n_nodes`` n, protocol, area, withholding).
@@ -202,8 +208,9 @@ def _episode_draws(
         net.random(out=unit[b])  # net.uniform(0, area_km, (n, 2)) is area_km * these
         if sbet:
             bits = net.bit_generator
-            if type(bits) is np.random.PCG64 and isinstance(bits.seed_seq, np.random.SeedSequence):
-                child_bits = np.random.PCG64(bits.seed_seq.spawn(1)[0])  # child_stream
+            if type(bits) is np.random.PCG64 and isinstance(bits.seed_seq, _SPAWNABLE):
+                # child_stream; numpy's stub omits it, but PCG64 takes any ISeedSequence
+                child_bits = np.random.PCG64(bits.seed_seq.spawn(1)[0])  # type: ignore[arg-type]
                 child_raw[b] = child_bits.random_raw(n)
                 if interruptions:
                     children.append(np.random.Generator(child_bits))
