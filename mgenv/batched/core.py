@@ -152,7 +152,13 @@ class BatchedCore:
             p.pv_forecast + p.wind_forecast - p.load_forecast
         )
         self._error[:, :, users] = p.user_load_forecast - p.user_load_real
-        self.chain.reset(streams.streams("network"), streams.streams("adversary"))
+        # The chain's streams serve this episode's chain only: one it does not draw from
+        # (ideal: neither; no withholding or malicious nodes: the adversary's) is not built.
+        chain = self.chain
+        self.chain.reset(
+            streams.streams("network") if chain.needs_network_streams else None,
+            streams.streams("adversary") if chain.needs_adversary_streams else None,
+        )
         self._streams = streams
         self.t = 0
         self.physics.reset()
