@@ -26,6 +26,7 @@ from mgenv.batched.chain import (
     _SBETBlock,
     kth_smallest,
 )
+from mgenv.batched.streams import episode_streams
 from mgenv.chain import REJECT_REASONS, Chain, ChainParams, ConsensusResult, Ledger
 from mgenv.chain.nodeview import NodeHeads, NodeRound
 
@@ -248,6 +249,63 @@ def test_other_bit_generators_match_single_chains(missing_share: float) -> None:
     params = ChainParams(protocol="sbet", message_loss=0.1, missing_share=missing_share)
     results = compare(params, 6, horizon=4, episodes=2, generators=(nets, advs))
     assert any(r.committed.any() for r in results)
+
+
+@pytest.mark.parametrize("missing_share", [0.0, 0.3])
+def test_episode_streams_match_single_chains(missing_share: float) -> None:
+    """The core's streams (preset seed sequences: SBET spawns its child from precomputed
+    seed words without Generator.spawn) against the single chain on the same streams."""
+    streams = episode_streams([np.random.default_rng(300 + b) for b in range(5)])
+    nets, advs = [s.network for s in streams], [s.adversary for s in streams]
+    params = ChainParams(protocol="sbet", message_loss=0.1, missing_share=missing_share)
+    results = compare(params, 5, horizon=4, episodes=2, generators=(nets, advs))
+    assert any(r.committed.any() for r in results)
+
+
+@pytest.mark.parametrize(
+    ("fields", "needs_adversary"),
+    [
+        ({"protocol": "ideal", "withhold_share": 0.25}, False),
+        ({"protocol": "pbft"}, False),
+        ({"protocol": "pbft", "withhold_share": 0.25}, True),
+        ({"protocol": "sbet", "message_loss": 0.1, "missing_share": 0.25}, False),
+        ({"protocol": "sbet", "withhold_share": 0.25}, True),
+        ({"protocol": "sbet", "malicious_share": 0.25}, True),
+    ],
+)
+def test_streams_not_needed_may_be_left_out(fields: dict[str, Any], needs_adversary: bool) -> None:
+    """Without withholding and malicious nodes the adversary streams decide nothing: reset
+    without them gives the same results (ideal needs no stream at all); where they decide
+    something, leaving them out raises."""
+    params = dataclasses.replace(DEFAULT.chain, **fields)
+    nb, horizon = 6, 5
+    full = BatchedChain(params, P, nb, horizon=horizon)
+    part = BatchedChain(params, P, nb, horizon=horizon)
+    assert part.needs_adversary_streams == needs_adversary
+    assert part.needs_network_streams == (params.protocol != "ideal")
+    nets, advs = streams(7, nb)
+    nets_part = copy.deepcopy(nets)
+    if needs_adversary:
+        with pytest.raises(ValueError, match="adversary generators"):
+            part.reset(nets_part, None)
+        return
+    rng = np.random.default_rng(8)
+    for _ in range(2):
+        full.reset(nets, advs)
+        part.reset(nets_part if part.needs_network_streams else None, None)
+        for t in range(horizon):
+            period = random_period(rng, nb, 9)
+            a, b = full.process(t, *period), part.process(t, *period)
+            for x, y in zip(a[:5], b[:5], strict=True):
+                np.testing.assert_array_equal(x, y)
+            assert a.extra.keys() == b.extra.keys()
+            for key, value in a.extra.items():
+                np.testing.assert_array_equal(value, b.extra[key])
+    if part.needs_network_streams:
+        assert_same_states(nets, nets_part)
+    else:
+        with pytest.raises(ValueError, match="network generators"):
+            part.reset(nets_part[:2], None)
 
 
 def test_more_periods_than_horizon() -> None:

@@ -226,6 +226,21 @@ def test_profiles_match_and_streams_stay_in_sync(scenario, copies):
         assert w.random() == sw.random() and ld.random() == sl.random()
 
 
+def test_profiles_with_other_bit_generators():
+    """The cloudiness uniform comes from a raw PCG64 draw; other bit generators take the
+    uniform double itself: both give draw_profiles's profiles and end states."""
+    cfg = mgenv.make_config("default")
+    kinds = [np.random.PCG64, np.random.MT19937, np.random.Philox, np.random.SFC64]
+    gens = [[np.random.Generator(k(100 * b + s)) for s in range(2)] for b, k in enumerate(kinds)]
+    single = copy.deepcopy(gens)
+    prof = draw_profiles_batch(cfg, [g[0] for g in gens], [g[1] for g in gens])
+    want = [draw_profiles(cfg, w, ld) for w, ld in single]
+    for k, field in enumerate(prof._fields):
+        assert_stacked(prof[k], [p[k] for p in want], field)
+    for (w, ld), (sw, sl) in zip(gens, single, strict=True):
+        assert w.random() == sw.random() and ld.random() == sl.random()
+
+
 def test_profiles_reject_mismatched_streams():
     cfg = mgenv.make_config("default")
     gens = np.random.default_rng(0).spawn(3)

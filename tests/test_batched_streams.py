@@ -13,6 +13,7 @@ import mgenv
 from mgenv.batched import BatchedCore
 from mgenv.batched.streams import (
     STREAM_KEYS,
+    EpisodeBatch,
     EpisodeStreams,
     PresetSeedSequence,
     entropy_words,
@@ -200,6 +201,20 @@ def test_episode_streams_equal_market_env(n_copies: int) -> None:
             # The chain's child of the network stream, before and after draws of the parent.
             for _ in range(2):
                 _assert_same(child_stream(g_streams.network), child_stream(w_streams.network))
+
+
+def test_episode_batch_builds_streams_on_demand() -> None:
+    """EpisodeBatch gives episode_streams's generators by name, each built once, when asked."""
+    seeds = [seeding.np_random(s)[0] for s in (5, 6, 7)]
+    refs = [_reference_streams(seeding.np_random(s)[0]) for s in (5, 6, 7)]
+    batch = EpisodeBatch(seeds)
+    assert not batch._built
+    for name in ("adversary", "network", "policy", "weather", "load"):
+        gens = batch.streams(name)
+        assert batch.streams(name) is gens
+        for g, ref in zip(gens, refs, strict=True):
+            _assert_same(g, getattr(ref, name))
+    assert set(batch._built) == set(EpisodeStreams._fields)
 
 
 def test_episode_streams_differ_between_copies_and_streams() -> None:

@@ -232,10 +232,28 @@ class BatchedChain:
         self._ring = (self._col + self._nodes) % n  # [first]: the nodes from ``first`` on
 
     # ------------------------------------------------------------------ episode
+    @property
+    def needs_network_streams(self) -> bool:
+        """Whether ``reset`` draws from the network streams (every protocol but ideal)."""
+        return self.params.protocol != "ideal"
+
+    @property
+    def needs_adversary_streams(self) -> bool:
+        """Whether the adversary streams' draws decide anything (withholding or malicious nodes).
+
+        ``Chain.__init__`` always draws the withholding permutation (and SBET the malicious
+        one), but with no withholding or malicious nodes the permutations select nobody: the
+        draws only advance the adversary stream, which the chain does not draw from again.
+        """
+        p = self.params
+        if p.protocol == "ideal":
+            return False
+        return p.n_withholding > 0 or (p.protocol == "sbet" and self._n_mal > 0)
+
     def reset(
         self,
-        network_rngs: Sequence[np.random.Generator],
-        adversary_rngs: Sequence[np.random.Generator],
+        network_rngs: Sequence[np.random.Generator] | None,
+        adversary_rngs: Sequence[np.random.Generator] | None,
     ) -> None:
         """Start a new episode in every copy (the draws of ``Chain.__init__``, per copy).
 
@@ -243,15 +261,26 @@ class BatchedChain:
         draws at construction; its network generator is then drawn from every period.
 
         Args:
-            network_rngs: B network streams.
-            adversary_rngs: B adversary streams.
+            network_rngs: B network streams; None if not :attr:`needs_network_streams`.
+            adversary_rngs: B adversary streams, or None if not
+                :attr:`needs_adversary_streams`: the verdicts are then the same, but the
+                adversary streams (not given) are not advanced as ``Chain.__init__`` would
+                (for a caller whose adversary streams serve this episode's chain only, as
+                :class:`~mgenv.batched.core.BatchedCore`'s; it skips two permutations and
+                a generator per copy).
+
+        Raises:
+            ValueError: Not B generators, or None where the streams are needed.
         """
         nb, p, n = self.n_copies, self.params, self._n
-        if len(network_rngs) != nb or len(adversary_rngs) != nb:
-            raise ValueError(
-                f"reset needs {nb} network and {nb} adversary generators, got "
-                f"{len(network_rngs)} and {len(adversary_rngs)}"
-            )
+        for what, rngs, needed in (
+            ("network", network_rngs, self.needs_network_streams),
+            ("adversary", adversary_rngs, self.needs_adversary_streams),
+        ):
+            if rngs is None and needed:
+                raise ValueError(f"reset needs the {what} generators with these parameters")
+            if rngs is not None and len(rngs) != nb:
+                raise ValueError(f"reset needs {nb} {what} generators, got {len(rngs)}")
         self._t = 0
         self._next_serial = np.zeros(nb, dtype=np.int64)
         self._top = np.zeros(nb, dtype=np.int64)  # committed blocks (ledger height)
@@ -260,7 +289,7 @@ class BatchedChain:
         self._online_state: Bool | None = None
         self._view = np.zeros(nb, dtype=np.int64)
         self._ready = True
-        if p.protocol == "ideal":
+        if network_rngs is None or p.protocol == "ideal":  # no node model, nothing drawn
             return
         positions, storage, withhold, malicious, children = _episode_draws(
             p, network_rngs, adversary_rngs, self._n_mal, bool(self._n_missing)

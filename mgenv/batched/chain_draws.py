@@ -18,8 +18,12 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from mgenv.batched.chain_types import F64, I64, Bool
+from mgenv.batched.streams import PresetSeedSequence
 from mgenv.chain.network import child_stream
 from mgenv.chain.params import ChainParams
+
+# Seed sequences whose spawn(1)[0] is the child Generator.spawn would seed a PCG64 with.
+_SPAWNABLE = (np.random.SeedSequence, PresetSeedSequence)
 
 if TYPE_CHECKING:
     from mgenv.batched.chain import BatchedChain
@@ -171,7 +175,7 @@ def _lines(n: int, spec: Sequence[tuple[int, bool]], row_start: I64) -> _Lines:
 def _episode_draws(
     params: ChainParams,
     network_rngs: Sequence[np.random.Generator],
-    adversary_rngs: Sequence[np.random.Generator],
+    adversary_rngs: Sequence[np.random.Generator] | None,
     n_mal: int,
     interruptions: bool,
 ) -> tuple[F64, F64, Bool, Bool, list[np.random.Generator]]:
@@ -182,12 +186,15 @@ def _episode_draws(
     The generator calls of every copy, in the single chain's order; the arithmetic
     around them (``uniform``'s scaling, ``draw_withholding``'s and ``draw_malicious``'s
     selection) is done for all copies at once. A seeded PCG64 network stream's child is
-    spawned as a bare bit generator (``child_stream`` builds a Generator around it).
+    spawned as a bare bit generator (``child_stream`` builds a Generator around it), also
+    when the stream comes from :func:`~mgenv.batched.streams.episode_streams` (its preset
+    seed sequence spawns the child numpy's would, with the child's seed words precomputed).
 
     Args:
         params: Chain parameters (``n_nodes`` n, protocol, area, withholding).
         network_rngs: B network streams.
-        adversary_rngs: B adversary streams.
+        adversary_rngs: B adversary streams, or None: no withholding and no malicious nodes
+            (the permutations would select nobody), nothing drawn.
         n_mal: Malicious nodes per copy (SBET).
         interruptions: SBET draws interruptions from the child streams later.
     """
@@ -198,12 +205,14 @@ def _episode_draws(
     storage_of: dict[int, F64] = {}  # copies whose child stream is not a seeded PCG64
     perms = np.empty((1 + sbet, nb, n), dtype=np.int64)  # the adversary's permutations
     children: list[np.random.Generator] = []
-    for b, (net, adv) in enumerate(zip(network_rngs, adversary_rngs, strict=True)):
+    advs = [None] * nb if adversary_rngs is None else adversary_rngs
+    for b, (net, adv) in enumerate(zip(network_rngs, advs, strict=True)):
         net.random(out=unit[b])  # net.uniform(0, area_km, (n, 2)) is area_km * these
         if sbet:
             bits = net.bit_generator
-            if type(bits) is np.random.PCG64 and isinstance(bits.seed_seq, np.random.SeedSequence):
-                child_bits = np.random.PCG64(bits.seed_seq.spawn(1)[0])  # child_stream
+            if type(bits) is np.random.PCG64 and isinstance(bits.seed_seq, _SPAWNABLE):
+                # child_stream; numpy's stub omits it, but PCG64 takes any ISeedSequence
+                child_bits = np.random.PCG64(bits.seed_seq.spawn(1)[0])  # type: ignore[arg-type]
                 child_raw[b] = child_bits.random_raw(n)
                 if interruptions:
                     children.append(np.random.Generator(child_bits))
@@ -211,6 +220,8 @@ def _episode_draws(
                 child = child_stream(net)
                 storage_of[b] = child.uniform(0.5, 1.5, n)
                 children.append(child)
+        if adv is None:
+            continue
         perms[0, b] = adv.permutation(n)  # draw_withholding's draw
         if sbet:
             perms[1, b] = adv.permutation(n)  # draw_malicious's draw
@@ -220,8 +231,10 @@ def _episode_draws(
     for b, values in storage_of.items():
         storage[b] = values
     withhold: Bool = np.zeros((nb, n), dtype=bool)  # a permutation's first n_withholding
-    np.put_along_axis(withhold, perms[0, :, : p.n_withholding], True, axis=1)
     malicious: Bool = np.zeros((nb, n), dtype=bool)
+    if adversary_rngs is None:  # nobody withholds or is malicious
+        return p.area_km * unit, storage, withhold, malicious, children
+    np.put_along_axis(withhold, perms[0, :, : p.n_withholding], True, axis=1)
     if sbet:
         np.put_along_axis(malicious, perms[1, :, :n_mal], True, axis=1)
     return p.area_km * unit, storage, withhold, malicious, children

@@ -40,7 +40,7 @@ from mgenv.batched.observe import (
 from mgenv.batched.opponents import BatchedPublicInfo, batched_opponent
 from mgenv.batched.physics import BatchedElectric, draw_profiles_batch
 from mgenv.batched.settlement import BatchedSettlement, settle_batch
-from mgenv.batched.streams import EpisodeStreams, episode_streams, seed_streams
+from mgenv.batched.streams import EpisodeBatch, seed_streams
 from mgenv.config import EnvConfig
 from mgenv.core import COMMIT_EMA, STAGES, MarketCore
 from mgenv.physics.model import Forecast
@@ -141,7 +141,7 @@ class BatchedCore:
         cfg, nm, na = self.cfg, self.cfg.n_microgrids, self.cfg.n_aggregators
         n, horizon, big_b = cfg.n_participants, cfg.horizon, self.n_copies
         self.profiles = p = draw_profiles_batch(
-            cfg, [s.weather for s in streams], [s.load for s in streams]
+            cfg, streams.streams("weather"), streams.streams("load")
         )
         users = slice(nm + na, None)
         # (B, H, P): users' energy to buy, and realised minus forecast net production.
@@ -152,9 +152,14 @@ class BatchedCore:
             p.pv_forecast + p.wind_forecast - p.load_forecast
         )
         self._error[:, :, users] = p.user_load_forecast - p.user_load_real
-        self.chain.reset([s.network for s in streams], [s.adversary for s in streams])
-        # The env's "policy" stream, for an opponent that draws (none of the batched ones does).
-        self.policy_rngs = [s.policy for s in streams]
+        # The chain's streams serve this episode's chain only: one it does not draw from
+        # (ideal: neither; no withholding or malicious nodes: the adversary's) is not built.
+        chain = self.chain
+        self.chain.reset(
+            streams.streams("network") if chain.needs_network_streams else None,
+            streams.streams("adversary") if chain.needs_adversary_streams else None,
+        )
+        self._streams = streams
         self.t = 0
         self.physics.reset()
         self.last_price = np.full(big_b, 0.5 * (cfg.market.price_floor + cfg.market.price_cap))
@@ -167,7 +172,15 @@ class BatchedCore:
         self.stage_time["reset"] += time.perf_counter() - t0
         return self.mg_observations()
 
-    def _episode_streams(self, seeds: Sequence[int | None]) -> list[EpisodeStreams]:
+    @property
+    def policy_rngs(self) -> list[np.random.Generator]:
+        """Every copy's "policy" stream of this episode, for an opponent that draws.
+
+        None of the batched opponents does, so the generators are built on first access.
+        """
+        return self._streams.streams("policy")
+
+    def _episode_streams(self, seeds: Sequence[int | None]) -> EpisodeBatch:
         """Re-seed the copies given a seed, then draw every copy's episode streams."""
         given = [(b, s) for b, s in enumerate(seeds) if s is not None]
         for (b, _), rng in zip(given, seed_streams([s for _, s in given]), strict=True):
@@ -178,7 +191,7 @@ class BatchedCore:
             new = seeding.np_random(None)[0] if old is None else old
             self._seed_rngs[b] = new
             seed_rngs.append(new)
-        return episode_streams(seed_rngs)
+        return EpisodeBatch(seed_rngs)
 
     def _plan(self) -> None:
         """This period's forecast and rule-based dispatch, every copy."""

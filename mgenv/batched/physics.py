@@ -70,16 +70,15 @@ def draw_profiles_batch(
     cut = _weather_normals(h, n)
     zw = np.empty((nb, cut[-1].stop))
     zl = np.empty((nb, n + nu + h * n + h * nu))
-    cloud_draw = np.empty(nb)
-    cmax = p.cloudiness_max
+    cloud_raw = np.empty(nb, dtype=np.uint64)
     # The only loop over copies: each copy's own streams, called as draw_profiles calls them.
     for b, (weather, load) in enumerate(zip(weather_rngs, load_rngs, strict=True)):
-        cloud_draw[b] = weather.uniform(0.0, cmax)
+        cloud_raw[b] = _uniform_raw(weather)
         weather.standard_normal(out=zw[b])
         load.standard_normal(out=zl[b])
     hours = period_hours(cfg)
     fleet = cfg.fleet
-    cloud = cloud_draw[:, None] + 0.05 * zw[:, cut[0]]
+    cloud = _cloudiness(cloud_raw, p.cloudiness_max)[:, None] + 0.05 * zw[:, cut[0]]
     clear = 1.0 - np.clip(cloud, 0.0, 0.95)
     shape = pv_shape(hours, p.sunrise_h, p.sunset_h)[None, :, None]
     pv_f = shape * clear[:, None, :] * tile(fleet.pv_kw, n) * dt
@@ -109,6 +108,33 @@ def draw_profiles_batch(
         load_real=_realise(load_f, err, zl[:, n + nu : real]),
         user_load_real=_realise(user_f, err, zl[:, real:]),
     )
+
+
+def _uniform_raw(rng: np.random.Generator) -> int:
+    """The raw 64-bit output behind ``rng``'s next uniform double, for :func:`_cloudiness`.
+
+    A scalar ``Generator.uniform`` costs ~2 us of argument handling; the raw draw advances
+    the bit generator exactly as the uniform would (one 64-bit output). PCG64 only: other
+    bit generators make doubles differently, so they get their uniform's output back as
+    the raw value of the same double (see :func:`_cloudiness`).
+    """
+    bits = rng.bit_generator
+    if type(bits) is np.random.PCG64:
+        return int(bits.random_raw())
+    # (u * 2**53) << 11 is a raw value whose double (raw >> 11) * 2**-53 is u again
+    return int(rng.random() * 2.0**53) << 11
+
+
+def _cloudiness(raw: np.ndarray, cmax: float) -> np.ndarray:
+    """``Generator.uniform(0.0, cmax)`` from the raw outputs (B,) uint64, exactly.
+
+    numpy's ``random_uniform`` is ``low + range * next_double`` and PCG64's ``next_double``
+    is ``(next64 >> 11) * 2**-53`` (exact in float64: < 2**53 before scaling by a power of
+    2); with ``low = 0.0`` a fused multiply-add rounds the same as the product.
+    """
+    u = np.multiply(raw >> np.uint64(11), 2.0**-53, dtype=np.float64)
+    out: np.ndarray = 0.0 + cmax * u
+    return out
 
 
 def _wind_speeds(

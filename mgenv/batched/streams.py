@@ -275,23 +275,59 @@ def episode_seed(seed_rng: np.random.Generator) -> int:
     return int(seed_rng.bit_generator.random_raw()) >> 1
 
 
+_NAMES = EpisodeStreams._fields  # in STREAM_KEYS order
+
+
+class EpisodeBatch:
+    """Every copy's episode streams by name (:class:`EpisodeStreams` fields), built on demand.
+
+    A stream's B generators are built on the first :meth:`streams` call for its name and
+    kept, so a stream nobody asks for (the batched core's ``policy``: none of its opponents
+    draws) costs no generators (~2 us each per copy and episode).
+
+    Args:
+        seed_rngs: B seed streams; one episode seed is drawn from each at once
+            (:func:`episode_seed`).
+    """
+
+    def __init__(self, seed_rngs: Sequence[np.random.Generator]) -> None:
+        self.seeds = [episode_seed(rng) for rng in seed_rngs]
+        keys = [(k,) for k in STREAM_KEYS]
+        # (B, S + 1, 4): the streams' PCG64 seed words, then the network stream's first child
+        self._words = pcg64_words(seed_pools(entropy_words(self.seeds), [*keys, (2, 0)]))
+        self._built: dict[str, list[np.random.Generator]] = {}
+
+    def streams(self, name: str) -> list[np.random.Generator]:
+        """Copy b's stream ``name`` at [b], as ``default_rng(seed_b).spawn(6)`` gives it."""
+        out = self._built.get(name)
+        if out is None:
+            s = _NAMES.index(name)
+            key = (STREAM_KEYS[s],)
+            if s == _NETWORK:  # its first child (the batched chain spawns it) preset too
+                seqs = [
+                    PresetSeedSequence(seed, key, w[s], (w[-1],))
+                    for seed, w in zip(self.seeds, self._words, strict=True)
+                ]
+            else:
+                seqs = [
+                    PresetSeedSequence(seed, key, w)
+                    for seed, w in zip(self.seeds, self._words[:, s], strict=True)
+                ]
+            out = self._built[name] = [_generator(q) for q in seqs]
+        return out
+
+
 def episode_streams(seed_rngs: Sequence[np.random.Generator]) -> list[EpisodeStreams]:
     """Every copy's episode streams, each equal to ``MarketEnv.reset``'s for its seed stream.
 
     Draws one episode seed from each ``seed_rngs[b]`` (:func:`episode_seed`); copy b's
     stream i is ``Generator(PCG64(SeedSequence(seed_b, spawn_key=(i,))))``
     (``default_rng(seed_b).spawn(6)[i]``) for i in :data:`STREAM_KEYS`. The network stream's
-    first child (the batched chain spawns it) is preset too.
+    first child (the batched chain spawns it) is preset too. :class:`EpisodeBatch` gives
+    the same streams by name, built only when asked for.
 
     Args:
         seed_rngs: B seed streams (advanced by one draw each).
     """
-    seeds = [episode_seed(rng) for rng in seed_rngs]
-    keys = [(k,) for k in STREAM_KEYS]
-    words = pcg64_words(seed_pools(entropy_words(seeds), [*keys, (2, 0)]))  # (B, 6, 4)
-    out = []
-    for seed, w in zip(seeds, words, strict=True):
-        seqs = [PresetSeedSequence(seed, key, w[s]) for s, key in enumerate(keys)]
-        seqs[_NETWORK] = PresetSeedSequence(seed, keys[_NETWORK], w[_NETWORK], (w[-1],))
-        out.append(EpisodeStreams(*(_generator(q) for q in seqs)))
-    return out
+    batch = EpisodeBatch(seed_rngs)
+    return [EpisodeStreams(*s) for s in zip(*(batch.streams(k) for k in _NAMES), strict=True)]
