@@ -48,7 +48,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mgenv.chain.transactions import PAYLOAD_SIZE
-from mgenv.chain.types import BLOCK_FULL, TxOutcome
+from mgenv.chain.types import BLOCK_FULL, COMMITTED, TAMPERED, TxOutcome
 
 if TYPE_CHECKING:
     from mgenv.chain.network import NetworkModel, RoundDraw
@@ -259,6 +259,47 @@ class DataPlane:
         last = float(np.where(in_time, self.wait_ms + transit, 0.0).max())
         copies = (has * self._stored).astype(np.int8, copy=False)
         return copies, last if last > self.t_max_ms else self.t_max_ms
+
+    def verdicts(
+        self,
+        adm: Admitted,
+        valid: NDArray[np.bool_],
+        status: NDArray[np.int8],
+        safety_violation: bool,
+        recovered: int,
+        missing: int,
+        creator: int,
+    ) -> tuple[NDArray[np.bool_], NDArray[np.int8], dict[str, float]]:
+        """The period's verdicts from the admitted transactions' block status (common end).
+
+        Args:
+            adm: The admitted transactions (:meth:`admit`); its ``reason`` is filled in.
+            valid: Shape (T,), bool: passed the signature and validity checks.
+            status: Shape (B,), int8: each admitted transaction's reason code from the block.
+            safety_violation: The protocol's malicious nodes are beyond its bound.
+            recovered: Copies honest nodes recovered (SBET; 0 for the others).
+            missing: Copies missing after the broadcast.
+            creator: Block creator, primary or forger (-1 if none).
+
+        Returns:
+            ``(committed (T,) bool, reason (T,) int8, extra)`` for the :class:`TxOutcome`.
+        """
+        committed = np.zeros(valid.size, dtype=bool)
+        reason = adm.reason
+        reason[adm.rows] = status
+        ok = status == COMMITTED
+        committed[adm.rows] = ok
+        n_tampered = int(np.count_nonzero(status == TAMPERED))
+        extra = self.extra(
+            safety_violation,
+            int(np.count_nonzero(ok)),
+            valid,
+            recovered,
+            missing,
+            n_tampered,
+            creator,
+        )
+        return committed, reason, extra
 
     @staticmethod
     def extra(

@@ -144,22 +144,16 @@ class PoSProtocol(PerTransactionProtocol):
         self.last_round = NodeRound(draw.online, None, False)
         if empty is not None:
             return empty
-        committed = np.zeros(valid.size, dtype=bool)
         status, latency, forger, missing = self.run_block(
             draw, period, adm.origin, self.plane.interrupted(adm.origin)
         )
-        reason = adm.reason
-        reason[adm.rows] = status
-        ok = status == COMMITTED
-        committed[adm.rows] = ok
+        committed, reason, extra = self.plane.verdicts(
+            adm, valid, status, self.safety_violation, 0, missing, forger
+        )
         chosen = b"".join(payloads[i] for i in adm.rows[status != NOT_IN_BLOCK].tolist())
         self.beacon = hashlib.sha256(
             self.beacon + forger.to_bytes(4, "little", signed=True) + chosen
         ).digest()
-        n_tampered = int(np.count_nonzero(status == TAMPERED))
-        extra = self.plane.extra(
-            self.safety_violation, int(np.count_nonzero(ok)), valid, 0, missing, n_tampered, forger
-        )
         return TxOutcome(committed, reason, latency, share, 0, extra)
 
     def run_block(

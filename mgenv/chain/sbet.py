@@ -276,25 +276,20 @@ class SBETProtocol(PerTransactionProtocol):
         self.last_round = NodeRound(draw.online, None, False)
         if empty is not None:
             return empty
-        committed = np.zeros(valid.size, dtype=bool)
         blk = run_block(
             draw, period, self.plane, adm.origin, self.plane.interrupted(adm.origin), self.fixed
         )
-        reason = adm.reason
-        reason[adm.rows] = blk.reason
-        ok = blk.reason == COMMITTED
         if blk.holders is not None:
             self.last_round = NodeRound(
                 draw.online, blk.holders, bool(self.plane.malicious[blk.creator])
             )
-        committed[adm.rows] = ok
-        extra = self.plane.extra(
-            self.safety_violation,
-            int(np.count_nonzero(ok)),
+        committed, reason, extra = self.plane.verdicts(
+            adm,
             valid,
+            blk.reason,
+            self.safety_violation,
             blk.recovered,
             blk.missing_copies,
-            blk.tampered,
             blk.creator,
         )
         return TxOutcome(committed, reason, blk.latency_ms, share, blk.view_changes, extra)

@@ -124,17 +124,11 @@ class SPFTProtocol(PerTransactionProtocol):
         self.last_round = NodeRound(draw.online, None, False)
         if empty is not None:
             return empty
-        committed = np.zeros(valid.size, dtype=bool)
         status, latency, changes, primary, missing = self.run_block(
             draw, adm.origin, self.plane.interrupted(adm.origin)
         )
-        reason = adm.reason
-        reason[adm.rows] = status
-        ok = status == COMMITTED
-        committed[adm.rows] = ok
-        n_tampered = int(np.count_nonzero(status == TAMPERED))
-        extra = self.plane.extra(
-            self.safety_violation, int(np.count_nonzero(ok)), valid, 0, missing, n_tampered, primary
+        committed, reason, extra = self.plane.verdicts(
+            adm, valid, status, self.safety_violation, 0, missing, primary
         )
         return TxOutcome(committed, reason, latency, share, changes, extra)
 
