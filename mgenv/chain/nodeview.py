@@ -70,6 +70,10 @@ class NodeRound(NamedTuple):
     altered: bool
 
 
+#: The figures when every node holds the committed head (see ``NodeHeads._at_head``).
+_SYNCED: dict[str, float] = {"honest_heads_agree": 1.0, "lagging_nodes": 0.0, "forked_nodes": 0.0}
+
+
 def _row(digest: bytes) -> NDArray[np.uint8]:
     return np.frombuffer(digest, dtype=np.uint8)
 
@@ -113,6 +117,12 @@ class NodeHeads:
             return {}
         if rnd.holders is not None:
             if block is not None and not rnd.altered:
+                if rnd.holders.all():  # usually: every node takes the block, so none is
+                    # behind or forked, and steps 2 and 3 have nothing to do.
+                    self.height.fill(top)
+                    self.head[:] = _row(block.hash)
+                    self.forked.fill(False)
+                    return dict(_SYNCED)
                 self.height[rnd.holders] = top
                 self.head[rnd.holders] = _row(block.hash)
                 self.forked[rnd.holders] = False
@@ -123,6 +133,8 @@ class NodeHeads:
                 self.height[rnd.holders] = top + 1
                 self.head[rnd.holders] = _row(fork)
                 self.forked[rnd.holders] = True
+        if self._at_head(ledger):  # nobody is behind: no catch-up, the common figures
+            return dict(_SYNCED)
         self.catch_up(rnd.online, ledger)
         return self.figures(ledger)
 
@@ -149,14 +161,21 @@ class NodeHeads:
 
     def figures(self, ledger: Ledger) -> dict[str, float]:
         """``honest_heads_agree``, ``lagging_nodes``, ``forked_nodes`` (module docstring, 3)."""
-        honest = self.honest
-        top = ledger.next_height
-        if self.head.tobytes() == ledger.head_hash * honest.size and self.height.min() == top:
-            # The common case, in two cheap checks: every node holds the committed head (its
-            # stored hash is the head's, at the head's height), so none lags or is forked.
+        if self._at_head(ledger):
             # The general path below gives the same figures for this state.
-            return {"honest_heads_agree": 1.0, "lagging_nodes": 0.0, "forked_nodes": 0.0}
+            return dict(_SYNCED)
         return self.figures_by_height(ledger)
+
+    def _at_head(self, ledger: Ledger) -> bool:
+        """Every node holds the committed head, in two cheap checks.
+
+        Its stored hash is the head's, at the head's height; so none lags or is forked
+        (a forked node's head is the hash of an altered block, never the committed one).
+        """
+        return bool(
+            self.head.tobytes() == ledger.head_hash * self.height.size
+            and self.height.min() == ledger.next_height
+        )
 
     def figures_by_height(self, ledger: Ledger) -> dict[str, float]:
         """:meth:`figures` by looking up the committed hash at every node's height."""
