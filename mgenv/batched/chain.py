@@ -213,16 +213,18 @@ class BatchedChain:
         self._extra_u = n + 2 * phases * n * n + self._online_u
         self._jitter_at = phases * n * n  # from a message's loss uniform to its jitter
         self._full_index: dict[tuple[int, ...], I64] = {}  # full()'s gathers, built once
-        self._at_p = _lines(n, ((ELECT, True), (ANNOUNCE, True), (YES, False)), self._row_start)
+        jitter, start = self._jitter_at, self._row_start
+        self._at_p = _lines(n, ((ELECT, True), (ANNOUNCE, True), (YES, False)), start, jitter)
         self._at_c = _lines(
             n,
             ((COMPLETE, True), (BLOCK, True), (LISTS, False), (INTEGRITY, False), (COMMIT, False)),
-            self._row_start,
+            start,
+            jitter,
         )
-        # step 5's requests i -> j (+ i n) and answers j -> i (+ i), loss uniforms in a draw
-        self._ask_u = n + np.concatenate(
-            (REQUEST * n * n + self._col, REPLY * n * n + self._col * n)
-        )  # (2n, 1)
+        # step 5's requests i -> j (+ i n) and answers j -> i (+ i), loss then jitter
+        # uniforms in a draw
+        ask = n + np.concatenate((REQUEST * n * n + self._col, REPLY * n * n + self._col * n))
+        self._ask_u = np.stack((ask, ask + jitter))  # (2, 2n, 1)
         self._ask_step = np.repeat([[n], [1]], n, axis=0)  # (2n, 1)
         self._col_nb = self._col * nb  # (n, 1)
         self._line_step = n * nb  # from row i to row i + 1 of an (n, n, B) array, flat

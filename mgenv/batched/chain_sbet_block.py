@@ -266,9 +266,7 @@ class _SBETBlock:
         j_b = c._col_nb + b  # (n, M): [j, b] in (n, B)
         i_j_b = i * (n * nb) + j_b  # (n, M): [i, j, b] in (n, n, B)
         # loss uniforms of the requests i -> j (n rows) and answers j -> i (n rows)
-        both = c._ask_u + (b * c._draw_size + i * c._ask_step)  # (2n, M)
-        answered = net.flat.take(both) >= c.params.message_loss
-        jitter = net.jitter_at(both)
+        answered, jitter = net.gather(c._ask_u + (b * c._draw_size + i * c._ask_step))  # (2n, M)
         if c._slow_flat is not None:
             jitter *= np.tile(c._slow_flat.take(i_j_b), (2, 1))
         base = c._base_flat.take(i_j_b)
