@@ -232,6 +232,16 @@ class BatchedChain:
         # [j, first]: row of node (first + j) % n in an (n, B) array, flat
         self._ring_at = (self._col + self._nodes) % n * nb
         self._ring = (self._col + self._nodes) % n  # [first]: the nodes from ``first`` on
+        # SBET's step 1 by look-up for up to 8 nodes: [first, code] for the online nodes'
+        # bit pattern (code: sum of 2^i over online nodes i, < 256), the first online node
+        # from ``first`` on and the nodes skipped (as argmax: ``first`` and 0 if none is)
+        self._first_online: I64 | None = None
+        self._skips: I64 | None = None
+        self._bit_weights = (1 << np.minimum(self._nodes, 7)).astype(np.uint8)
+        if n <= 8:
+            on = (np.arange(2**n)[:, None] >> self._nodes & 1).astype(bool)  # [code, node]
+            self._skips = np.argmax(on[:, self._ring], axis=2).T  # (n, 2^n)
+            self._first_online = (self._skips + self._col) % n
 
     # ------------------------------------------------------------------ episode
     @property
