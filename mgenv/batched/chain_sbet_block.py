@@ -134,7 +134,7 @@ class _SBETBlock:
             held &= grp.present[:, None]
             return held, data_ms
         nb = c._rows.size
-        sent = in_time.reshape(-1)[(grp.origin[:, None] * c._n + c._col) * nb + c._rows]
+        sent = in_time.reshape(-1).take((grp.origin[:, None] * c._n + c._col) * nb + c._rows)
         held = (sent | (grp.origin[:, None] == c._col)) & grp.present[:, None]
         if grp.interrupted is not None:
             held &= ~grp.interrupted
