@@ -145,9 +145,10 @@ class _SBETBlock:
         c, online = self.c, self.net.online
         n = c._n
         first = self.period % n
-        if c._first_online is not None and c._skips is not None:  # look-up (n <= 8)
-            code = np.matmul(c._bit_weights, _u8(online))  # (B,): sum of 2^i over online i
-            return c._first_online[first].take(code), code == 0, c._skips[first].take(code)
+        if c._step1 is not None:  # up to 8 nodes: by look-up (as the ring's argmax below)
+            weights, first_online, skipped = c._step1
+            code = np.matmul(weights, _u8(online))  # (B,) uint8: sum of 2^i over online i
+            return first_online[first].take(code), code == 0, skipped[first].take(code)
         ring = online[c._ring[first]]  # (n, B): online, from node ``first`` on
         skips = np.argmax(ring, axis=0)
         no_p = ~ring.any(axis=0)
@@ -268,7 +269,7 @@ class _SBETBlock:
         i_b = i * nb + b  # (M,): [i, b] in (n, B)
         j_b = c._col_nb + b  # (n, M): [j, b] in (n, B)
         i_j_b = i * (n * nb) + j_b  # (n, M): [i, j, b] in (n, n, B)
-        # loss uniforms of the requests i -> j (n rows) and answers j -> i (n rows)
+        # loss and jitter uniforms of the requests i -> j (n rows) and answers j -> i (n rows)
         answered, jitter = net.gather(c._ask_u + (b * c._draw_size + i * c._ask_step))  # (2n, M)
         if c._slow_flat is not None:
             jitter *= np.tile(c._slow_flat.take(i_j_b), (2, 1))
