@@ -444,6 +444,38 @@ def test_creator_without_sorting_equals_the_sorted_candidates(
     assert outcomes == {True, False, "skipped"}
 
 
+@pytest.mark.parametrize("n", range(3, 10))  # SBET takes 3 nodes or more
+def test_coordinator_look_up_equals_the_ring_argmax(n: int) -> None:
+    """Step 1 by look-up (up to 8 nodes) gives the ring's argmax: e_p, no e_p and skips.
+
+    Every online pattern (one per copy) and every first node of the ring; beyond 8 nodes
+    there is no table and both ways are the argmax.
+    """
+    nb = 2**n if n <= 8 else 64
+    chain = BatchedChain(ChainParams(protocol="sbet", n_nodes=n), P, nb, horizon=4)
+    assert (chain._step1 is not None) == (n <= 8)
+    chain.reset(*streams(0, nb))
+    chain._draws.next(4)
+    net = _Round(chain)
+    if n <= 8:  # copy b: the nodes i with bit i of b set are online
+        net.online = (np.arange(nb) >> np.arange(n)[:, None] & 1).astype(bool)
+    else:
+        net.online = np.random.default_rng(n).random((n, nb)) < 0.3
+    per_origin = np.ones((n, nb), dtype=np.int64)
+    groups = _Groups(per_origin > 0, per_origin, None, None)
+    step1 = chain._step1
+    for period in range(n):
+        block = _SBETBlock(chain, net, period, per_origin, groups, np.ones(nb, dtype=bool))
+        chain._step1 = step1
+        got = block._coordinator()
+        chain._step1 = None
+        want = block._coordinator()
+        chain._step1 = step1
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == w.dtype
+            np.testing.assert_array_equal(g, w)
+
+
 # ------------------------------------------------------------------ API
 def test_state_does_not_grow_with_steps() -> None:
     chain = BatchedChain(DEFAULT.chain, P, 4, horizon=24)

@@ -47,8 +47,10 @@ reach the same nodes), with counts as weights; step 5 works on the compact list 
 Most of the cost is numpy's per-call overhead, so the code keeps calls few: counts of
 booleans are integer ``np.einsum`` contractions (exact in any order), k-th smallest values
 along a short node axis come from pruned sorting networks of ``np.minimum`` /
-``np.maximum`` (the same values as a sort), SBET's creator is an argmax rather than a sort,
-and without malicious nodes the node view skips the fork bookkeeping.
+``np.maximum`` (the same values as a sort), SBET's creator is an argmax rather than a sort
+and its coordinator (step 1) a table look-up on the online nodes' bit pattern (up to 8
+nodes), a message's loss and jitter uniforms come in one gather, and without malicious nodes
+the node view skips the fork bookkeeping.
 
 **Modules.** This one is the facade: :class:`BatchedChain` (sizes, episode state, the node
 view, one call per period to the protocol) and :func:`check_supported`.
@@ -213,16 +215,18 @@ class BatchedChain:
         self._extra_u = n + 2 * phases * n * n + self._online_u
         self._jitter_at = phases * n * n  # from a message's loss uniform to its jitter
         self._full_index: dict[tuple[int, ...], I64] = {}  # full()'s gathers, built once
-        self._at_p = _lines(n, ((ELECT, True), (ANNOUNCE, True), (YES, False)), self._row_start)
+        jitter, start = self._jitter_at, self._row_start
+        self._at_p = _lines(n, ((ELECT, True), (ANNOUNCE, True), (YES, False)), start, jitter)
         self._at_c = _lines(
             n,
             ((COMPLETE, True), (BLOCK, True), (LISTS, False), (INTEGRITY, False), (COMMIT, False)),
-            self._row_start,
+            start,
+            jitter,
         )
-        # step 5's requests i -> j (+ i n) and answers j -> i (+ i), loss uniforms in a draw
-        self._ask_u = n + np.concatenate(
-            (REQUEST * n * n + self._col, REPLY * n * n + self._col * n)
-        )  # (2n, 1)
+        # step 5's requests i -> j (+ i n) and answers j -> i (+ i), loss then jitter
+        # uniforms in a draw
+        ask = n + np.concatenate((REQUEST * n * n + self._col, REPLY * n * n + self._col * n))
+        self._ask_u = np.stack((ask, ask + jitter))  # (2, 2n, 1)
         self._ask_step = np.repeat([[n], [1]], n, axis=0)  # (2n, 1)
         self._col_nb = self._col * nb  # (n, 1)
         self._line_step = n * nb  # from row i to row i + 1 of an (n, n, B) array, flat
@@ -230,6 +234,15 @@ class BatchedChain:
         # [j, first]: row of node (first + j) % n in an (n, B) array, flat
         self._ring_at = (self._col + self._nodes) % n * nb
         self._ring = (self._col + self._nodes) % n  # [first]: the nodes from ``first`` on
+        # SBET's step 1 by look-up for up to 8 nodes (None beyond): the bit weights 2^i,
+        # and by [first, code] for the online nodes' bit pattern (code: sum of 2^i over the
+        # online nodes i, < 256) the first online node from ``first`` on and the nodes
+        # skipped, as the ring's argmax gives them (``first`` and 0 if none is online)
+        self._step1: tuple[NDArray[np.uint8], I64, I64] | None = None
+        if n <= 8:
+            on = (np.arange(2**n)[:, None] >> self._nodes & 1).astype(bool)  # [code, node]
+            skips = np.argmax(on[:, self._ring], axis=2).T  # (n, 2^n)
+            self._step1 = ((1 << self._nodes).astype(np.uint8), (skips + self._col) % n, skips)
 
     # ------------------------------------------------------------------ episode
     @property

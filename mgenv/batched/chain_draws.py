@@ -157,19 +157,20 @@ class _ChildBuffer:
 class _Lines(NamedTuple):
     """Flat indices to gather some phases' rows (sent by node i) or columns (to node i).
 
-    Element [k, j, b] is message (i -> j) of phase k for a row, (j -> i) for a column, in the
-    copy's period draw.
+    Element [0, k, j, b] is the loss uniform of message (i -> j) of phase k for a row,
+    (j -> i) for a column, in the copy's period draw; [1, k, j, b] is its jitter uniform
+    (one gather takes both).
     """
 
-    u: I64  # (m, n, B): offset of the loss uniform for i = 0, copy row start included
+    u: I64  # (2, m, n, B): offsets of the loss, jitter uniforms for i = 0, row start included
     u_step: I64  # (m, 1, 1): added per unit of i
 
 
-def _lines(n: int, spec: Sequence[tuple[int, bool]], row_start: I64) -> _Lines:
+def _lines(n: int, spec: Sequence[tuple[int, bool]], row_start: I64, jitter_at: int) -> _Lines:
     nodes = np.arange(n)
     u = np.array([n + ph * n * n + nodes * (1 if row else n) for ph, row in spec])
     step = np.array([n if row else 1 for _, row in spec])[:, None, None]
-    return _Lines(u[:, :, None] + row_start, step)
+    return _Lines(np.stack((u, u + jitter_at))[:, :, :, None] + row_start, step)
 
 
 def _episode_draws(
@@ -253,20 +254,29 @@ class _Round:
         self.online = chain._online(self.flat[chain._online_u])  # (n, B)
         self._both_on: Bool | None = None  # (n, n, B): both ends online, not a self-message
 
-    def jitter_at(self, u_index: I64) -> F64:
-        """Exponential jitters (ms) of the messages whose loss uniforms are at ``u_index``."""
-        c = self.c
-        u = self.flat.take(u_index + c._jitter_at)
+    def _jitter(self, u: F64) -> F64:
+        """Exponential jitters (ms) from the messages' jitter uniforms ``u`` (in place)."""
         out: F64 = np.log1p(np.negative(u, out=u), out=u)  # in place: log1p(-u)
-        out *= -c.params.jitter_ms
+        out *= -self.c.params.jitter_ms
         return out
 
+    def gather(self, index: I64) -> tuple[Bool, F64]:
+        """Messages' loss test and jitter (ms) from offsets [loss, jitter] (2, ...), one take.
+
+        Returns whether each message survived its loss draw (``RoundDraw.delivered``
+        without the online ends) and its exponential jitter, shape ``index.shape[1:]`` each.
+        """
+        u = self.flat.take(index)
+        delivered: Bool = u[0] >= self.c.params.message_loss
+        return delivered, self._jitter(u[1])
+
     def _index(self, phases: tuple[int, ...]) -> I64:
-        """Offsets of the loss uniforms of some phases in the period draw, (m, n, n, B)."""
+        """Offsets of the loss, jitter uniforms of some phases in the draw, (2, m, n, n, B)."""
         c = self.c
         index = c._full_index.get(phases)
         if index is None:
-            index = c._full_index[phases] = c._full_u[list(phases)] + c._row_start
+            loss = c._full_u[list(phases)] + c._row_start
+            index = c._full_index[phases] = np.stack((loss, loss + c._jitter_at))
         return index
 
     def both_on(self) -> Bool:
@@ -281,10 +291,8 @@ class _Round:
         Indexed [phase, sender, receiver, copy]; one gather for all the phases.
         """
         c = self.c
-        index = self._index(phases)
-        link: Bool = self.flat.take(index) >= c.params.message_loss
+        link, jitter = self.gather(self._index(phases))
         link &= self.both_on()
-        jitter = self.jitter_at(index)
         if c._geo.slow is not None:
             jitter *= c._geo.slow
         jitter += c._geo.base_ms  # base + jitter
@@ -296,12 +304,11 @@ class _Round:
         The link at j == i is False (no self-messages); the peer j must be online.
         """
         c = self.c
-        u_index = spec.u + i * spec.u_step
-        peer = self.online & (c._col != i)
-        link: Bool = (self.flat.take(u_index) >= c.params.message_loss) & peer
+        link, jitter = self.gather(spec.u + i * spec.u_step)
+        link &= self.online
+        link &= c._col != i
         # base delays are symmetric ([i, j] = [j, i]): rows and columns gather row i
         line = i * c._line_step + c._line_at  # (n, B) into the (n, n, B) link arrays
-        jitter = self.jitter_at(u_index)
         if c._slow_flat is not None:
             jitter *= c._slow_flat.take(line)
         jitter += c._base_flat.take(line)  # base + jitter

@@ -81,7 +81,7 @@ def _sbet(
     else:  # the transactions of one origin hold the same copies: a row per origin node
         groups = _Groups(per_origin > 0, per_origin.astype(weight_type), None, None)
     blk = _SBETBlock(c, net, period, per_origin, groups, n_adm > 0).run()
-    tx_reason = blk.reason.reshape(-1)[slot]  # (B, T)
+    tx_reason = blk.reason.reshape(-1).take(slot)  # (B, T)
     ok = tx_reason == 0
     ok &= adm
     reason = np.where(adm, tx_reason, reason)  # admitted ones had no reason yet
@@ -110,7 +110,7 @@ def _interrupted(
     rank = np.maximum(np.cumsum(adm, axis=1) - 1, 0).T  # (T, B): the k-th admitted: row k
     index = start + rank[:, None, :] * n + c._col  # (T, n, B)
     index = np.minimum(index, buf.shape[1] - 1) + (rows * buf.shape[1])
-    keys = buf.reshape(-1)[index]
+    keys = buf.reshape(-1).take(index)
     keys[origin.T[:, None, :] == c._col] = 2.0  # the origin always keeps its own
     order = keys.argsort(axis=1).argsort(axis=1)
     out: Bool = (order < c._n_missing) & adm.T[:, None, :]

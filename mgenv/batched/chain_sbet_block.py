@@ -134,7 +134,7 @@ class _SBETBlock:
             held &= grp.present[:, None]
             return held, data_ms
         nb = c._rows.size
-        sent = in_time.reshape(-1)[(grp.origin[:, None] * c._n + c._col) * nb + c._rows]
+        sent = in_time.reshape(-1).take((grp.origin[:, None] * c._n + c._col) * nb + c._rows)
         held = (sent | (grp.origin[:, None] == c._col)) & grp.present[:, None]
         if grp.interrupted is not None:
             held &= ~grp.interrupted
@@ -145,6 +145,10 @@ class _SBETBlock:
         c, online = self.c, self.net.online
         n = c._n
         first = self.period % n
+        if c._step1 is not None:  # up to 8 nodes: by look-up (as the ring's argmax below)
+            weights, first_online, skipped = c._step1
+            code = np.matmul(weights, _u8(online))  # (B,) uint8: sum of 2^i over online i
+            return first_online[first].take(code), code == 0, skipped[first].take(code)
         ring = online[c._ring[first]]  # (n, B): online, from node ``first`` on
         skips = np.argmax(ring, axis=0)
         no_p = ~ring.any(axis=0)
@@ -182,8 +186,7 @@ class _SBETBlock:
         it. Where no candidate fits, e_c is arbitrary (unused) and the skips are all the
         candidates.
         """
-        c, net = self.c, self.net
-        col, rows = c._col, c._rows
+        c, net, col = self.c, self.net, self.c._col
         key = rt * c._storage
         if c.params.creator_election == "proportional":
             extra_u = net.flat[c._extra_u]
@@ -195,14 +198,15 @@ class _SBETBlock:
             strong = c._tally("ib->b", c._malicious & net.online & c._voters) >= c._q
             fit = announced & (c._honest | strong)
         fit = fit & yes
-        creator: I64 = np.argmax(np.where(fit, key, -_INF), axis=0)  # the first of equal keys
+        fit_key = np.where(fit, key, -_INF)
+        creator: I64 = np.argmax(fit_key, axis=0)  # the first of equal keys
         found: Bool = np.logical_or.reduce(fit, axis=0)
-        top = key.reshape(-1).take(creator * rows.size + rows)
+        top = np.maximum.reduce(fit_key, axis=0)  # e_c's key where found (else unused)
         before = key > top
         before |= (key == top) & (col < creator)
         before &= yes
-        n_yes = c._tally("ib->b", yes)
-        changes = np.where(found, c._tally("ib->b", before), n_yes).astype(np.int64)
+        # skipped: the candidates before e_c, or all of them where none fits
+        changes: I64 = np.add.reduce(np.where(found, before, yes), axis=0, dtype=np.int64)
         return creator, found, changes
 
     def _creator_by_sort(self, key: F64, yes: Bool, announced: Bool) -> tuple[I64, Bool, I64]:
@@ -265,10 +269,8 @@ class _SBETBlock:
         i_b = i * nb + b  # (M,): [i, b] in (n, B)
         j_b = c._col_nb + b  # (n, M): [j, b] in (n, B)
         i_j_b = i * (n * nb) + j_b  # (n, M): [i, j, b] in (n, n, B)
-        # loss uniforms of the requests i -> j (n rows) and answers j -> i (n rows)
-        both = c._ask_u + (b * c._draw_size + i * c._ask_step)  # (2n, M)
-        answered = net.flat.take(both) >= c.params.message_loss
-        jitter = net.jitter_at(both)
+        # loss and jitter uniforms of the requests i -> j (n rows) and answers j -> i (n rows)
+        answered, jitter = net.gather(c._ask_u + (b * c._draw_size + i * c._ask_step))  # (2n, M)
         if c._slow_flat is not None:
             jitter *= np.tile(c._slow_flat.take(i_j_b), (2, 1))
         base = c._base_flat.take(i_j_b)
@@ -282,13 +284,14 @@ class _SBETBlock:
         j_g_b = (gi - i) * nb + j_b  # (n, M): [g, j, b] in (G, n, B)
         true_g = true.reshape(-1).take(j_g_b)
         done = kth_smallest(np.where(true_g & answered, waited, _INF), q)  # (M,)
-        ask = c._honest.reshape(-1).take(i_b) if c._n_mal else np.ones(at.size, dtype=bool)
         got = done < _INF
-        got &= ask
+        ask = c._honest.reshape(-1).take(i_b) if c._n_mal else None  # None: all honest
+        if ask is not None:
+            got &= ask
         got_true = np.zeros(need.shape, dtype=bool)
         got_true.reshape(-1)[at] = got
         held2, true2 = held | got_true, true | got_true
-        if c._n_mal:
+        if ask is not None:
             n_true = c._tally("jm->m", true_g & answered)
             held_g = held.reshape(-1).take(j_g_b)
             n_alt = c._tally("jm->m", held_g & ~true_g & answered)
@@ -298,7 +301,10 @@ class _SBETBlock:
         # a node that cannot recover gives up at its timer, or at the last answer if later
         give_up = np.maximum(np.where(answered, waited, 0.0).max(axis=0), t_max)  # (M,)
         ended = np.zeros(need.shape)
-        ended.reshape(-1)[at] = np.where(ask, np.where(got, done, give_up), 0.0)
+        ended_at = np.where(got, done, give_up)
+        if ask is not None:  # the malicious request nothing
+            ended_at = np.where(ask, ended_at, 0.0)
+        ended.reshape(-1)[at] = ended_at
         recovered = _weigh("gb,gib->b", w, got_true)
         return held2, true2, recovered, ended.max(axis=0)
 
