@@ -4,6 +4,10 @@ Every feature has a name (``env.observation_names(agent)``) and finite bounds. E
 divided by the participant's own scale (the sum of its rated powers times the period length)
 so that they are O(1) across scenarios; prices are in yuan/kWh. Values are clipped to the
 bounds, which only bites on extreme inputs (e.g. a realised load far above its peak).
+
+The builders take per-member inputs of any shape ``M``: ``(n,)`` for one market, ``(B, n)``
+for the batched core's B copies (:mod:`mgenv.batched.observe`), whose :class:`Common` then
+holds ``(B, 1)`` columns for the per-copy features. They return float32 ``(*M, F)``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 # (name, low, high) per role. Order = observation vector order.
 FEATURES: dict[str, list[tuple[str, float, float]]] = {
@@ -80,23 +85,27 @@ BOUNDS = {
 
 
 class Common(NamedTuple):
-    """Features shared by every role in a period."""
+    """Features shared by every role in a period.
+
+    ``last_price`` and ``online_share`` are floats for one market, ``(B, 1)`` arrays for B
+    copies (one value per copy, broadcast over its members).
+    """
 
     hour: float  # hour of day at the period's middle, h
     grid_buy: float  # yuan/kWh
     feed_in: float  # yuan/kWh
-    last_price: float  # yuan/kWh
-    online_share: float
+    last_price: float | NDArray[np.float64]  # yuan/kWh
+    online_share: float | NDArray[np.float64]
 
 
-def _new(role: str, n: int, c: Common) -> np.ndarray:
-    """A float64 feature-major buffer ``(n_features, n)`` with the time and share rows set.
+def _new(role: str, shape: tuple[int, ...], c: Common) -> np.ndarray:
+    """A float64 feature-major buffer ``(n_features, *shape)`` with the time and share rows set.
 
     Features are filled as rows (contiguous writes, no per-column float32 casts) and turned
-    into the float32 ``(n, n_features)`` matrix once by :func:`_finish`: the same values as
-    writing every column into a float32 matrix, with a fraction of the numpy calls.
+    into the float32 ``(*shape, n_features)`` array once by :func:`_finish`: the same values as
+    writing every column into a float32 array, with a fraction of the numpy calls.
     """
-    rows = np.empty((len(FEATURES[role]), n))
+    rows = np.empty((len(FEATURES[role]), *shape))
     angle = 2.0 * np.pi * c.hour / 24.0
     rows[0] = np.sin(angle)
     rows[1] = np.cos(angle)
@@ -104,10 +113,27 @@ def _new(role: str, n: int, c: Common) -> np.ndarray:
     return rows
 
 
+# Bounds tiled to a whole (B, n, F) block per (role, B, n): numpy's clip against a (F,)
+# vector broadcast over (B, n) is several times slower than against a full array.
+_TILED: dict[tuple[str, tuple[int, ...]], tuple[np.ndarray, np.ndarray]] = {}
+
+
 def _finish(rows: np.ndarray, role: str) -> np.ndarray:
-    """Fresh float32 observations ``(n, n_features)`` from the buffer, clipped to the bounds."""
-    out = rows.T.astype(np.float32, order="C")
+    """Fresh float32 observations ``(*shape, n_features)`` from the buffer, clipped to bounds."""
     low, high = BOUNDS[role]
+    if rows.ndim == 2:  # one market: (F, n) -> (n, F)
+        out = rows.T.astype(np.float32, order="C")
+    else:  # copies: (F, B, n) -> (B, n, F)
+        out = rows.transpose(*range(1, rows.ndim), 0).astype(np.float32, order="C")
+        tiled = _TILED.get((role, out.shape))
+        if tiled is None:
+            if len(_TILED) >= 64:  # bounded whatever the callers' batch sizes
+                _TILED.clear()
+            tiled = _TILED[role, out.shape] = (
+                np.broadcast_to(low, out.shape).copy(),
+                np.broadcast_to(high, out.shape).copy(),
+            )
+        low, high = tiled
     np.maximum(out, low, out=out)
     return np.minimum(out, high, out=out)
 
@@ -129,19 +155,19 @@ def mg_obs(
     sold_share: np.ndarray,
     commit: np.ndarray,
 ) -> np.ndarray:
-    """Microgrid observations, float32 of shape ``(n_mg, 16)``.
+    """Microgrid observations, float32 of shape ``(*M, 16)`` (``M``: see the module docstring).
 
     Args:
         c: Shared features.
         scale: Energy scale per microgrid, kWh, shape ``(n,)``.
-        forecasts: PV, wind and load forecasts, kWh, each ``(n,)``.
-        plan: Surplus, generator headroom and deficit of the dispatch, kWh, each ``(n,)``.
-        soc: State of charge, ``(n,)``.
+        forecasts: PV, wind and load forecasts, kWh, each ``M``.
+        plan: Surplus, generator headroom and deficit of the dispatch, kWh, each ``M``.
+        soc: State of charge, ``M``.
         mc_max: Marginal generation cost at full output, yuan/kWh, ``(n,)``.
-        sold_share: Last period's sold energy over offered energy, ``(n,)``.
-        commit: Recent commit ratio, ``(n,)``.
+        sold_share: Last period's sold energy over offered energy, ``M``.
+        commit: Recent commit ratio, ``M``.
     """
-    rows = _new("mg", scale.shape[0], c)
+    rows = _new("mg", soc.shape, c)
     np.divide(np.array((*forecasts, *plan)), scale, out=rows[2:8])
     rows[8] = soc
     rows[9] = mc_max
@@ -154,13 +180,16 @@ def mg_obs(
 def agg_obs(
     c: Common,
     demand: np.ndarray,
-    supply: float,
+    supply: float | NDArray[np.float64],
     served_share: np.ndarray,
     delta: np.ndarray,
     commit: np.ndarray,
 ) -> np.ndarray:
-    """Aggregator observations, ``(n_agg, 11)``; energies relative to the system scale."""
-    rows = _new("agg", demand.shape[0], c)
+    """Aggregator observations, ``(*M, 11)``; energies relative to the system scale.
+
+    ``supply`` is the market's (one float, or ``(B, 1)`` for B copies); the others are ``M``.
+    """
+    rows = _new("agg", demand.shape, c)
     rows[2] = demand
     rows[3] = supply
     _prices(rows, 4, c)
@@ -173,8 +202,8 @@ def agg_obs(
 def user_obs(
     c: Common, load: np.ndarray, served_share: np.ndarray, commit: np.ndarray
 ) -> np.ndarray:
-    """Large-user observations, ``(n_user, 9)``; load relative to the user's peak."""
-    rows = _new("user", load.shape[0], c)
+    """Large-user observations, ``(*M, 9)``; load relative to the user's peak."""
+    rows = _new("user", load.shape, c)
     rows[2] = load
     _prices(rows, 3, c)
     rows[6] = served_share

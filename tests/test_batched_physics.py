@@ -57,14 +57,15 @@ class Buffers:
 
     def __init__(self, monkeypatch):
         self.single, self.batched = [], []
-        for module, seen in ((mobs, self.single), (bobs, self.batched)):
-            finish = module._finish
+        finish = mobs._finish
 
-            def record(rows, role, finish=finish, seen=seen):
-                seen.append((role, rows.copy()))
-                return finish(rows, role)
+        def record(rows, role):
+            # both go through mgenv.observe: (F, n) for one market, (F, B, n) for B copies
+            seen = self.single if rows.ndim == 2 else self.batched
+            seen.append((role, np.moveaxis(rows, 0, -1).copy() if rows.ndim > 2 else rows.copy()))
+            return finish(rows, role)
 
-            monkeypatch.setattr(module, "_finish", record)
+        monkeypatch.setattr(mobs, "_finish", record)
 
     def check(self, copies, what):
         """Batched ``(B, n, F)`` buffers equal the single ``(F, n)`` ones, transposed, stacked."""

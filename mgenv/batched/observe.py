@@ -1,9 +1,9 @@
 """Batched observations: every copy's observation matrices as float32 ``(B, n_role, F)``.
 
 Bit-identical per copy to :class:`mgenv.core.MarketCore`'s observations (``_mg_obs``,
-``_agg_obs``, ``_user_obs`` and :mod:`mgenv.observe`'s builders): the features are computed
-in float64 with the same elementwise operations and sums in the same order, then cast to
-float32 once and clipped to the bounds in float32, as the single builders do.
+``_agg_obs``, ``_user_obs``): the features go through :mod:`mgenv.observe`'s own builders,
+which take ``(B, n)`` inputs as well as ``(n,)``; the sums behind the aggregators' features
+(:func:`agg_features`) are taken in the single code's order.
 
 Inputs are the batched core's state: per-copy arrays with a leading axis B; the scales
 (:class:`ObsScales`) are per config and shared by every copy.
@@ -17,7 +17,7 @@ import numpy as np
 
 from mgenv.config import EnvConfig
 from mgenv.core import MarketCore
-from mgenv.observe import BOUNDS, FEATURES
+from mgenv.observe import Common, agg_obs, mg_obs, user_obs
 from mgenv.physics.units import Dispatch
 
 
@@ -59,16 +59,6 @@ def obs_scales(cfg: EnvConfig, core: MarketCore | None = None) -> ObsScales:
     )
 
 
-class BatchedCommon(NamedTuple):
-    """:class:`mgenv.observe.Common` for B copies in lockstep."""
-
-    hour: float  # hour of day at the period's middle, h (same for every copy)
-    grid_buy: float  # yuan/kWh (same for every copy)
-    feed_in: float  # yuan/kWh (same for every copy)
-    last_price: np.ndarray  # (B,) yuan/kWh
-    online_share: np.ndarray  # (B,)
-
-
 def period_prices(s: ObsScales, t: int) -> tuple[float, float, float]:
     """``(hour, grid_buy, feed_in)`` of period ``t`` (clamped to the last period), as the core.
 
@@ -82,138 +72,18 @@ def period_prices(s: ObsScales, t: int) -> tuple[float, float, float]:
 
 def batched_common(
     s: ObsScales, t: int, last_price: np.ndarray, online_share: np.ndarray
-) -> BatchedCommon:
-    """The shared features of period ``t`` for every copy (last price and online share (B,))."""
-    return BatchedCommon(*period_prices(s, t), last_price, online_share)
+) -> Common:
+    """The shared features of period ``t`` for every copy.
 
-
-def _new(role: str, shape: tuple[int, int], c: BatchedCommon) -> np.ndarray:
-    """A float64 buffer ``(B, n, F)`` with the time and share features set.
-
-    Features are written as columns (``rows[..., k]``) and the buffer is cast to float32 once
-    by :func:`_finish`, without the transpose of the single builders' feature-major buffer.
+    ``last_price`` and ``online_share`` are (B,); the result holds them as (B, 1) columns,
+    which :mod:`mgenv.observe`'s builders broadcast over each copy's members.
     """
-    rows = np.empty((*shape, len(FEATURES[role])))
-    angle = 2.0 * np.pi * c.hour / 24.0
-    # Scalar sin/cos as observe._new computes them (a SIMD array loop may round differently).
-    rows[..., 0] = np.sin(angle)
-    rows[..., 1] = np.cos(angle)
-    rows[..., -1] = c.online_share[:, None]
-    return rows
-
-
-def _prices(rows: np.ndarray, first: int, c: BatchedCommon) -> None:
-    """Write the grid, feed-in and last clearing prices into rows ``first..first + 2``."""
-    rows[..., first] = c.grid_buy
-    rows[..., first + 1] = c.feed_in
-    rows[..., first + 2] = c.last_price[:, None]
-
-
-# Bounds tiled to a whole (B, n, F) block per (role, B, n): numpy's clip against a (F,)
-# vector broadcast over (B, n) is several times slower than against a full array.
-_TILED: dict[tuple[str, int, int], tuple[np.ndarray, np.ndarray]] = {}
-
-
-def _finish(rows: np.ndarray, role: str) -> np.ndarray:
-    """Float32 ``(B, n, F)`` from the float64 buffer, clipped to the bounds in float32."""
-    out = rows.astype(np.float32)
-    key = (role, out.shape[0], out.shape[1])
-    tiled = _TILED.get(key)
-    if tiled is None:
-        if len(_TILED) >= 64:  # bounded whatever the callers' batch sizes
-            _TILED.clear()
-        low, high = BOUNDS[role]
-        tiled = _TILED[key] = (
-            np.broadcast_to(low, out.shape).copy(),
-            np.broadcast_to(high, out.shape).copy(),
-        )
-    np.maximum(out, tiled[0], out=out)
-    return np.minimum(out, tiled[1], out=out)
-
-
-def mg_obs(
-    c: BatchedCommon,
-    scale: np.ndarray,
-    forecasts: tuple[np.ndarray, np.ndarray, np.ndarray],
-    plan: tuple[np.ndarray, np.ndarray, np.ndarray],
-    soc: np.ndarray,
-    mc_max: np.ndarray,
-    sold_share: np.ndarray,
-    commit: np.ndarray,
-) -> np.ndarray:
-    """:func:`mgenv.observe.mg_obs` for B copies: float32 ``(B, n_mg, 16)``.
-
-    Args:
-        c: Shared features.
-        scale: Energy scale per microgrid, kWh, ``(n_mg,)``.
-        forecasts: PV, wind and load forecasts, kWh, each ``(B, n_mg)``.
-        plan: Surplus, generator headroom and deficit of the dispatch, kWh, each ``(B, n_mg)``.
-        soc: State of charge, ``(B, n_mg)``.
-        mc_max: Marginal generation cost at full output, yuan/kWh, ``(n_mg,)``.
-        sold_share: Last period's sold over offered energy, ``(B, n_mg)``.
-        commit: Recent commit ratio of the microgrids, ``(B, n_mg)``.
-    """
-    rows = _new("mg", soc.shape, c)
-    for k, x in enumerate((*forecasts, *plan)):
-        np.divide(x, scale, out=rows[..., 2 + k])
-    rows[..., 8] = soc
-    rows[..., 9] = mc_max
-    _prices(rows, 10, c)
-    rows[..., 13] = sold_share
-    rows[..., 14] = commit
-    return _finish(rows, "mg")
-
-
-def agg_obs(
-    c: BatchedCommon,
-    demand: np.ndarray,
-    supply: np.ndarray,
-    served_share: np.ndarray,
-    delta: np.ndarray,
-    commit: np.ndarray,
-) -> np.ndarray:
-    """:func:`mgenv.observe.agg_obs` for B copies: float32 ``(B, n_agg, 11)``.
-
-    Args:
-        c: Shared features.
-        demand: Customers' demand over the system scale, ``(B, n_agg)``.
-        supply: Market supply over the system scale, ``(B,)``.
-        served_share: Share of the customers' demand served last period, ``(B, n_agg)``.
-        delta: Last service coefficients, ``(B, n_agg)``.
-        commit: Recent commit ratio of the aggregators, ``(B, n_agg)``.
-    """
-    rows = _new("agg", demand.shape, c)
-    rows[..., 2] = demand
-    rows[..., 3] = supply[:, None]
-    _prices(rows, 4, c)
-    rows[..., 7] = served_share
-    rows[..., 8] = delta
-    rows[..., 9] = commit
-    return _finish(rows, "agg")
-
-
-def user_obs(
-    c: BatchedCommon, load: np.ndarray, served_share: np.ndarray, commit: np.ndarray
-) -> np.ndarray:
-    """:func:`mgenv.observe.user_obs` for B copies: float32 ``(B, n_user, 9)``.
-
-    Args:
-        c: Shared features.
-        load: Load forecast over the user's scale, ``(B, n_user)``.
-        served_share: Share of the need served last period, ``(B, n_user)``.
-        commit: Recent commit ratio of the users, ``(B, n_user)``.
-    """
-    rows = _new("user", load.shape, c)
-    rows[..., 2] = load
-    _prices(rows, 3, c)
-    rows[..., 6] = served_share
-    rows[..., 7] = commit
-    return _finish(rows, "user")
+    return Common(*period_prices(s, t), last_price[:, None], online_share[:, None])
 
 
 # ---------------------------------------------------------------------- the core's views
 def mg_observations(
-    c: BatchedCommon,
+    c: Common,
     s: ObsScales,
     forecasts: tuple[np.ndarray, np.ndarray, np.ndarray],
     dispatch: Dispatch,
@@ -240,7 +110,7 @@ def mg_observations(
 
 
 def agg_observations(
-    c: BatchedCommon,
+    c: Common,
     s: ObsScales,
     dispatch: Dispatch,
     user_need: np.ndarray,
@@ -267,7 +137,7 @@ def agg_observations(
     demand, supply, served = agg_features(
         s.buyer_agg, na, s.system_scale, dispatch.deficit, user_need, offerable, served_share
     )
-    return agg_obs(c, demand, supply, served, delta, commit[:, nm : nm + na])
+    return agg_obs(c, demand, supply[:, None], served, delta, commit[:, nm : nm + na])
 
 
 def agg_features(
@@ -311,7 +181,7 @@ def agg_features(
 
 
 def user_observations(
-    c: BatchedCommon,
+    c: Common,
     s: ObsScales,
     user_need: np.ndarray,
     served_share: np.ndarray,
