@@ -192,18 +192,7 @@ def test_bad_action_shape_raises() -> None:
     cfg = config("default")
     c = make_case(cfg, 2, "mixed", 0)
     with pytest.raises(ValueError, match="action shapes"):
-        clear_uniform_batch(
-            cfg.market,
-            c.mg[:, :, :-1],
-            c.agg,
-            c.user,
-            c.offerable,
-            c.deficit,
-            c.need,
-            c.buyer_agg,
-            c.buyer_global,
-            c.grid_buy,
-        )
+        batched(cfg, c._replace(mg=c.mg[:, :, :-1]))
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
