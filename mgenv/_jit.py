@@ -1,0 +1,109 @@
+"""Compiled kernels for the single environment's hot path (numba), with the numpy code kept.
+
+Why: a market period works on arrays of 4-12 participants, where every numpy call costs
+~0.5-1.5 µs whatever its size, so a step of a few hundred small calls is set by call overhead,
+not arithmetic. A kernel is a numba function with explicit loops that does a whole stage
+(or a large part of one) in one call.
+
+How the two paths relate:
+
+* Every stage keeps its numpy implementation. It is the readable reference, the fallback when
+  numba is missing or disabled, and what the batched core (:mod:`mgenv.batched`) runs.
+* Where a stage also has a kernel, it calls the kernel when :data:`ENABLED` is true. A kernel
+  gives **bit-identical** results: it evaluates the same expressions in the same order
+  (elementwise operations, sequential prefix sums, reductions in ``np.add.reduce``'s order;
+  see :func:`sum_like_numpy`), and tests compare both paths on random inputs and on whole
+  episodes of every scenario.
+* Random draws never move into kernels: the numpy generators draw exactly as before and the
+  kernels consume their output, so the streams are untouched.
+
+Kernels compile on first use (a few seconds in all) and are cached on disk by numba
+(``cache=True``: next to the source, or in numba's user cache directory when that is not
+writable). Set the environment variable ``MGENV_JIT=0`` before importing mgenv to run the
+numpy code only; tests flip :data:`ENABLED` to compare the paths.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, TypeVar, cast
+
+import numpy as np
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _load_numba() -> ModuleType | None:
+    if os.environ.get("MGENV_JIT", "1").strip() == "0":
+        return None
+    try:
+        import numba
+    except ImportError:  # the numpy path still works; only slower
+        return None
+    return numba
+
+
+_NUMBA = _load_numba()
+
+#: Whether stages call their compiled kernels (numba importable and ``MGENV_JIT`` not "0").
+ENABLED: bool = _NUMBA is not None
+
+
+def kernel(fn: F) -> F:
+    """Compile ``fn`` with numba (``cache=True``) if numba is available, else return it as is.
+
+    ``error_model="numpy"``: a division by zero gives inf or nan as in numpy instead of
+    raising, and no fast-math flag is set, so every operation rounds as numpy's does.
+    Without numba the function stays plain Python (correct, slow): callers check
+    :data:`ENABLED` and run the numpy code instead.
+    """
+    if _NUMBA is None:
+        return fn
+    return cast(F, _NUMBA.njit(cache=True, nogil=True, error_model="numpy")(fn))
+
+
+@kernel
+def sum_like_numpy(a: np.ndarray, start: int, stop: int) -> float:
+    """``np.add.reduce(a[start:stop])`` of a 1-D float64 array, in numpy's order.
+
+    numpy reduces a contiguous run by pairwise summation: below 8 values a plain loop from
+    the first value; up to 128 values eight interleaved partial sums combined as
+    ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`` plus the tail; above that the run
+    is split in two halves (the first a multiple of 8 long) summed the same way. The reduce
+    adds that to its identity, 0.0 (so a sum of -0.0 values is 0.0, as numpy's).
+    """
+    return 0.0 + _pairwise(a, start, stop - start)
+
+
+@kernel
+def _pairwise(a: np.ndarray, start: int, n: int) -> float:
+    if n < 8:
+        res = -0.0  # numpy starts from -0.0 so that a sum of -0.0 values stays -0.0
+        for i in range(start, start + n):
+            res += a[i]
+        return float(res)
+    if n <= 128:
+        r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
+        r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+        i = 8
+        while i < n - (n % 8):
+            j = start + i
+            r0 += a[j]
+            r1 += a[j + 1]
+            r2 += a[j + 2]
+            r3 += a[j + 3]
+            r4 += a[j + 4]
+            r5 += a[j + 5]
+            r6 += a[j + 6]
+            r7 += a[j + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[start + i]
+            i += 1
+        return float(res)
+    n2 = n // 2
+    n2 -= n2 % 8
+    return float(_pairwise(a, start, n2) + _pairwise(a, start + n2, n - n2))
