@@ -13,9 +13,8 @@ on ``(B, ...)`` arrays:
 
 Bit-identity with the single code (``np.array_equal``, tested on random books): elementwise
 operations are the same expressions; prefix sums (``np.add.accumulate``) are sequential in
-both; sorts are stable as the single code's; the demand curve is the single code's
-``mask @ bid_kwh`` as a stacked matmul, which numpy evaluates with the same BLAS call per copy
-(an einsum or a sequential sum adds in another order); sums over a microgrid's ``S`` segments
+both; sorts are stable as the single code's; the demand curve is the single code's prefix
+sum of the qualifying bids in bid order; sums over a microgrid's ``S`` segments
 follow ``np.add.reduce``'s order (sequential below 8 values, pairwise from 8). Actions and
 volumes are float64, as :class:`mgenv.core.MarketCore` passes them.
 """
@@ -168,21 +167,13 @@ def decode_orders_batch(
 def _demand(p: np.ndarray, bid_limit: np.ndarray, bid_kwh: np.ndarray) -> np.ndarray:
     """Bid volume willing to pay each offer's price, kWh, ``(B, n_off)``.
 
-    The single code's ``np.less_equal.outer(p, bid_limit) @ bid_kwh`` for every row: the
-    stacked matmul calls the same BLAS gemv per copy on the same (n_off, n_bids) C-ordered
-    0/1 matrix, so each sum is added in the same order (an einsum or a loop would not).
+    The single code's sum of the qualifying bids' volumes in bid order (a prefix sum over the
+    bids, sequential), for every copy and offer at once.
     """
-    b, n_off = p.shape
-    nb = bid_limit.shape[1]
-    # Compared copy-innermost (long loops), then laid out (B, n_off, n_bids) for the gemv.
-    mask_t = np.less_equal(
-        np.ascontiguousarray(p.T)[:, None, :], np.ascontiguousarray(bid_limit.T)[None, :, :]
-    )
-    mask = np.empty((b, n_off, nb))
-    np.copyto(mask, mask_t.transpose(2, 0, 1))
-    # A contiguous vector, as the single code's: numpy only calls BLAS for unit strides.
-    vec = np.ascontiguousarray(bid_kwh, dtype=np.float64)[:, :, None]
-    out: np.ndarray = np.matmul(mask, vec).reshape(b, n_off)
+    # Bids outermost, so that the prefix sum runs over whole (B, n_off) planes.
+    qualifies = np.less_equal(p[None, :, :], bid_limit.T[:, :, None])  # (n_bids, B, n_off)
+    vol = np.where(qualifies, bid_kwh.T[:, :, None], 0.0)
+    out: np.ndarray = np.add.accumulate(vol, axis=0)[-1]
     return out
 
 

@@ -80,9 +80,12 @@ def clear_uniform_price(
     # Every offer carries its price group's figures: volume of cheaper groups, group volume.
     cheaper = cum[p.searchsorted(p, "left")]
     g_vol = cum[p.searchsorted(p, "right")] - cheaper
-    # Demand willing to pay at least each offer's price: an (n_off, n_bid) mask times volumes
-    # (cheaper than sorting for the market sizes here; linear in offers x bids).
-    demand = np.less_equal.outer(p, bid_limit) @ bid_kwh
+    # Demand willing to pay at least each offer's price: the volumes of the bids whose limit
+    # is at least the price, summed in bid order (a prefix sum along each row of the (n_off,
+    # n_bid) mask; linear in offers x bids, cheaper than sorting at these market sizes). Not a
+    # matrix product: BLAS adds in an order of its own that depends on the CPU's kernel.
+    qualifying = np.where(np.less_equal.outer(p, bid_limit), bid_kwh, 0.0)  # (n_off, n_bid)
+    demand = np.add.accumulate(qualifying, axis=1)[:, -1]
     acc = np.minimum(np.maximum(demand - cheaper, 0.0), g_vol)  # accepted volume of the group
     # Rounding in the prefix sums must not let a sliver of a dearer group set the price.
     acc[acc <= 1e-12 * max(float(np.add.reduce(bid_kwh)), 1.0)] = 0.0
