@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar, cast
 
@@ -45,7 +46,34 @@ def _load_numba() -> ModuleType | None:
     return numba
 
 
+def _drop_stale_caches(root: Path) -> None:
+    """Delete numba's cached kernels under ``root`` when any module there has changed.
+
+    numba keys a cached kernel by its own file only: a kernel that calls one defined in
+    another file would keep running the callee's old code after the callee's file changes.
+    So any change of a module of the package (size or modification time) drops every cached
+    kernel; they recompile on first use. A pip install rewrites every file, so this matters
+    while developing.
+    """
+    files = sorted(root.rglob("*.py"))
+    stamp = "\n".join(
+        f"{f.relative_to(root)} {f.stat().st_mtime_ns} {f.stat().st_size}" for f in files
+    )
+    mark = root / "__pycache__" / "jit-sources.txt"
+    try:
+        if mark.exists() and mark.read_text() == stamp:
+            return
+        for cached in (*root.rglob("__pycache__/*.nbi"), *root.rglob("__pycache__/*.nbc")):
+            cached.unlink(missing_ok=True)
+        mark.parent.mkdir(exist_ok=True)
+        mark.write_text(stamp)
+    except OSError:  # a read-only install: numba then caches in its user directory
+        pass
+
+
 _NUMBA = _load_numba()
+if _NUMBA is not None:
+    _drop_stale_caches(Path(__file__).parent)
 
 #: Whether stages call their compiled kernels (numba importable and ``MGENV_JIT`` not "0").
 ENABLED: bool = _NUMBA is not None
@@ -68,42 +96,80 @@ def kernel(fn: F) -> F:
 def sum_like_numpy(a: np.ndarray, start: int, stop: int) -> float:
     """``np.add.reduce(a[start:stop])`` of a 1-D float64 array, in numpy's order.
 
-    numpy reduces a contiguous run by pairwise summation: below 8 values a plain loop from
-    the first value; up to 128 values eight interleaved partial sums combined as
-    ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`` plus the tail; above that the run
-    is split in two halves (the first a multiple of 8 long) summed the same way. The reduce
-    adds that to its identity, 0.0 (so a sum of -0.0 values is 0.0, as numpy's).
+    numpy reduces a contiguous run by pairwise summation: below 8 values a plain loop; up to
+    128 values eight interleaved partial sums combined as ``((r0 + r1) + (r2 + r3)) + ((r4 +
+    r5) + (r6 + r7))`` plus the tail; above that the run is split in two halves (the first a
+    multiple of 8 long) summed the same way. The reduce adds that to its identity, 0.0 (so a
+    sum of -0.0 values is 0.0, as numpy's).
+
+    The halving is a recursion in numpy; here it is a loop over an explicit stack, because
+    numba's on-disk cache cannot link a recursive function into kernels of other modules.
     """
-    return 0.0 + _pairwise(a, start, stop - start)
+    n = stop - start
+    if n <= 128:
+        return 0.0 + _block(a, start, n)
+    # Frames of the recursion: a run (first, size), its split and the left half's sum.
+    first = np.empty(64, np.int64)
+    size = np.empty(64, np.int64)
+    half = np.empty(64, np.int64)
+    left = np.empty(64)
+    waiting = np.zeros(64, np.bool_)  # the frame's left half is summed, its right one runs
+    top = 0
+    first[0], size[0], waiting[0] = start, n, False
+    value = 0.0
+    returned = False
+    while True:
+        if returned:  # hand the finished run's sum to the frame that split it
+            if top < 0:
+                return 0.0 + value
+            if waiting[top]:
+                value = left[top] + value
+                top -= 1
+                continue
+            left[top] = value
+            waiting[top] = True
+            top += 1
+            first[top] = first[top - 1] + half[top - 1]
+            size[top] = size[top - 1] - half[top - 1]
+            waiting[top] = False
+            returned = False
+            continue
+        m = size[top]
+        if m <= 128:
+            value = _block(a, first[top], m)
+            top -= 1
+            returned = True
+            continue
+        h = m // 2
+        half[top] = h - h % 8
+        top += 1
+        first[top], size[top], waiting[top] = first[top - 1], half[top - 1], False
 
 
 @kernel
-def _pairwise(a: np.ndarray, start: int, n: int) -> float:
+def _block(a: np.ndarray, start: int, n: int) -> float:
+    """Pairwise sum of a run of at most 128 values, as numpy's ``pairwise_sum``."""
     if n < 8:
         res = -0.0  # numpy starts from -0.0 so that a sum of -0.0 values stays -0.0
         for i in range(start, start + n):
             res += a[i]
         return float(res)
-    if n <= 128:
-        r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
-        r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
-        i = 8
-        while i < n - (n % 8):
-            j = start + i
-            r0 += a[j]
-            r1 += a[j + 1]
-            r2 += a[j + 2]
-            r3 += a[j + 3]
-            r4 += a[j + 4]
-            r5 += a[j + 5]
-            r6 += a[j + 6]
-            r7 += a[j + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += a[start + i]
-            i += 1
-        return float(res)
-    n2 = n // 2
-    n2 -= n2 % 8
-    return float(_pairwise(a, start, n2) + _pairwise(a, start + n2, n - n2))
+    r0, r1, r2, r3 = a[start], a[start + 1], a[start + 2], a[start + 3]
+    r4, r5, r6, r7 = a[start + 4], a[start + 5], a[start + 6], a[start + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = start + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[start + i]
+        i += 1
+    return float(res)

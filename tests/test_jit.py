@@ -41,7 +41,8 @@ def _record(scenario: str, protocol: str, seed: int, episodes: int = 2) -> list[
             step = env.step(acts)
             r = env.history[-1]
             out.append((step, r.committed, r.chain.reason, r.chain.latency_ms, r.price))
-        out.append((env.episode_kpis(), env.core.chain.node_heads(), env.core.chain.ledger.head_hash))
+        chain = env.core.chain
+        out.append((env.episode_kpis(), chain.node_heads(), chain.ledger.head_hash))
     return out
 
 

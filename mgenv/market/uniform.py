@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from mgenv import _jit
 from mgenv.config import MarketParams
 from mgenv.market.clearing import clear_uniform_price, match_bilateral
 from mgenv.market.mechanism import MarketInputs, MarketOutcome
 from mgenv.market.orders import action_names, decode_orders
 from mgenv.market.settlement import Trades
+from mgenv.market.uniform_kernel import clear_uniform
 
 
 class UniformPrice:
@@ -22,6 +24,8 @@ class UniformPrice:
 
     def __init__(self, params: MarketParams) -> None:
         self.params = params
+        p = params
+        self._bounds = (p.price_floor, p.price_cap, p.delta_min, p.delta_max)
 
     def action_names(self, role: str) -> list[str]:
         """See :mod:`mgenv.market.orders` for the layouts."""
@@ -30,6 +34,21 @@ class UniformPrice:
     def clear(self, actions: dict[str, np.ndarray], inputs: MarketInputs) -> MarketOutcome:
         """Decode the orders, clear them and match the trades."""
         nm, s = inputs.n_mg, self.params.n_segments
+        if _jit.ENABLED:  # the same in one compiled call (mgenv.market.uniform_kernel)
+            p, cleared, offered, delta, fields = clear_uniform(
+                actions["mg"],
+                actions["agg"],
+                actions["user"],
+                inputs.offerable_kwh,
+                inputs.deficit_kwh,
+                inputs.user_need_kwh,
+                inputs.buyer_agg,
+                inputs.buyer_global,
+                inputs.grid_buy,
+                self._bounds,
+                s,
+            )
+            return MarketOutcome(Trades(*fields), p, cleared, offered, delta)
         orders = decode_orders(
             actions["mg"],
             actions["agg"],
