@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mgenv import observe
+from mgenv import _jit, observe
 from mgenv.chain import REJECT_REASONS, Chain, ConsensusResult
 from mgenv.config import EnvConfig, MarketParams, tile
 from mgenv.market.mechanism import MarketInputs, StorageMoves, make_mechanism
@@ -106,6 +106,11 @@ class MarketCore:
         self.buyer_agg = np.arange(nm + nu) % na  # buyer b is served by aggregator b % n_agg
         self.buyer_global = np.concatenate((np.arange(nm), nm + na + np.arange(nu)))
         self.hours = period_hours(cfg)
+        # Each period's hour of day as observed: (sin, cos), computed as observe._new does.
+        self._hour_angles = [
+            (float(np.sin(a)), float(np.cos(a)))
+            for a in (2.0 * np.pi * h / 24.0 for h in self.hours.tolist())
+        ]
         self._bases = profile_bases(cfg)  # the profiles' per-config factors, kept
         self.tou = cfg.grid.buy_by_hour
         self.feed = cfg.grid.feed_in_by_hour
@@ -403,16 +408,26 @@ class MarketCore:
 
     def _mg_obs(self, c: observe.Common, t: int) -> np.ndarray:
         p, d, nm = self.profiles, self.dispatch, self.cfg.n_microgrids
-        base = observe.mg_obs(
-            c,
-            self.mg_scale,
-            (p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t]),
-            (d.surplus, d.gen_headroom, d.deficit),
-            self.physics.soc,
-            self.mc_max,
-            self.sold_share,
-            self.commit[:nm],
-        )
+        forecasts = (p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t])
+        plan = (d.surplus, d.gen_headroom, d.deficit)
+        if _jit.ENABLED:  # the same values in one compiled call
+            sin, cos = self._hour_angles[t]
+            shared = (sin, cos, c.grid_buy, c.feed_in, self.last_price, self.online_share)
+            members = (self.physics.soc, self.mc_max, self.sold_share, self.commit[:nm])
+            base = observe.mg_obs_kernel(
+                shared, self.mg_scale, forecasts, plan, members, observe.BOUNDS["mg"]
+            )
+        else:
+            base = observe.mg_obs(
+                c,
+                self.mg_scale,
+                forecasts,
+                plan,
+                self.physics.soc,
+                self.mc_max,
+                self.sold_share,
+                self.commit[:nm],
+            )
         if not self.physics.feature_spec:
             return base
         low, high = self._extra_bounds

@@ -8,6 +8,7 @@ bounds, which only bites on extreme inputs (e.g. a realised load far above its p
 The builders take per-member inputs of any shape ``M``: ``(n,)`` for one market, ``(B, n)``
 for the batched core's B copies (:mod:`mgenv.batched.observe`), whose :class:`Common` then
 holds ``(B, 1)`` columns for the per-copy features. They return float32 ``(*M, F)``.
+:func:`mg_obs_kernel` is :func:`mg_obs` for one market as one compiled call (:mod:`mgenv._jit`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+
+from mgenv._jit import kernel
 
 # (name, low, high) per role. Order = observation vector order.
 FEATURES: dict[str, list[tuple[str, float, float]]] = {
@@ -209,3 +212,45 @@ def user_obs(
     rows[6] = served_share
     rows[7] = commit
     return _finish(rows, "user")
+
+
+@kernel
+def mg_obs_kernel(
+    shared: tuple[float, float, float, float, float, float],
+    scale: np.ndarray,
+    forecasts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    plan: tuple[np.ndarray, np.ndarray, np.ndarray],
+    members: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    bounds: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """:func:`mg_obs` of one market, ``(n, 16)`` float32, bit-identical.
+
+    Args:
+        shared: ``(sin, cos, grid_buy, feed_in, last_price, online_share)``: the hour's sine
+            and cosine as :func:`_new` computes them (``np.sin`` of ``2 pi hour / 24``),
+            prices in yuan/kWh, the share of validators online.
+        scale: Energy scale per microgrid, kWh, ``(n,)``.
+        forecasts: PV, wind and load forecasts, kWh, each ``(n,)``.
+        plan: Surplus, generator headroom and deficit of the dispatch, kWh, each ``(n,)``.
+        members: ``(soc, mc_max, sold_share, commit)``, each ``(n,)``.
+        bounds: ``BOUNDS["mg"]``, float32 ``(16,)`` each.
+    """
+    sin, cos, grid_buy, feed_in, last_price, online_share = shared
+    soc, mc_max, sold_share, commit = members
+    low, high = bounds
+    n = scale.shape[0]
+    out = np.empty((n, 16), np.float32)
+    row = np.empty(16)
+    for i in range(n):
+        row[0], row[1] = sin, cos
+        for k in range(3):
+            row[2 + k] = forecasts[k][i] / scale[i]
+            row[5 + k] = plan[k][i] / scale[i]
+        row[8], row[9] = soc[i], mc_max[i]
+        row[10], row[11], row[12] = grid_buy, feed_in, last_price
+        row[13], row[14], row[15] = sold_share[i], commit[i], online_share
+        for f in range(16):  # float32 first, then clipped in float32, as _finish does
+            x = np.float32(row[f])
+            x = x if (x >= low[f] or x != x) else low[f]
+            out[i, f] = x if (x <= high[f] or x != x) else high[f]
+    return out
