@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import mgenv
+from mgenv import _jit
 from mgenv.batched.market import (
     BatchedMarket,
     clear_uniform_batch,
@@ -152,10 +153,15 @@ def assert_market_equal(cfg: EnvConfig, c: Case, out: BatchedMarket) -> None:
     assert out.price.dtype == np.float64 and out.cleared.dtype == np.bool_
 
 
+@pytest.mark.parametrize("jit", [True, False], ids=["kernels", "numpy"])
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("b", SIZES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_clearing_equals_single(name: str, b: int, kind: str) -> None:
+def test_clearing_equals_single(
+    name: str, b: int, kind: str, jit: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both paths: the kernels copy by copy and the numpy code (mgenv/_jit.py)."""
+    monkeypatch.setattr(_jit, "ENABLED", jit and _jit.ENABLED)
     cfg = config(name)
     for seed in range(3):
         c = make_case(cfg, b, kind, seed + 100 * b)

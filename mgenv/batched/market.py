@@ -25,8 +25,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mgenv import _jit
 from mgenv.batched.settlement import BatchedTrades
 from mgenv.config import MarketParams
+from mgenv.market.uniform_kernel import clear_uniform_copies
 
 __all__ = [
     "BatchedClearing",
@@ -356,6 +358,17 @@ def clear_uniform_batch(
             f"action shapes mg {mg.shape}, agg {agg.shape}, user {user.shape}: expected "
             f"(B, n_mg, {2 * s + 3}), (B, n_agg, 2), (B, n_user, 2)"
         )
+    if _jit.ENABLED:  # copy by copy, the single market's kernel (mgenv.market.uniform_kernel)
+        bounds = (params.price_floor, params.price_cap, params.delta_min, params.delta_max)
+        price, cleared, offered, delta, *fields = clear_uniform_copies(
+            (mg, agg, user),
+            (offerable_kwh, deficit_kwh, user_need_kwh),
+            (buyer_agg, buyer_global),
+            grid_buy,
+            bounds,
+            s,
+        )
+        return BatchedMarket(BatchedTrades(*fields), price, cleared, offered, delta)
     o = decode_orders_batch(
         mg, agg, user, offerable_kwh, deficit_kwh, user_need_kwh, buyer_agg, grid_buy, params
     )

@@ -36,14 +36,9 @@ class UniformPrice:
         nm, s = inputs.n_mg, self.params.n_segments
         if _jit.ENABLED:  # the same in one compiled call (mgenv.market.uniform_kernel)
             p, cleared, offered, delta, fields = clear_uniform(
-                actions["mg"],
-                actions["agg"],
-                actions["user"],
-                inputs.offerable_kwh,
-                inputs.deficit_kwh,
-                inputs.user_need_kwh,
-                inputs.buyer_agg,
-                inputs.buyer_global,
+                (actions["mg"], actions["agg"], actions["user"]),
+                (inputs.offerable_kwh, inputs.deficit_kwh, inputs.user_need_kwh),
+                (inputs.buyer_agg, inputs.buyer_global),
                 inputs.grid_buy,
                 self._bounds,
                 s,

@@ -13,10 +13,15 @@ numpy code's expressions in the same order, so the results are bit-identical:
 * ``np.add.reduce`` of a microgrid's segments is :func:`mgenv._jit.sum_like_numpy`;
 * the demand at each offer price is the prefix sum over the bids in bid order of
   ``where(price <= limit, bid, 0.0)``, as the numpy code computes it;
-* sorts are stable (merge sort) where the numpy code's are.
+* sorts are stable where the numpy code's are.
+
+Every intermediate lives in a :class:`Work` of preallocated arrays, so that the batched
+core's loop over copies (:func:`clear_uniform_copies`) allocates nothing per copy.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,30 +46,74 @@ def _unit(a: float) -> float:
     return (_min(_max(a, -1.0), 1.0) + 1.0) * 0.5
 
 
+class Work(NamedTuple):
+    """Scratch arrays of one market's clearing (``n_off = n_mg * S`` offers, ``nb`` bids)."""
+
+    offer_price: np.ndarray  # (n_off,) yuan/kWh, microgrid-major
+    offer_kwh: np.ndarray  # (n_off,) kWh
+    bid_limit: np.ndarray  # (nb,) yuan/kWh
+    bid_kwh: np.ndarray  # (nb,) kWh
+    delta: np.ndarray  # (n_agg,) service coefficients
+    agg_limit: np.ndarray  # (n_agg,) yuan/kWh
+    weights: np.ndarray  # (S,) one microgrid's share weights
+    order: np.ndarray  # (n_off,) int64 merit order
+    price: np.ndarray  # (n_off,) sorted offer prices
+    kwh: np.ndarray  # (n_off,) offer volumes in merit order
+    cum: np.ndarray  # (n_off + 1,) exclusive prefix sums of kwh
+    left: np.ndarray  # (n_off,) int64 first offer of each one's price group
+    right: np.ndarray  # (n_off,) int64 one past the last offer of its group
+    demand: np.ndarray  # (n_off,) bid volume at each offer's price, kWh
+    cheaper: np.ndarray  # (n_off,) volume of cheaper groups, kWh
+    group: np.ndarray  # (n_off,) volume of the offer's group, kWh
+    accepted: np.ndarray  # (n_off,) accepted volume of the offer's group, kWh
+    awarded: np.ndarray  # (n_off,) kWh per offer, input order
+    served: np.ndarray  # (nb,) kWh per bid
+    sold: np.ndarray  # (n_mg,) kWh per microgrid
+    cs: np.ndarray  # (n_mg,) sellers' cumulative kWh
+    cb: np.ndarray  # (nb,) buyers' cumulative kWh
+    points: np.ndarray  # (1 + n_mg + nb,) breakpoints of the matching
+    pieces: np.ndarray  # (n_mg + nb,) kWh of each trade
+    seller: np.ndarray  # (n_mg + nb,) int64 seller of each trade
+    buyer: np.ndarray  # (n_mg + nb,) int64 buyer (0-based among buyers) of each trade
+
+
+@kernel
+def work(nm: int, na: int, nb: int, s: int) -> Work:
+    """Fresh :class:`Work` for ``nm`` microgrids, ``na`` aggregators, ``nb`` buyers, ``s``."""
+    n_off, nt = nm * s, nm + nb
+    f, i = np.empty, np.int64
+    return Work(
+        f(n_off), f(n_off), f(nb), f(nb), f(na), f(na), f(s), f(n_off, i), f(n_off), f(n_off),
+        f(n_off + 1), f(n_off, i), f(n_off, i), f(n_off), f(n_off), f(n_off), f(n_off),
+        f(n_off), f(nb), f(nm), f(nm), f(nb), f(1 + nt), f(nt), f(nt, i), f(nt, i),
+    )  # fmt: skip
+
+
 @kernel
 def _decode(
-    mg_act: np.ndarray,
-    agg_act: np.ndarray,
-    user_act: np.ndarray,
+    acts: tuple[np.ndarray, np.ndarray, np.ndarray],
     offerable_kwh: np.ndarray,
     mg_deficit_kwh: np.ndarray,
     user_need_kwh: np.ndarray,
     buyer_agg: np.ndarray,
     grid_price: float,
     bounds: tuple[float, float, float, float],
-    s: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`mgenv.market.orders.decode_orders`, as a tuple of its fields.
+    w: Work,
+) -> None:
+    """:func:`mgenv.market.orders.decode_orders` into ``w`` (offers, bids, delta).
 
-    ``bounds`` is ``(price_floor, price_cap, delta_min, delta_max)``.
+    ``acts`` are the ``(mg, agg, user)`` action matrices; ``bounds`` is ``(price_floor,
+    price_cap, delta_min, delta_max)``.
     """
+    mg_act, agg_act, user_act = acts
     floor, cap, delta_min, delta_max = bounds
-    nm, na, nu = mg_act.shape[0], agg_act.shape[0], user_act.shape[0]
-    nb = nm + nu
+    # The Work's arrays as locals: numba would otherwise take a reference to the array at
+    # every access inside the loops.
+    weights, offer_price, offer_kwh = w.weights, w.offer_price, w.offer_kwh
+    delta, agg_limit, bid_limit, bid_kwh = w.delta, w.agg_limit, w.bid_limit, w.bid_kwh
+    nm, na = mg_act.shape[0], agg_act.shape[0]
+    s = weights.shape[0]
     span = cap - floor
-    offer_price = np.empty(nm * s)
-    offer_kwh = np.empty(nm * s)
-    weights = np.empty(s)
     for i in range(nm):
         for k in range(s):
             weights[k] = _unit(mg_act[i, s + k])
@@ -74,14 +123,10 @@ def _decode(
             offer_price[i * s + k] = floor + _unit(mg_act[i, k]) * span
             share = weights[k] / wsum if wsum > 0 else 1.0 / s
             offer_kwh[i * s + k] = share * volume
-    delta = np.empty(na)
-    agg_limit = np.empty(na)
     for j in range(na):
         delta[j] = delta_min + _unit(agg_act[j, 1]) * (delta_max - delta_min)
         agg_limit[j] = floor + _unit(agg_act[j, 0]) * span
-    bid_limit = np.empty(nb)
-    bid_kwh = np.empty(nb)
-    for b in range(nb):
+    for b in range(bid_limit.shape[0]):
         if b < nm:
             frac, own, need = mg_act[b, 2 * s + 1], mg_act[b, 2 * s + 2], mg_deficit_kwh[b]
         else:
@@ -90,35 +135,55 @@ def _decode(
         limit = _min(floor + _unit(own) * span, agg_limit[a])
         bid_limit[b] = _min(limit, grid_price / delta[a])
         bid_kwh[b] = _unit(frac) * need
-    return offer_price, offer_kwh, bid_limit, bid_kwh, delta
 
 
 @kernel
-def _clear(
-    offer_price: np.ndarray, offer_kwh: np.ndarray, bid_limit: np.ndarray, bid_kwh: np.ndarray
-) -> tuple[float, bool, np.ndarray, np.ndarray]:
-    """:func:`mgenv.market.clearing.clear_uniform_price` of at least one offer and one bid.
+def _merit_order(w: Work) -> None:
+    """``np.argsort(offer_price, kind="stable")`` into ``w.order`` (finite prices).
 
-    Returns ``(price, cleared, awarded_kwh, served_kwh)``.
+    An insertion sort of the indices: quadratic, but the fastest at a period's few dozen
+    offers; large books (over 64 offers) take numba's merge sort, which is as stable.
     """
+    x, order = w.offer_price, w.order
+    n = x.shape[0]
+    if n > 64:
+        order[:] = np.argsort(x, kind="mergesort")
+        return
+    for i in range(n):
+        j = i
+        while j > 0 and x[order[j - 1]] > x[i]:  # strictly greater: ties keep their order
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+
+
+@kernel
+def _clear(w: Work) -> tuple[float, bool]:
+    """:func:`mgenv.market.clearing.clear_uniform_price` of ``w``'s offers and bids.
+
+    At least one offer and one bid. Writes ``w.awarded`` and ``w.served``; returns
+    ``(price, cleared)``.
+    """
+    _merit_order(w)
+    order, offer_price, offer_kwh = w.order, w.offer_price, w.offer_kwh
+    bid_limit, bid_kwh, awarded, served = w.bid_limit, w.bid_kwh, w.awarded, w.served
+    p, kwh, cum, left, right = w.price, w.kwh, w.cum, w.left, w.right
+    demand, cheaper, group, accepted = w.demand, w.cheaper, w.group, w.accepted
     n_off, n_bid = offer_price.shape[0], bid_limit.shape[0]
-    order = np.argsort(offer_price, kind="mergesort")  # stable, as the numpy code's
-    p = offer_price[order]
-    kwh = offer_kwh[order]
-    cum = np.empty(n_off + 1)  # exclusive prefix sums
-    cum[0] = 0.0
-    run = 0.0
     for i in range(n_off):
-        run = kwh[i] if i == 0 else run + kwh[i]
-        cum[i + 1] = run
-    left = np.searchsorted(p, p, side="left")
-    right = np.searchsorted(p, p, side="right")
+        p[i] = offer_price[order[i]]
+        kwh[i] = offer_kwh[order[i]]
+    cum[0] = 0.0  # exclusive prefix sums, sequential
+    for i in range(n_off):
+        cum[i + 1] = kwh[i] if i == 0 else cum[i] + kwh[i]
+    # searchsorted(p, p, "left") and "right": each equal-price run's first index and the
+    # index after its last.
+    for i in range(n_off):
+        left[i] = i if i == 0 or p[i - 1] < p[i] else left[i - 1]
+    for i in range(n_off - 1, -1, -1):
+        right[i] = i + 1 if i == n_off - 1 or p[i] < p[i + 1] else right[i + 1]
     total_bid = sum_like_numpy(bid_kwh, 0, n_bid)
     noise = 1e-12 * (1.0 if 1.0 > total_bid else total_bid)  # Python's max(total_bid, 1.0)
-    cheaper = np.empty(n_off)
-    g_vol = np.empty(n_off)
-    acc = np.empty(n_off)
-    demand = np.empty(n_off)
     last = -1
     for i in range(n_off):
         d = bid_kwh[0] if p[i] <= bid_limit[0] else 0.0
@@ -126,71 +191,102 @@ def _clear(
             d += bid_kwh[b] if p[i] <= bid_limit[b] else 0.0
         demand[i] = d
         cheaper[i] = cum[left[i]]
-        g_vol[i] = cum[right[i]] - cheaper[i]
-        x = _min(_max(d - cheaper[i], 0.0), g_vol[i])
+        group[i] = cum[right[i]] - cheaper[i]
+        x = _min(_max(d - cheaper[i], 0.0), group[i])
         if x <= noise:
             x = 0.0
         else:  # accepted (a NaN counts, as numpy's nonzero() counts it)
             last = i
-        acc[i] = x
+        accepted[i] = x
     if last < 0:
-        return 0.0, False, np.zeros(n_off), np.zeros(n_bid)
+        awarded[:] = 0.0
+        served[:] = 0.0
+        return 0.0, False
     price = p[last]
-    awarded = np.empty(n_off)
     for i in range(n_off):
-        awarded[order[i]] = kwh[i] * (acc[i] / (g_vol[i] + (1.0 if g_vol[i] == 0.0 else 0.0)))
-    ratio = (cheaper[last] + acc[last]) / demand[last]
-    served = np.empty(n_bid)
+        g = group[i]
+        awarded[order[i]] = kwh[i] * (accepted[i] / (g + (1.0 if g == 0.0 else 0.0)))
+    ratio = (cheaper[last] + accepted[last]) / demand[last]
     for b in range(n_bid):
         served[b] = (1.0 if bid_limit[b] >= price else 0.0) * (bid_kwh[b] * ratio)
-    return price, True, awarded, served
+    return price, True
 
 
 @kernel
-def _match(seller_kwh: np.ndarray, buyer_kwh: np.ndarray) -> tuple[np.ndarray, ...]:
-    """:func:`mgenv.market.clearing.match_bilateral`: ``(seller, buyer, kwh)``."""
-    ns, nb = seller_kwh.shape[0], buyer_kwh.shape[0]
-    cs = np.empty(ns)
-    cb = np.empty(nb)
+def _match(w: Work) -> int:
+    """:func:`mgenv.market.clearing.match_bilateral` of ``w.sold`` against ``w.served``.
+
+    Writes the trades into ``w.seller``, ``w.buyer`` (0-based among buyers) and ``w.pieces``
+    (kWh) and returns how many there are.
+    """
+    sold, served, cs, cb, points = w.sold, w.served, w.cs, w.cb, w.points
+    pieces, seller, buyer = w.pieces, w.seller, w.buyer
+    ns, nb = sold.shape[0], served.shape[0]
     for i in range(ns):
-        cs[i] = seller_kwh[i] if i == 0 else cs[i - 1] + seller_kwh[i]
+        cs[i] = sold[i] if i == 0 else cs[i - 1] + sold[i]
     for i in range(nb):
-        cb[i] = buyer_kwh[i] if i == 0 else cb[i - 1] + buyer_kwh[i]
+        cb[i] = served[i] if i == 0 else cb[i - 1] + served[i]
     total = 0.0
     if ns and nb:
         total = cb[nb - 1] if cb[nb - 1] < cs[ns - 1] else cs[ns - 1]  # Python's min()
     if total <= 0.0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    points = np.empty(1 + ns + nb)
+        return 0
     points[0] = 0.0
     for i in range(ns):
         points[1 + i] = _min(cs[i], total)
     for i in range(nb):
         points[1 + ns + i] = _min(cb[i], total)
     points.sort()
-    kwh = np.empty(ns + nb)
-    mids = np.empty(ns + nb)
-    k = 0
+    k, js, jb = 0, 0, 0
     for i in range(ns + nb):
         q = points[i + 1] - points[i]
         if q > 1e-12 * total:  # drops the zero-length pieces of shared breakpoints
-            kwh[k] = q
-            mids[k] = points[i] + 0.5 * q
+            mid = points[i] + 0.5 * q
+            # searchsorted(cs, mid, "right") and (cb, ...): the mids ascend, so do the counts
+            while js < ns and cs[js] <= mid:
+                js += 1
+            while jb < nb and cb[jb] <= mid:
+                jb += 1
+            pieces[k], seller[k], buyer[k] = q, js, jb
             k += 1
-    mids = mids[:k]
-    return np.searchsorted(cs, mids, side="right"), np.searchsorted(cb, mids, side="right"), kwh[:k]
+    return k
+
+
+@kernel
+def _run(
+    acts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    positions: tuple[np.ndarray, np.ndarray, np.ndarray],
+    buyer_agg: np.ndarray,
+    grid_price: float,
+    bounds: tuple[float, float, float, float],
+    w: Work,
+    offered: np.ndarray,
+) -> tuple[float, bool, int]:
+    """Decode, clear and match one market in ``w``; ``offered`` gets each microgrid's offer.
+
+    Returns ``(price, cleared, number of trades)``.
+    """
+    offerable_kwh, mg_deficit_kwh, user_need_kwh = positions
+    _decode(acts, offerable_kwh, mg_deficit_kwh, user_need_kwh, buyer_agg, grid_price, bounds, w)
+    nm, s = w.sold.shape[0], w.weights.shape[0]
+    for i in range(nm):
+        offered[i] = sum_like_numpy(w.offer_kwh, i * s, (i + 1) * s)
+    price, cleared = 0.0, False
+    if w.offer_price.shape[0] and w.bid_limit.shape[0]:
+        price, cleared = _clear(w)
+    else:
+        w.awarded[:] = 0.0
+        w.served[:] = 0.0
+    for i in range(nm):
+        w.sold[i] = sum_like_numpy(w.awarded, i * s, (i + 1) * s)
+    return price, cleared, _match(w)
 
 
 @kernel
 def clear_uniform(
-    mg_act: np.ndarray,
-    agg_act: np.ndarray,
-    user_act: np.ndarray,
-    offerable_kwh: np.ndarray,
-    mg_deficit_kwh: np.ndarray,
-    user_need_kwh: np.ndarray,
-    buyer_agg: np.ndarray,
-    buyer_global: np.ndarray,
+    acts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    positions: tuple[np.ndarray, np.ndarray, np.ndarray],
+    buyers: tuple[np.ndarray, np.ndarray],
     grid_price: float,
     bounds: tuple[float, float, float, float],
     s: int,
@@ -198,14 +294,12 @@ def clear_uniform(
     """One period of :class:`mgenv.market.uniform.UniformPrice` in one call.
 
     Args:
-        mg_act: Microgrid actions, ``(n_mg, 2S + 3)`` float64.
-        agg_act: Aggregator actions, ``(n_agg, 2)`` float64.
-        user_act: User actions, ``(n_user, 2)`` float64.
-        offerable_kwh: Energy each microgrid can offer, kWh, ``(n_mg,)``.
-        mg_deficit_kwh: Energy each microgrid must buy, kWh, ``(n_mg,)``.
-        user_need_kwh: Energy each user must buy, kWh, ``(n_user,)``.
-        buyer_agg: Aggregator of each buyer (0-based), ``(n_mg + n_user,)`` int64.
-        buyer_global: Global index of each buyer, ``(n_mg + n_user,)`` int64.
+        acts: ``(mg, agg, user)`` action matrices, ``(n_mg, 2S + 3)``, ``(n_agg, 2)``,
+            ``(n_user, 2)``, float64 in [-1, 1] (clipped).
+        positions: ``(offerable, mg_deficit, user_need)``, kWh: energy each microgrid can
+            offer and must buy ``(n_mg,)``, energy each user must buy ``(n_user,)``.
+        buyers: ``(buyer_agg, buyer_global)``: each buyer's aggregator (0-based) and global
+            index, ``(n_mg + n_user,)`` int64.
         grid_price: Grid purchase price, yuan/kWh.
         bounds: ``(price_floor, price_cap, delta_min, delta_max)`` of the market parameters.
         s: Offer segments per microgrid.
@@ -215,30 +309,80 @@ def clear_uniform(
         :class:`~mgenv.market.settlement.Trades` fields ``(seller, buyer, agg, kwh, price,
         delta)``, each ``(T,)``.
     """
-    nm = mg_act.shape[0]
-    offer_price, offer_kwh, bid_limit, bid_kwh, delta = _decode(
-        mg_act, agg_act, user_act, offerable_kwh, mg_deficit_kwh, user_need_kwh, buyer_agg,
-        grid_price, bounds, s,
-    )  # fmt: skip
+    buyer_agg, buyer_global = buyers
+    nm, na = acts[0].shape[0], acts[1].shape[0]
+    w = work(nm, na, buyer_agg.shape[0], s)
     offered = np.empty(nm)
-    for i in range(nm):
-        offered[i] = sum_like_numpy(offer_kwh, i * s, (i + 1) * s)
-    price, cleared = 0.0, False
-    sold = np.zeros(nm)
-    served = np.zeros(bid_limit.shape[0])
-    if offer_price.shape[0] and bid_limit.shape[0]:
-        price, cleared, awarded, served = _clear(offer_price, offer_kwh, bid_limit, bid_kwh)
-        for i in range(nm):
-            sold[i] = sum_like_numpy(awarded, i * s, (i + 1) * s)
-    seller, bi, kwh = _match(sold, served)
-    n = kwh.shape[0]
+    price, cleared, n = _run(acts, positions, buyer_agg, grid_price, bounds, w, offered)
     buyer = np.empty(n, np.int64)
     agg = np.empty(n, np.int64)
     trade_delta = np.empty(n)
     for t in range(n):
-        a = buyer_agg[bi[t]]
-        buyer[t] = buyer_global[bi[t]]
+        a = buyer_agg[w.buyer[t]]
+        buyer[t] = buyer_global[w.buyer[t]]
         agg[t] = nm + a
-        trade_delta[t] = delta[a]
-    trade_price = np.full(n, price)
-    return price, cleared, offered, delta, (seller, buyer, agg, kwh, trade_price, trade_delta)
+        trade_delta[t] = w.delta[a]
+    trades = (w.seller[:n].copy(), buyer, agg, w.pieces[:n].copy(), np.full(n, price), trade_delta)
+    return price, cleared, offered, w.delta.copy(), trades
+
+
+@kernel
+def clear_uniform_copies(
+    acts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    positions: tuple[np.ndarray, np.ndarray, np.ndarray],
+    buyers: tuple[np.ndarray, np.ndarray],
+    grid_price: float,
+    bounds: tuple[float, float, float, float],
+    s: int,
+) -> tuple[np.ndarray, ...]:
+    """:func:`clear_uniform` of ``B`` copies, trades padded to ``n_mg + n_buyers - 1`` columns.
+
+    The batched core's market (:func:`mgenv.batched.market.clear_uniform_batch`) as one call:
+    copy ``b`` runs the single market's steps on row ``b`` of each input, in one
+    :class:`Work` reused by every copy.
+
+    Args:
+        acts: ``(mg, agg, user)`` actions, ``(B, n_mg, 2S + 3)``, ``(B, n_agg, 2)``,
+            ``(B, n_user, 2)``.
+        positions: ``(offerable, mg_deficit, user_need)``, kWh, ``(B, n_mg)``, ``(B, n_mg)``,
+            ``(B, n_user)``.
+        buyers: As :func:`clear_uniform` (shared by the copies).
+        grid_price: Grid purchase price, yuan/kWh (the copies run in lockstep).
+        bounds: As :func:`clear_uniform`.
+        s: Offer segments per microgrid.
+
+    Returns:
+        ``(price (B,), cleared (B,), offered (B, n_mg), delta (B, n_agg), seller, buyer, agg,
+        kwh, trade_price, trade_delta, live)``, the last seven ``(B, T)`` with zero padding.
+    """
+    mg, agg_act, user = acts
+    buyer_agg, buyer_global = buyers
+    b_n, nm, na, nb = mg.shape[0], mg.shape[1], agg_act.shape[1], buyer_agg.shape[0]
+    w = work(nm, na, nb, s)
+    t_max = nm + nb - 1
+    price = np.zeros(b_n)
+    cleared = np.zeros(b_n, np.bool_)
+    offered = np.empty((b_n, nm))
+    delta = np.empty((b_n, na))
+    ints = np.zeros((3, b_n, t_max), np.int64)  # seller, buyer, agg
+    floats = np.zeros((3, b_n, t_max))  # kwh, price, delta
+    live = np.zeros((b_n, t_max), np.bool_)
+    for b in range(b_n):
+        row_acts = (mg[b], agg_act[b], user[b])
+        row_pos = (positions[0][b], positions[1][b], positions[2][b])
+        p, ok, n = _run(row_acts, row_pos, buyer_agg, grid_price, bounds, w, offered[b])
+        price[b], cleared[b] = p, ok
+        delta[b] = w.delta
+        for t in range(n):
+            a = buyer_agg[w.buyer[t]]
+            ints[0, b, t] = w.seller[t]
+            ints[1, b, t] = buyer_global[w.buyer[t]]
+            ints[2, b, t] = nm + a
+            floats[0, b, t] = w.pieces[t]
+            floats[1, b, t] = p
+            floats[2, b, t] = w.delta[a]
+            live[b, t] = True
+    return (
+        price, cleared, offered, delta, ints[0], ints[1], ints[2], floats[0], floats[1],
+        floats[2], live,
+    )  # fmt: skip
