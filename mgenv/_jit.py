@@ -92,6 +92,18 @@ def kernel(fn: F) -> F:
     return cast(F, _NUMBA.njit(cache=True, nogil=True, error_model="numpy")(fn))
 
 
+def inlined(fn: F) -> F:
+    """A kernel's helper, inlined into each kernel that calls it (numba ``inline="always"``).
+
+    For helpers that take tuples of arrays: a call through a function boundary takes and
+    releases a reference to every array of the tuple (atomic counts, ~0.4 µs for two dozen
+    arrays), which inlining removes.
+    """
+    if _NUMBA is None:
+        return fn
+    return cast(F, _NUMBA.njit(inline="always", nogil=True, error_model="numpy")(fn))
+
+
 @kernel
 def sum_like_numpy(a: np.ndarray, start: int, stop: int) -> float:
     """``np.add.reduce(a[start:stop])`` of a 1-D float64 array, in numpy's order.

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mgenv._jit import kernel, sum_like_numpy
+from mgenv._jit import inlined, kernel, sum_like_numpy
 
 
 @kernel
@@ -89,7 +89,7 @@ def work(nm: int, na: int, nb: int, s: int) -> Work:
     )  # fmt: skip
 
 
-@kernel
+@inlined
 def _decode(
     acts: tuple[np.ndarray, np.ndarray, np.ndarray],
     offerable_kwh: np.ndarray,
@@ -137,7 +137,7 @@ def _decode(
         bid_kwh[b] = _unit(frac) * need
 
 
-@kernel
+@inlined
 def _merit_order(w: Work) -> None:
     """``np.argsort(offer_price, kind="stable")`` into ``w.order`` (finite prices).
 
@@ -157,7 +157,7 @@ def _merit_order(w: Work) -> None:
         order[j] = i
 
 
-@kernel
+@inlined
 def _clear(w: Work) -> tuple[float, bool]:
     """:func:`mgenv.market.clearing.clear_uniform_price` of ``w``'s offers and bids.
 
@@ -212,7 +212,7 @@ def _clear(w: Work) -> tuple[float, bool]:
     return price, True
 
 
-@kernel
+@inlined
 def _match(w: Work) -> int:
     """:func:`mgenv.market.clearing.match_bilateral` of ``w.sold`` against ``w.served``.
 
@@ -252,7 +252,7 @@ def _match(w: Work) -> int:
     return k
 
 
-@kernel
+@inlined
 def _run(
     acts: tuple[np.ndarray, np.ndarray, np.ndarray],
     positions: tuple[np.ndarray, np.ndarray, np.ndarray],
