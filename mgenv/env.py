@@ -43,9 +43,9 @@ from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
-from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from mgenv import streams
 from mgenv.chain import Chain, ConsensusResult
 from mgenv.config import EnvConfig
 from mgenv.core import MarketCore, PeriodResult
@@ -135,10 +135,11 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         the next episode's seed from the stream seeded by the last explicit seed.
         """
         if seed is not None or self._seed_rng is None:
-            self._seed_rng, _ = seeding.np_random(seed)
+            self._seed_rng = streams.seed_stream(seed)  # gymnasium's seeding.np_random(seed)
         episode_seed = int(self._seed_rng.integers(2**63))
-        root = np.random.default_rng(episode_seed)
-        weather, load, network, adversary, keys, policy = root.spawn(6)
+        # default_rng(episode_seed).spawn(6), seeded by compiled code (mgenv.streams); the
+        # network stream's first child (SBET's draws) precomputed too.
+        weather, load, network, adversary, keys, policy = streams.spawn(episode_seed, 6, (0, 0, 1))
         chain = Chain(
             self.config.chain,
             n_participants=self.config.n_participants,

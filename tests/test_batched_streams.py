@@ -15,17 +15,16 @@ from mgenv.batched.streams import (
     STREAM_KEYS,
     EpisodeBatch,
     EpisodeStreams,
-    PresetSeedSequence,
     entropy_words,
     episode_seed,
     episode_streams,
     generate_words,
-    int_words,
     pcg64_words,
     seed_pools,
     seed_streams,
 )
 from mgenv.chain.network import child_stream
+from mgenv.streams import PresetSeedSequence, int_words
 
 EDGE_SEEDS = [0, 1, 2, 2**31 - 2, 2**32 - 1, 2**32, 2**53 + 1, 2**63 - 1]
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from mgenv.batched.chain_types import F64, I64, Bool
-from mgenv.batched.streams import PresetSeedSequence
 from mgenv.chain.network import child_stream
 from mgenv.chain.params import ChainParams
+from mgenv.streams import PresetSeedSequence
 
 # Seed sequences whose spawn(1)[0] is the child Generator.spawn would seed a PCG64 with.
 _SPAWNABLE = (np.random.SeedSequence, PresetSeedSequence)

@@ -5,7 +5,8 @@ A single :class:`~mgenv.env.MarketEnv` builds an episode's streams with
 ``Generator(PCG64(SeedSequence(episode_seed, spawn_key=(i,))))``. Most of the ~10 us each
 child costs is numpy's per-object seeding overhead (``SeedSequence`` mixes its entropy in a
 Cython loop under an ``np.errstate`` context, then ``PCG64`` asks it for seed words), paid once
-per copy, stream and episode. Here the arithmetic of ``SeedSequence`` (``mix_entropy`` and
+per copy, stream and episode. (:mod:`mgenv.streams` does the same for one env in compiled
+code.) Here the arithmetic of ``SeedSequence`` (``mix_entropy`` and
 ``generate_state`` in numpy's ``random/bit_generator.pyx``) runs as uint32 array operations
 over all copies at once, and each stream's ``PCG64`` is built by numpy itself from the
 precomputed seed words, handed over by a :class:`PresetSeedSequence`. The generators are
@@ -21,18 +22,17 @@ The same holds for the per-copy seed streams of ``reset(seed)``: gymnasium's
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from gymnasium.utils import seeding
-from numpy.random.bit_generator import ISpawnableSeedSequence
-from numpy.typing import DTypeLike, NDArray
+from numpy.typing import NDArray
+
+from mgenv.streams import POOL_SIZE, PresetSeedSequence, generator, int_words
 
 U32 = NDArray[np.uint32]
 U64 = NDArray[np.uint64]
 
-#: SeedSequence's default pool size, in 32-bit words.
-POOL_SIZE = 4
 _MASK32 = 0xFFFFFFFF
 # numpy/random/bit_generator.pyx: hash and mix constants of SeedSequence.
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875
@@ -72,18 +72,6 @@ def _mix(x: U32, y: U32) -> U32:
     """SeedSequence's ``mix`` of two uint32 arrays (wrapping arithmetic, as the C code)."""
     r: U32 = _MIX_MULT_L * x - _MIX_MULT_R * y
     return r ^ (r >> _XSHIFT)
-
-
-def int_words(value: int) -> list[int]:
-    """A non-negative int as 32-bit words, lowest first (numpy's ``_int_to_uint32_array``)."""
-    if value < 0:
-        raise ValueError(f"expected a non-negative integer, got {value}")
-    words = []
-    while True:
-        words.append(value & _MASK32)
-        value >>= 32
-        if not value:
-            return words
 
 
 def entropy_words(values: Sequence[int]) -> U32:
@@ -153,89 +141,6 @@ def pcg64_words(pools: U32) -> U64:
     return out
 
 
-class PresetSeedSequence(ISpawnableSeedSequence):
-    """``SeedSequence(entropy, spawn_key=spawn_key)`` whose PCG64 seed words are precomputed.
-
-    A seed sequence as numpy's (same ``entropy``, ``spawn_key``, ``pool_size``,
-    ``n_children_spawned``, ``state``, ``spawn``), for ``PCG64(seed=...)``: the words PCG64
-    asks for are returned as given; anything else (``pool``, other word counts) comes from a
-    numpy ``SeedSequence`` built on first use. Children are preset sequences too, with
-    precomputed words for the first ``len(children)`` of them.
-
-    Args:
-        entropy: The run entropy (an int, as numpy's ``entropy``).
-        spawn_key: The spawn key.
-        words: Shape (4,) uint64: ``SeedSequence(...).generate_state(4, np.uint64)``, or None.
-        children: Seed words of the first children ``spawn`` will return, in order.
-    """
-
-    __slots__ = ("_children", "_numpy", "_words", "entropy", "n_children_spawned", "spawn_key")
-    pool_size = POOL_SIZE
-
-    def __init__(
-        self,
-        entropy: int,
-        spawn_key: tuple[int, ...] = (),
-        words: U64 | None = None,
-        children: Sequence[U64] = (),
-    ) -> None:
-        self.entropy = entropy
-        self.spawn_key = spawn_key
-        self.n_children_spawned = 0
-        self._words = words
-        self._children = children
-        self._numpy: np.random.SeedSequence | None = None
-
-    def _sequence(self) -> np.random.SeedSequence:
-        if self._numpy is None:
-            self._numpy = np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key)
-        return self._numpy
-
-    def generate_state(self, n_words: int, dtype: DTypeLike = np.uint32) -> NDArray[Any]:
-        """``SeedSequence.generate_state``: (n_words,) of dtype uint32 or uint64."""
-        if self._words is not None and n_words == 4 and np.dtype(dtype) == np.uint64:
-            return self._words.copy()
-        return self._sequence().generate_state(n_words, dtype)  # type: ignore[arg-type]
-
-    def spawn(self, n_children: int) -> list[PresetSeedSequence]:
-        """``SeedSequence.spawn``: children with spawn keys ``spawn_key + (i,)``."""
-        if n_children < 0:
-            raise ValueError("n_children must be non-negative")
-        start, preset = self.n_children_spawned, self._children
-        kids = [
-            PresetSeedSequence(
-                self.entropy, (*self.spawn_key, i), preset[i] if i < len(preset) else None
-            )
-            for i in range(start, start + n_children)
-        ]
-        self.n_children_spawned += n_children
-        return kids
-
-    @property
-    def pool(self) -> U32:
-        """The mixed entropy pool, shape (4,) uint32."""
-        pool: U32 = self._sequence().pool
-        return pool
-
-    @property
-    def state(self) -> dict[str, object]:
-        """As ``SeedSequence.state``."""
-        return {
-            "entropy": self.entropy,
-            "spawn_key": self.spawn_key,
-            "pool_size": self.pool_size,
-            "n_children_spawned": self.n_children_spawned,
-        }
-
-    def __repr__(self) -> str:
-        return f"PresetSeedSequence(entropy={self.entropy!r}, spawn_key={self.spawn_key!r})"
-
-
-def _generator(seq: PresetSeedSequence) -> np.random.Generator:
-    # numpy's stub omits it, but BitGenerator takes any ISeedSequence as seed (documented).
-    return np.random.Generator(np.random.PCG64(seq))  # type: ignore[arg-type]
-
-
 def seed_streams(seeds: Sequence[int]) -> list[np.random.Generator]:
     """``seeding.np_random(seed)[0]`` for every seed (gymnasium's ``reset(seed)`` stream).
 
@@ -251,7 +156,7 @@ def seed_streams(seeds: Sequence[int]) -> list[np.random.Generator]:
         entropy = [seeds[i] for i in fast]
         words = pcg64_words(seed_pools(entropy_words(entropy), [()]))[:, 0]
         for i, seed, w in zip(fast, entropy, words, strict=True):
-            out[i] = _generator(PresetSeedSequence(seed, (), w))
+            out[i] = generator(PresetSeedSequence(seed, (), w))
     return [g for g in out if g is not None]
 
 
@@ -313,7 +218,7 @@ class EpisodeBatch:
                     PresetSeedSequence(seed, key, w)
                     for seed, w in zip(self.seeds, self._words[:, s], strict=True)
                 ]
-            out = self._built[name] = [_generator(q) for q in seqs]
+            out = self._built[name] = [generator(q) for q in seqs]
         return out
 
 
