@@ -17,6 +17,7 @@ batched core computes the same words for many copies at once with numpy
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,15 +122,27 @@ def seed_words(entropy: int, spawn_keys: Sequence[tuple[int, ...]]) -> U64:
     Returns:
         ``(S, 4)`` uint64.
     """
-    run = int_words(entropy)
-    run += [0] * (POOL_SIZE - len(run))
+    if 0 <= entropy < 2**64:  # the common case: two words, no Python loop
+        run = np.array((entropy & _MASK32, entropy >> 32, 0, 0), np.uint32)
+    else:
+        words = int_words(entropy)
+        run = np.array(words + [0] * (POOL_SIZE - len(words)), np.uint32)
+    keys, lengths = _key_words(tuple(spawn_keys))
+    out: U64 = _seed_words(run, keys, lengths)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _key_words(spawn_keys: tuple[tuple[int, ...], ...]) -> tuple[U32, NDArray[np.int64]]:
+    """Spawn keys as a zero-padded ``(S, K)`` uint32 word array and each row's length.
+
+    Cached: an env spawns the same keys every episode (the arrays are only read).
+    """
     rows = [[w for part in key for w in int_words(part)] for key in spawn_keys]
     keys = np.zeros((len(rows), max(map(len, rows), default=0)), np.uint32)
     for s, row in enumerate(rows):
         keys[s, : len(row)] = row
-    lengths = np.array([len(r) for r in rows], np.int64)
-    out: U64 = _seed_words(np.array(run, np.uint32), keys, lengths)
-    return out
+    return keys, np.array([len(r) for r in rows], np.int64)
 
 
 class PresetSeedSequence(ISpawnableSeedSequence):
@@ -240,8 +253,7 @@ def spawn(entropy: int, n: int, grandchildren: Sequence[int] = ()) -> list[np.ra
     """
     if not _jit.ENABLED:
         return np.random.default_rng(entropy).spawn(n)
-    counts = [grandchildren[i] if i < len(grandchildren) else 0 for i in range(n)]
-    keys = [(i,) for i in range(n)] + [(i, j) for i in range(n) for j in range(counts[i])]
+    counts, keys = _spawn_keys(n, tuple(grandchildren))
     words = list(seed_words(entropy, keys))
     kids, rest = words[:n], words[n:]
     out = []
@@ -249,3 +261,13 @@ def spawn(entropy: int, n: int, grandchildren: Sequence[int] = ()) -> list[np.ra
         preset, rest = rest[: counts[i]], rest[counts[i] :]
         out.append(generator(PresetSeedSequence(entropy, (i,), kids[i], preset)))
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _spawn_keys(
+    n: int, grandchildren: tuple[int, ...]
+) -> tuple[list[int], tuple[tuple[int, ...], ...]]:
+    """Each child's count of precomputed children, and every spawn key :func:`spawn` needs."""
+    counts = [grandchildren[i] if i < len(grandchildren) else 0 for i in range(n)]
+    keys = [(i,) for i in range(n)] + [(i, j) for i in range(n) for j in range(counts[i])]
+    return counts, tuple(keys)
