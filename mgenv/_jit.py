@@ -105,6 +105,13 @@ def inlined(fn: F) -> F:
 
 
 @kernel
+def add_reduce(a: np.ndarray) -> float:
+    """``np.add.reduce(a)`` of a 1-D float64 array: :func:`sum_like_numpy` of all of it."""
+    # np.int64(0), not 0: a literal argument would compile a second copy of the sum.
+    return sum_like_numpy(a, int(np.int64(0)), a.shape[0])
+
+
+@kernel
 def sum_like_numpy(a: np.ndarray, start: int, stop: int) -> float:
     """``np.add.reduce(a[start:stop])`` of a 1-D float64 array, in numpy's order.
 
@@ -185,3 +192,48 @@ def _block(a: np.ndarray, start: int, n: int) -> float:
         res += a[start + i]
         i += 1
     return float(res)
+
+
+@kernel
+def _before(a: float, b: float) -> bool:
+    """Whether ``a`` sorts strictly before ``b`` in numpy's order (NaN last)."""
+    return a < b or (b != b and a == a)
+
+
+@kernel
+def argsort_stable(keys: np.ndarray, order: np.ndarray, tmp: np.ndarray) -> None:
+    """``np.argsort(keys, kind="stable")`` into ``order`` (int64, as long as ``keys``).
+
+    Insertion sort up to 32 values, a bottom-up merge sort above (``tmp``: int64 scratch as
+    long as ``keys``); NaN sorts last, ties keep their order, as numpy's. Written out rather
+    than numba's ``np.argsort``, whose implementation takes seconds to compile.
+    """
+    n = keys.shape[0]
+    for i in range(n):
+        order[i] = i
+    if n <= 32:
+        for i in range(1, n):
+            k, j = order[i], i
+            while j > 0 and _before(keys[k], keys[order[j - 1]]):
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = k
+        return
+    src, dst = order, tmp
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for k in range(lo, hi):  # take from the right run only if strictly before
+                if j < hi and (i >= mid or _before(keys[src[j]], keys[src[i]])):
+                    dst[k] = src[j]
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    i += 1
+        src, dst = dst, src
+        width *= 2
+    if src is not order:
+        for i in range(n):
+            order[i] = src[i]

@@ -294,6 +294,7 @@ BENCH_TARGETS = {
     "soak": "train.soak:main",
     "scale": "train.bench_scale:main",
     "batched": "train.bench_batched:main",
+    "jit": "train.bench_jit:main",
 }
 
 

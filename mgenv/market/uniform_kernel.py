@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mgenv._jit import inlined, kernel, sum_like_numpy
+from mgenv._jit import add_reduce, argsort_stable, inlined, kernel, sum_like_numpy
 
 
 @kernel
@@ -75,6 +75,8 @@ class Work(NamedTuple):
     pieces: np.ndarray  # (n_mg + nb,) kWh of each trade
     seller: np.ndarray  # (n_mg + nb,) int64 seller of each trade
     buyer: np.ndarray  # (n_mg + nb,) int64 buyer (0-based among buyers) of each trade
+    sort_tmp: np.ndarray  # (1 + n_off + n_mg + nb,) int64 scratch of the sorts
+    point_order: np.ndarray  # (1 + n_mg + nb,) int64 order of the breakpoints
 
 
 @kernel
@@ -86,7 +88,15 @@ def work(nm: int, na: int, nb: int, s: int) -> Work:
         f(n_off), f(n_off), f(nb), f(nb), f(na), f(na), f(s), f(n_off, i), f(n_off), f(n_off),
         f(n_off + 1), f(n_off, i), f(n_off, i), f(n_off), f(n_off), f(n_off), f(n_off),
         f(n_off), f(nb), f(nm), f(nm), f(nb), f(1 + nt), f(nt), f(nt, i), f(nt, i),
+        f(1 + n_off + nt, i), f(1 + nt, i),
     )  # fmt: skip
+
+
+@inlined
+def _zero(a: np.ndarray) -> None:
+    """Set every entry to 0.0 (a loop: numba's slice assignment compiles slowly)."""
+    for i in range(a.shape[0]):
+        a[i] = 0.0
 
 
 @inlined
@@ -117,7 +127,7 @@ def _decode(
     for i in range(nm):
         for k in range(s):
             weights[k] = _unit(mg_act[i, s + k])
-        wsum = sum_like_numpy(weights, 0, s)
+        wsum = add_reduce(weights)
         volume = _unit(mg_act[i, 2 * s]) * offerable_kwh[i]
         for k in range(s):
             offer_price[i * s + k] = floor + _unit(mg_act[i, k]) * span
@@ -138,33 +148,13 @@ def _decode(
 
 
 @inlined
-def _merit_order(w: Work) -> None:
-    """``np.argsort(offer_price, kind="stable")`` into ``w.order`` (finite prices).
-
-    An insertion sort of the indices: quadratic, but the fastest at a period's few dozen
-    offers; large books (over 64 offers) take numba's merge sort, which is as stable.
-    """
-    x, order = w.offer_price, w.order
-    n = x.shape[0]
-    if n > 64:
-        order[:] = np.argsort(x, kind="mergesort")
-        return
-    for i in range(n):
-        j = i
-        while j > 0 and x[order[j - 1]] > x[i]:  # strictly greater: ties keep their order
-            order[j] = order[j - 1]
-            j -= 1
-        order[j] = i
-
-
-@inlined
 def _clear(w: Work) -> tuple[float, bool]:
     """:func:`mgenv.market.clearing.clear_uniform_price` of ``w``'s offers and bids.
 
     At least one offer and one bid. Writes ``w.awarded`` and ``w.served``; returns
     ``(price, cleared)``.
     """
-    _merit_order(w)
+    argsort_stable(w.offer_price, w.order, w.sort_tmp)  # the merit order
     order, offer_price, offer_kwh = w.order, w.offer_price, w.offer_kwh
     bid_limit, bid_kwh, awarded, served = w.bid_limit, w.bid_kwh, w.awarded, w.served
     p, kwh, cum, left, right = w.price, w.kwh, w.cum, w.left, w.right
@@ -182,7 +172,7 @@ def _clear(w: Work) -> tuple[float, bool]:
         left[i] = i if i == 0 or p[i - 1] < p[i] else left[i - 1]
     for i in range(n_off - 1, -1, -1):
         right[i] = i + 1 if i == n_off - 1 or p[i] < p[i + 1] else right[i + 1]
-    total_bid = sum_like_numpy(bid_kwh, 0, n_bid)
+    total_bid = add_reduce(bid_kwh)
     noise = 1e-12 * (1.0 if 1.0 > total_bid else total_bid)  # Python's max(total_bid, 1.0)
     last = -1
     for i in range(n_off):
@@ -199,8 +189,8 @@ def _clear(w: Work) -> tuple[float, bool]:
             last = i
         accepted[i] = x
     if last < 0:
-        awarded[:] = 0.0
-        served[:] = 0.0
+        _zero(awarded)
+        _zero(served)
         return 0.0, False
     price = p[last]
     for i in range(n_off):
@@ -236,12 +226,13 @@ def _match(w: Work) -> int:
         points[1 + i] = _min(cs[i], total)
     for i in range(nb):
         points[1 + ns + i] = _min(cb[i], total)
-    points.sort()
+    at = w.point_order
+    argsort_stable(points, at, w.sort_tmp)  # any sort gives the same sorted values
     k, js, jb = 0, 0, 0
     for i in range(ns + nb):
-        q = points[i + 1] - points[i]
+        q = points[at[i + 1]] - points[at[i]]
         if q > 1e-12 * total:  # drops the zero-length pieces of shared breakpoints
-            mid = points[i] + 0.5 * q
+            mid = points[at[i]] + 0.5 * q
             # searchsorted(cs, mid, "right") and (cb, ...): the mids ascend, so do the counts
             while js < ns and cs[js] <= mid:
                 js += 1
@@ -275,8 +266,8 @@ def _run(
     if w.offer_price.shape[0] and w.bid_limit.shape[0]:
         price, cleared = _clear(w)
     else:
-        w.awarded[:] = 0.0
-        w.served[:] = 0.0
+        _zero(w.awarded)
+        _zero(w.served)
     for i in range(nm):
         w.sold[i] = sum_like_numpy(w.awarded, i * s, (i + 1) * s)
     return price, cleared, _match(w)
@@ -322,8 +313,13 @@ def clear_uniform(
         buyer[t] = buyer_global[w.buyer[t]]
         agg[t] = nm + a
         trade_delta[t] = w.delta[a]
-    trades = (w.seller[:n].copy(), buyer, agg, w.pieces[:n].copy(), np.full(n, price), trade_delta)
-    return price, cleared, offered, w.delta.copy(), trades
+    seller, kwh, trade_price = np.empty(n, np.int64), np.empty(n), np.empty(n)
+    for t in range(n):
+        seller[t], kwh[t], trade_price[t] = w.seller[t], w.pieces[t], price
+    delta = np.empty(na)
+    for j in range(na):
+        delta[j] = w.delta[j]
+    return price, cleared, offered, delta, (seller, buyer, agg, kwh, trade_price, trade_delta)
 
 
 @kernel
@@ -372,7 +368,8 @@ def clear_uniform_copies(
         row_pos = (positions[0][b], positions[1][b], positions[2][b])
         p, ok, n = _run(row_acts, row_pos, buyer_agg, grid_price, bounds, w, offered[b])
         price[b], cleared[b] = p, ok
-        delta[b] = w.delta
+        for j in range(na):
+            delta[b, j] = w.delta[j]
         for t in range(n):
             a = buyer_agg[w.buyer[t]]
             ints[0, b, t] = w.seller[t]
