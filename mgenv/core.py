@@ -14,10 +14,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from mgenv import observe
+from mgenv import _jit, observe
 from mgenv.chain import REJECT_REASONS, Chain, ConsensusResult
 from mgenv.config import EnvConfig, MarketParams, tile
 from mgenv.market.mechanism import MarketInputs, StorageMoves, make_mechanism
+from mgenv.market.settle_kernels import book_into
 from mgenv.market.settlement import Positions, Settlement, Trades, settle
 from mgenv.physics.model import MODELS, Forecast, PhysicsModel, Realised
 from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours, profile_bases
@@ -356,6 +357,37 @@ class MarketCore:
         nm, n = self.cfg.n_microgrids, self.cfg.n_participants
         if price is not None:
             self.last_price = price
+        if _jit.ENABLED:  # one kernel call for the rest (the same numbers)
+            traded = trades.kwh.shape[0] > 0
+            k = self.kpi
+            out = np.empty((4, n))
+            book_into(
+                st.sold,
+                st.bought,
+                st.sold_committed,
+                st.bought_committed,
+                pos.surplus,
+                pos.deficit,
+                offered,
+                self.buyer_global,
+                profit,
+                self.commit,
+                k["profit"],
+                k["sold"],
+                k["sold_ok"],
+                k["export_surplus"],
+                traded,
+                COMMIT_EMA,
+                out,
+            )
+            self.sold_share = out[0, :nm]
+            self.served_share = out[1, : self.buyer_global.shape[0]]
+            self._ratio = (st, out[2])
+            if traded:
+                self.commit = out[3]
+            self.online_share = float(res.online_share)
+            self.kpi_latency += res.latency_ms
+            return
         if trades.kwh.shape[0] == 0:  # nothing traded: the shares are 0, the EMA unchanged
             self.sold_share = np.zeros(nm)
             self.served_share = np.zeros(self.buyer_global.shape[0])

@@ -1,0 +1,289 @@
+"""Settlement, bookkeeping and physics kernels against the numpy code they replace.
+
+Each test runs the numpy path (``mgenv._jit.ENABLED`` false) and the kernel path on the same
+random inputs, many seeds, with the edge cases of each stage (no trades, none / all
+committed, negative margins, zero offers, SOC at its bounds, NaN and signed zeros where
+numpy's semantics are subtle), and asserts every output equal: same dtype, same bits.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+import mgenv
+from mgenv import _jit, _ufuncs
+from mgenv.core import MarketCore
+from mgenv.market import settlement
+from mgenv.market.settlement import Positions, Settlement, Trades
+from mgenv.physics.model import ElectricModel, Forecast, Realised
+from mgenv.physics.units import Dispatch, FleetArrays
+
+pytestmark = pytest.mark.skipif(not _jit.ENABLED, reason="numba is not installed")
+
+SPECIAL = (0.0, -0.0, 1.0, -1.0, 1e-300, -1e-300, 2.5, -2.5, math.inf, -math.inf, math.nan)
+
+
+def same(a: Any, b: Any, where: str = "") -> None:
+    """Equal to the bit (arrays: dtype, shape, values with NaN equal, signs of zeros)."""
+    if isinstance(a, tuple | list):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            same(x, y, f"{where}[{i}]")
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), where
+        for k in a:
+            same(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, np.ndarray):
+        assert isinstance(b, np.ndarray), where
+        assert a.dtype == b.dtype and a.shape == b.shape, f"{where}: {a.dtype} {b.dtype}"
+        # Byte views: -0.0 differs from 0.0 and any last-bit change shows; NaN equals NaN
+        # whatever its sign and payload bits (which operand's NaN propagates is not part of
+        # numpy's contract, and differs between its SIMD and scalar loops).
+        assert _bits(a) == _bits(b), f"{where}: {a!r} != {b!r}"
+    elif isinstance(a, float):
+        assert type(b) is float, f"{where}: {type(b)}"
+        assert _bits(np.array([a])) == _bits(np.array([b])), f"{where}: {a!r} != {b!r}"
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def _bits(a: np.ndarray) -> bytes:
+    a = np.array(a)  # a copy
+    if a.dtype.kind == "f":
+        a[np.isnan(a)] = np.nan
+    return a.tobytes()
+
+
+def both(monkeypatch: pytest.MonkeyPatch, fn: Any, *args: Any) -> tuple[Any, Any]:
+    """``fn(*deep copies of args)`` with the kernels, then with numpy only."""
+    fast = fn(*copy.deepcopy(args))
+    monkeypatch.setattr(_jit, "ENABLED", False)
+    slow = fn(*copy.deepcopy(args))
+    monkeypatch.setattr(_jit, "ENABLED", True)
+    return fast, slow
+
+
+# ----------------------------------------------------------------------------- ufuncs
+@pytest.mark.parametrize("fn", ["maximum", "minimum"])
+def test_scalar_ufuncs_are_numpys(fn: str) -> None:
+    ours, ref = getattr(_ufuncs, fn), getattr(np, fn)
+    for a in SPECIAL:
+        for b in SPECIAL:
+            expected = ref(np.array([a]), np.array([b]))[0]
+            same(ours(a, b), float(expected), f"{fn}({a}, {b})")
+            # an array against a scalar, as the numpy code calls them
+            same(ours(a, b), float(ref(np.full(9, a), b)[3]), f"{fn}({a}, {b}) broadcast")
+
+
+def test_divide_where_is_numpys() -> None:
+    for a in SPECIAL:
+        for b in SPECIAL:
+            for default in (0.0, 1.0):
+                use = b > 0
+                expected = np.divide(
+                    np.array([a]), np.array([b]), out=np.full(1, default), where=np.array([use])
+                )[0]
+                same(_ufuncs.divide_where(a, b, default, use), float(expected), f"{a}/{b}")
+
+
+# ----------------------------------------------------------------------------- settle
+def random_period(
+    rng: np.random.Generator, n: int, count: int, committed: str = "random"
+) -> tuple[Trades, np.ndarray, Positions, float, float]:
+    """Random trades and positions of one market of ``n`` participants.
+
+    Values mix zeros, negative errors, delta below and above 1 (negative and positive
+    margins) and magnitudes over several decades, so that any change of order shows.
+    """
+    scale = 10.0 ** rng.uniform(-3, 3, count)
+    kwh = rng.uniform(0, 1, count) * scale
+    kwh[rng.random(count) < 0.1] = 0.0
+    trades = Trades(
+        seller=rng.integers(0, n, count),
+        buyer=rng.integers(0, n, count),
+        agg=rng.integers(0, n, count),
+        kwh=kwh,
+        price=rng.uniform(0.1, 1.5, count),
+        delta=rng.uniform(0.5, 1.5, count),
+    )
+    mask = {
+        "random": rng.random(count) < 0.6,
+        "none": np.zeros(count, bool),
+        "all": np.ones(count, bool),
+    }[committed]
+
+    def per_participant() -> np.ndarray:
+        a = rng.uniform(0, 1, n) * 10.0 ** rng.uniform(-3, 3, n)
+        a[rng.random(n) < 0.3] = 0.0
+        return a
+
+    error = rng.normal(0, 1, n) * 10.0 ** rng.uniform(-3, 2, n)
+    error[rng.random(n) < 0.2] = 0.0
+    pos = Positions(per_participant(), per_participant(), error)
+    return trades, mask, pos, float(rng.uniform(0.3, 1.5)), float(rng.uniform(0.0, 0.5))
+
+
+@pytest.mark.parametrize("committed", ["random", "none", "all"])
+def test_settle_kernel_matches_numpy(monkeypatch: pytest.MonkeyPatch, committed: str) -> None:
+    rng = np.random.default_rng(1)
+    for case in range(400):
+        n = int(rng.integers(1, 13))
+        count = int(rng.integers(0, 3 * n + 1)) if case % 7 else 0  # every 7th: no trade
+        args = random_period(rng, n, count, committed)
+        fast, slow = both(monkeypatch, settlement.settle, *args)
+        assert isinstance(fast, Settlement)
+        same(fast, slow, f"case {case}")
+
+
+def test_settle_kernel_special_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NaN, inf and signed zeros in every input flow through as in numpy."""
+    rng = np.random.default_rng(2)
+    special = np.array(SPECIAL)
+    for case in range(300):
+        n, count = int(rng.integers(1, 9)), int(rng.integers(0, 12))
+        trades, mask, pos, grid_buy, feed_in = random_period(rng, n, count)
+        trades = Trades(
+            *trades[:3],
+            *(np.where(rng.random(count) < 0.3, rng.choice(special, count), a) for a in trades[3:]),
+        )
+        pos = Positions(*(np.where(rng.random(n) < 0.3, rng.choice(special, n), a) for a in pos))
+        fast, slow = both(monkeypatch, settlement.settle, trades, mask, pos, grid_buy, feed_in)
+        same(fast, slow, f"case {case}")
+
+
+def test_settle_kernel_rejects_bad_index() -> None:
+    trades, mask, pos, grid_buy, feed_in = random_period(np.random.default_rng(3), 4, 3)
+    bad = trades._replace(buyer=np.array([0, 4, 1]))
+    with pytest.raises(ValueError, match="index"):
+        settlement.settle(bad, mask, pos, grid_buy, feed_in)
+
+
+@pytest.mark.parametrize("n", [*range(0, 40), 64, 127, 128, 129, 130, 257, 1000, 1031, 5000])
+def test_add_reduce_is_numpys(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for _ in range(10):
+        # Magnitudes over 10 decades: any change of summation order shows in the last bits.
+        a = rng.standard_normal(n + 3) * 10.0 ** rng.uniform(-5, 5, n + 3)
+        same(_ufuncs.add_reduce(a, 2, 2 + n), float(np.add.reduce(a[2 : 2 + n])), f"n={n}")
+    same(_ufuncs.add_reduce(np.full(n, -0.0), 0, n), float(np.add.reduce(np.full(n, -0.0))))
+
+
+# ----------------------------------------------------------------------------- physics
+def random_fleet(rng: np.random.Generator, n: int) -> FleetArrays:
+    """Fleet parameters with linear and convex costs, missing batteries and turbines."""
+    soc_min = rng.uniform(0.0, 0.4, n)
+    return FleetArrays(
+        gen_kw=np.where(rng.random(n) < 0.2, 0.0, rng.uniform(10, 300, n)),
+        gen_cost_a=np.where(rng.random(n) < 0.3, 0.0, rng.uniform(1e-4, 5e-3, n)),
+        gen_cost_b=rng.uniform(0.1, 1.2, n),
+        battery_kwh=np.where(rng.random(n) < 0.25, 0.0, rng.uniform(10, 500, n)),
+        battery_kw=rng.uniform(0, 200, n),
+        eta_charge=rng.uniform(0.8, 1.0, n),
+        eta_discharge=rng.uniform(0.8, 1.0, n),
+        soc_min=soc_min,
+        soc_max=soc_min + rng.uniform(0.2, 0.6, n),
+        soc_init=rng.uniform(0.2, 0.8, n),
+    )
+
+
+def physics_run(
+    fleet: FleetArrays, dt: float, periods: list[tuple[Forecast, float, Any, np.ndarray]]
+) -> list[Any]:
+    """Plan and realise a sequence of periods; every dispatch, outcome and SOC."""
+    cfg = mgenv.make_config("default", n_microgrids=fleet.gen_kw.shape[0], dt_h=dt)
+    model = ElectricModel(cfg, fleet)
+    out: list[Any] = []
+    for forecast, price, setpoints, sold_share in periods:
+        d = model.plan(0, forecast, price, setpoints)
+        offer = d.surplus + d.gen_headroom
+        r = model.realise(sold_share * offer, d.surplus)
+        out += [d, r, model.soc.copy()]
+    return out
+
+
+@pytest.mark.parametrize("dispatch", ["rule", "agent"])
+def test_electric_kernels_match_numpy(monkeypatch: pytest.MonkeyPatch, dispatch: str) -> None:
+    rng = np.random.default_rng(4)
+    for case in range(150):
+        n = int(rng.integers(1, 13))
+        fleet = random_fleet(rng, n)
+        if case % 5 == 0:  # every SOC at a bound: no charge or no discharge possible
+            fleet = fleet._replace(
+                soc_init=np.where(rng.random(n) < 0.5, fleet.soc_min, fleet.soc_max)
+            )
+        periods = []
+        for _ in range(6):
+            forecast = Forecast(
+                *(rng.uniform(0, 1, n) * 10.0 ** rng.uniform(-2, 2.5, n) for _ in range(3))
+            )
+            # every 2nd column of the (n, 3) set-points: a strided view, as the core passes
+            sp = rng.uniform(-1.5, 1.5, (n, 3))[:, 1:] if dispatch == "agent" else None
+            sold = np.where(rng.random(n) < 0.3, 0.0, rng.uniform(0, 1, n))
+            periods.append((forecast, float(rng.choice([0.3, 0.6, 1.1, 2.0])), sp, sold))
+        fast, slow = both(monkeypatch, physics_run, fleet, float(rng.choice([0.25, 1.0])), periods)
+        same(fast, slow, f"case {case}")
+        assert isinstance(fast[0], Dispatch) and isinstance(fast[1], Realised)
+
+
+def test_electric_kernels_special_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NaN / inf / signed zeros in forecasts and set-points, the SOC exactly at bounds."""
+    rng = np.random.default_rng(5)
+    special = np.array(SPECIAL)
+    for case in range(150):
+        n = int(rng.integers(1, 9))
+        fleet = random_fleet(rng, n)
+
+        def pick(a: np.ndarray, n: int = n) -> np.ndarray:
+            return np.where(rng.random(n) < 0.3, rng.choice(special, n), a)
+
+        periods = []
+        for _ in range(3):
+            forecast = Forecast(*(pick(rng.uniform(0, 100, n)) for _ in range(3)))
+            sp = pick(rng.uniform(-1, 1, n))[:, None] if case % 2 else None
+            periods.append((forecast, 0.8, sp, pick(rng.uniform(0, 1, n))))
+        fast, slow = both(monkeypatch, physics_run, fleet, 1.0, periods)
+        same(fast, slow, f"case {case}")
+
+
+# ----------------------------------------------------------------------------- bookkeeping
+BOOK_STATE = ("last_price", "sold_share", "served_share", "commit", "online_share", "kpi_latency")
+
+
+def book_run(core: MarketCore, periods: list[tuple[Any, ...]]) -> list[Any]:
+    """``core._book`` over a sequence of periods; the state it leaves after each."""
+    out: list[Any] = []
+    for trades, st, price, offered, profit, pos, res in periods:
+        core._book(trades, res, st, price, offered, profit, pos)
+        out.append([getattr(core, k) for k in BOOK_STATE])
+        out.append([core._ratio[1], dict(core.kpi)])
+    return out
+
+
+@pytest.mark.parametrize("scenario", ["default", "consortium_p2p", "sbet_cooperative"])
+def test_book_kernel_matches_numpy(monkeypatch: pytest.MonkeyPatch, scenario: str) -> None:
+    env = mgenv.parallel_env(scenario)
+    env.reset(seed=0)
+    core = env.core
+    n, nm = core.cfg.n_participants, core.cfg.n_microgrids
+    rng = np.random.default_rng(6)
+    for case in range(60):
+        periods = []
+        for k in range(5):
+            count = 0 if (case + k) % 4 == 0 else int(rng.integers(1, 2 * n))
+            committed = ("random", "none", "all")[k % 3]
+            trades, mask, pos, grid_buy, feed_in = random_period(rng, n, count, committed)
+            st = settlement.settle(trades, mask, pos, grid_buy, feed_in)
+            offered = np.where(rng.random(nm) < 0.3, 0.0, rng.uniform(0, 50, nm))
+            offered[rng.random(nm) < 0.1] = np.nan
+            profit = rng.normal(0, 10, n)
+            res = SimpleNamespace(online_share=rng.random(), latency_ms=rng.uniform(0, 900))
+            price = None if k == 2 else float(rng.uniform(0.2, 1.2))
+            periods.append((trades, st, price, offered, profit, pos, res))
+        fast, slow = both(monkeypatch, book_run, core, periods)
+        same(fast, slow, f"case {case}")
