@@ -127,3 +127,9 @@ def add_reduce(a: np.ndarray, start: int, stop: int) -> float:
             ret = f_left[top] + ret
             top -= 1
     return 0.0 + ret
+
+
+@_jit.kernel
+def clip(a: float, low: float, high: float) -> float:
+    """``np.clip(a, low, high)`` for float64 scalars: ``minimum(maximum(a, low), high)``."""
+    return minimum(maximum(a, low), high)

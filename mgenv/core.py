@@ -18,7 +18,12 @@ from mgenv import _jit, observe
 from mgenv.chain import REJECT_REASONS, Chain, ConsensusResult
 from mgenv.config import EnvConfig, MarketParams, tile
 from mgenv.market.mechanism import MarketInputs, StorageMoves, make_mechanism
-from mgenv.market.settle_kernels import book_into
+from mgenv.market.settle_kernels import (
+    book_into,
+    episode_rows_into,
+    info_rows_into,
+    kpi_sums,
+)
 from mgenv.market.settlement import Positions, Settlement, Trades, settle
 from mgenv.physics.model import MODELS, Forecast, PhysicsModel, Realised
 from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours, profile_bases
@@ -137,14 +142,25 @@ class MarketCore:
         self.profiles = p = draw_profiles(cfg, weather, load, self._bases)
         # Per period and participant (H, P), for settlement: users' energy to buy, and the
         # realised minus forecast net production (renewables - load) of microgrids and users.
-        users = slice(nm + na, None)
-        self._need = np.zeros((cfg.horizon, n))
-        self._need[:, users] = p.user_load_forecast
-        self._error = np.zeros((cfg.horizon, n))
-        self._error[:, :nm] = (p.pv_real + p.wind_real - p.load_real) - (
-            p.pv_forecast + p.wind_forecast - p.load_forecast
-        )
-        self._error[:, users] = p.user_load_forecast - p.user_load_real
+        if _jit.ENABLED:  # one kernel call (the same numbers)
+            self._need, self._error = np.empty((cfg.horizon, n)), np.empty((cfg.horizon, n))
+            episode_rows_into(
+                (p.pv_forecast, p.wind_forecast, p.load_forecast, p.user_load_forecast),
+                (p.pv_real, p.wind_real, p.load_real, p.user_load_real),
+                nm,
+                na,
+                self._need,
+                self._error,
+            )
+        else:
+            users = slice(nm + na, None)
+            self._need = np.zeros((cfg.horizon, n))
+            self._need[:, users] = p.user_load_forecast
+            self._error = np.zeros((cfg.horizon, n))
+            self._error[:, :nm] = (p.pv_real + p.wind_real - p.load_real) - (
+                p.pv_forecast + p.wind_forecast - p.load_forecast
+            )
+            self._error[:, users] = p.user_load_forecast - p.user_load_real
         self.chain = chain
         self.t = 0
         self.physics.reset()
@@ -485,23 +501,47 @@ class MarketCore:
     def agent_infos(self, agents: list[str], r: PeriodResult) -> dict[str, dict[str, Any]]:
         """The per-step info dicts of ``agents`` (see the env card for the keys)."""
         st = r.settlement
-        traded = st.sold + st.bought
-        if self._ratio[0] is st:  # this period's, computed by _book
-            ratio = self._ratio[1].tolist()
+        rows: list[list[float]] | None = None
+        if _jit.ENABLED:  # every column in one kernel call, as one row per participant
+            table = np.empty((r.profit.shape[0], 6))
+            counts = np.empty(len(REJECT_REASONS), np.int64)
+            n_rejected = info_rows_into(
+                r.profit,
+                st.revenue,
+                st.cost,
+                st.sold,
+                st.bought,
+                st.sold_committed,
+                st.bought_committed,
+                st.grid_import,
+                st.grid_export,
+                r.committed,
+                r.chain.reason,
+                table,
+                counts,
+            )
+            rows = table.tolist()
+            rejected = {}
+            if n_rejected:
+                rejected = {REJECT_REASONS[k]: c for k, c in enumerate(counts.tolist()) if c}
         else:
-            ok = st.sold_committed + st.bought_committed
-            ratio = np.divide(ok, traded, out=np.ones_like(ok), where=traded > 0).tolist()
-        cols = (
-            r.profit.tolist(),
-            st.revenue.tolist(),
-            st.cost.tolist(),
-            traded.tolist(),
-            (st.grid_import + st.grid_export).tolist(),
-        )
-        rejected = {}
-        if not r.committed.all():
-            counts = np.bincount(r.chain.reason[~r.committed], minlength=len(REJECT_REASONS))
-            rejected = {REJECT_REASONS[k]: int(c) for k, c in enumerate(counts.tolist()) if c}
+            traded = st.sold + st.bought
+            if self._ratio[0] is st:  # this period's, computed by _book
+                ratio = self._ratio[1].tolist()
+            else:
+                ok = st.sold_committed + st.bought_committed
+                ratio = np.divide(ok, traded, out=np.ones_like(ok), where=traded > 0).tolist()
+            cols = (
+                r.profit.tolist(),
+                st.revenue.tolist(),
+                st.cost.tolist(),
+                traded.tolist(),
+                (st.grid_import + st.grid_export).tolist(),
+            )
+            rejected = {}
+            if not r.committed.all():
+                counts = np.bincount(r.chain.reason[~r.committed], minlength=len(REJECT_REASONS))
+                rejected = {REJECT_REASONS[k]: int(c) for k, c in enumerate(counts.tolist()) if c}
         auth = getattr(self.chain, "auth", None)  # seed 001's node authentication, if on
         auth_stats = {f"auth_{k}": v for k, v in auth.stats.items()} if auth else {}
         shared = {
@@ -514,8 +554,22 @@ class MarketCore:
             **{f"chain_{k}": v for k, v in r.chain.extra.items()},
         }
         out = {}
+        index = self.index
+        if rows is not None:
+            for a in agents:
+                profit, revenue, cost, traded_kwh, grid_kwh, commit_ratio = rows[index[a]]
+                out[a] = {
+                    "profit": profit,
+                    "revenue": revenue,
+                    "cost": cost,
+                    "traded_kwh": traded_kwh,
+                    "grid_kwh": grid_kwh,
+                    "commit_ratio": commit_ratio,
+                    **shared,
+                }
+            return out
         for a in agents:
-            i = self.index[a]
+            i = index[a]
             out[a] = {
                 "profit": cols[0][i],
                 "revenue": cols[1][i],
@@ -548,6 +602,19 @@ class MarketCore:
         """Episode KPIs accumulated so far."""
         cfg, k = self.cfg, self.kpi
         nm, na = cfg.n_microgrids, cfg.n_aggregators
+        if _jit.ENABLED:  # the seven sums in one kernel call (np.add.reduce's order)
+            mg, agg, user, welfare, sold, local, export = kpi_sums(
+                k["profit"], k["sold"], k["sold_ok"], k["export_surplus"], nm, na
+            )
+            return {
+                "profit_mg": mg,
+                "profit_agg": agg,
+                "profit_user": user,
+                "welfare": welfare,
+                "commit_share": local / sold if sold > 0 else 1.0,
+                "local_consumption_rate": local / (sold + export + 1e-12),
+                "mean_latency_ms": self.kpi_latency / max(self.t, 1),
+            }
         sold = float(k["sold"].sum())
         local = float(k["sold_ok"].sum())
         return {

@@ -22,6 +22,7 @@ from mgenv.core import MarketCore
 from mgenv.market import settlement
 from mgenv.market.settlement import Positions, Settlement, Trades
 from mgenv.physics.model import ElectricModel, Forecast, Realised
+from mgenv.physics.profiles import DayProfiles, draw_profiles, profile_bases
 from mgenv.physics.units import Dispatch, FleetArrays
 
 pytestmark = pytest.mark.skipif(not _jit.ENABLED, reason="numba is not installed")
@@ -287,3 +288,99 @@ def test_book_kernel_matches_numpy(monkeypatch: pytest.MonkeyPatch, scenario: st
             periods.append((trades, st, price, offered, profit, pos, res))
         fast, slow = both(monkeypatch, book_run, core, periods)
         same(fast, slow, f"case {case}")
+
+
+# ----------------------------------------------------------------------------- profiles
+def profiles_run(cfg: Any, seed: int) -> list[Any]:
+    """Two episodes' profiles from the same streams, and the streams' states after."""
+    weather, load = np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
+    bases = profile_bases(cfg)
+    first = draw_profiles(cfg, weather, load, bases)
+    second = draw_profiles(cfg, weather, load)
+    return [first, second, weather.bit_generator.state, load.bit_generator.state]
+
+
+@pytest.mark.parametrize("scenario", mgenv.scenarios.names())
+def test_profile_kernels_match_numpy(monkeypatch: pytest.MonkeyPatch, scenario: str) -> None:
+    rng = np.random.default_rng(7)
+    for case in range(12):
+        overrides: dict[str, Any] = {}
+        if scenario != "consortium_p2p" and case:  # its tables fix the horizon and the fleet
+            overrides = {
+                "n_microgrids": int(rng.integers(1, 9)),
+                "n_users": int(rng.integers(0 if scenario == "default" else 1, 4)),
+                "horizon": int(rng.integers(1, 49)),
+                "dt_h": float(rng.choice([0.25, 0.5, 1.0])),
+                "start_hour": int(rng.integers(0, 24)),
+                # 0: no noise; 40 m/s: speeds beyond cut-out; 0.99: clouds clipped
+                "wind_mean_ms": float(rng.choice([0.0, 3.0, 8.0, 40.0])),
+                "cloudiness_max": float(rng.choice([0.0, 0.5, 0.99])),
+                "forecast_error": float(rng.choice([0.0, 0.1, 1.0])),
+                "load_noise": float(rng.choice([0.0, 0.1, 1.0])),
+            }
+        cfg = mgenv.make_config(scenario, **overrides)
+        fast, slow = both(monkeypatch, profiles_run, cfg, case)
+        assert isinstance(fast[0], DayProfiles)
+        same(fast, slow, f"case {case} {overrides}")
+
+
+# ----------------------------------------------------------------------------- episodes
+CORE_STATE = (
+    "last_price",
+    "sold_share",
+    "served_share",
+    "commit",
+    "online_share",
+    "kpi",
+    "kpi_latency",
+    "_need",
+    "_error",
+    "grid_buy",
+    "feed_in",
+)
+
+
+def episode_run(scenario: str, overrides: dict[str, Any], seed: int) -> list[Any]:
+    """Two episodes: every period's full result, infos and the core's state after it."""
+    env = mgenv.parallel_env(scenario, **overrides)
+    rng = np.random.default_rng(seed)
+    out: list[Any] = []
+    for episode in range(2):
+        obs, _ = env.reset(seed=seed + episode)
+        core = env.core
+        out.append([obs, core.profiles, core.dispatch, core.physics.soc])
+        while env.agents:
+            acts = {
+                a: rng.uniform(-1.2, 1.2, env.action_space(a).shape).astype(np.float32)
+                for a in env.agents
+            }
+            step = env.step(acts)
+            r = env.history[-1]
+            # every field but the chain's block (an object with its own tests)
+            fields = [v for k, v in r._asdict().items() if k != "chain"]
+            chain = (r.chain.committed, r.chain.reason, r.chain.latency_ms, r.chain.extra)
+            state = [getattr(core, k) for k in CORE_STATE]
+            out.append([step, fields, chain, state, core.physics.soc, core.kpis()])
+        out.append(env.episode_kpis())
+    return out
+
+
+@pytest.mark.parametrize(
+    ("scenario", "overrides"),
+    [
+        ("default", {}),
+        ("default", {"dispatch": "agent"}),
+        ("default", {"message_loss": 0.4, "availability": 0.7}),  # many trades fail
+        ("default", {"n_users": 0, "protocol": "pbft"}),
+        ("ccche_thermal_game", {}),
+        ("ccche_thermal_game", {"dispatch": "agent"}),
+        ("consortium_p2p", {}),
+        ("crosschain_aggregators", {}),
+        ("sbet_cooperative", {}),
+    ],
+)
+def test_episodes_match_numpy(
+    monkeypatch: pytest.MonkeyPatch, scenario: str, overrides: dict[str, Any]
+) -> None:
+    fast, slow = both(monkeypatch, episode_run, scenario, overrides, 3)
+    same(fast, slow)

@@ -196,3 +196,139 @@ def book_into(
         kpi_sold[i] += sold[i]
         kpi_sold_ok[i] += sold_ok[i]
         kpi_export[i] += maximum(surplus[i] - sold[i], 0.0)
+
+
+@_jit.kernel
+def episode_rows_into(
+    forecast: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    real: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    n_mg: int,
+    n_agg: int,
+    need: np.ndarray,
+    error: np.ndarray,
+) -> None:
+    """An episode's per-period settlement inputs, as ``MarketCore.reset`` computes them.
+
+    ``need`` is each user's forecast load (0 for microgrids and aggregators, whose deficit
+    comes from the dispatch); ``error`` the realised minus forecast net production
+    ``(pv + wind - load)_real - (pv + wind - load)_forecast`` of microgrids and
+    ``load_forecast - load_real`` of users (0 for aggregators).
+
+    Args:
+        forecast: ``(pv, wind, load, user_load)`` forecasts, kWh, ``(h, n_mg)`` and
+            ``(h, n_user)``.
+        real: The realised values, same shapes, kWh.
+        n_mg: Number of microgrids.
+        n_agg: Number of aggregators.
+        need: Output, float64 ``(h, P)`` (overwritten).
+        error: Output, float64 ``(h, P)`` (overwritten).
+    """
+    pv_f, wind_f, load_f, user_f = forecast
+    pv_r, wind_r, load_r, user_r = real
+    need[:] = 0.0
+    error[:] = 0.0
+    users = n_mg + n_agg
+    for t in range(need.shape[0]):
+        for j in range(n_mg):
+            error[t, j] = (pv_r[t, j] + wind_r[t, j] - load_r[t, j]) - (
+                pv_f[t, j] + wind_f[t, j] - load_f[t, j]
+            )
+        for k in range(user_f.shape[1]):
+            need[t, users + k] = user_f[t, k]
+            error[t, users + k] = user_f[t, k] - user_r[t, k]
+
+
+@_jit.kernel
+def info_rows_into(
+    profit: np.ndarray,
+    revenue: np.ndarray,
+    cost: np.ndarray,
+    sold: np.ndarray,
+    bought: np.ndarray,
+    sold_ok: np.ndarray,
+    bought_ok: np.ndarray,
+    grid_import: np.ndarray,
+    grid_export: np.ndarray,
+    committed: np.ndarray,
+    reason: np.ndarray,
+    out: np.ndarray,
+    rejected: np.ndarray,
+) -> int:
+    """The per-participant columns of ``MarketCore.agent_infos`` and its rejection counts.
+
+    Row ``i`` of ``out`` is ``(profit, revenue, cost, traded, grid, commit_ratio)`` with
+    ``traded = sold + bought``, ``grid = import + export`` and the commit ratio
+    ``np.divide(sold_ok + bought_ok, traded, out=ones, where=traded > 0)``; one row per
+    participant so that one ``tolist()`` gives each agent's values. ``rejected[k]`` counts
+    the trades that did not commit for reason ``k`` (``np.bincount(reason[~committed])``).
+
+    Args:
+        profit: The period's profit, yuan, ``(P,)``.
+        revenue: Money received, yuan, ``(P,)``.
+        cost: Money paid, yuan, ``(P,)``.
+        sold: Energy sold in trades, kWh, ``(P,)``.
+        bought: Energy bought in trades, kWh, ``(P,)``.
+        sold_ok: Committed part of ``sold``, kWh, ``(P,)``.
+        bought_ok: Committed part of ``bought``, kWh, ``(P,)``.
+        grid_import: Energy bought from the grid, kWh, ``(P,)``.
+        grid_export: Energy fed in, kWh, ``(P,)``.
+        committed: Whether each trade committed, bool, ``(T,)``.
+        reason: Each trade's ``REJECT_REASONS`` index, int, ``(T,)``.
+        out: Output, float64 ``(P, 6)`` (overwritten).
+        rejected: Output counts, int64 ``(len(REJECT_REASONS),)`` (overwritten).
+
+    Returns:
+        The number of trades that did not commit.
+    """
+    for i in range(profit.shape[0]):
+        traded = sold[i] + bought[i]
+        out[i, 0] = profit[i]
+        out[i, 1] = revenue[i]
+        out[i, 2] = cost[i]
+        out[i, 3] = traded
+        out[i, 4] = grid_import[i] + grid_export[i]
+        out[i, 5] = divide_where(sold_ok[i] + bought_ok[i], traded, 1.0, traded > 0)
+    rejected[:] = 0
+    count = 0
+    for k in range(committed.shape[0]):
+        if not committed[k]:
+            r = reason[k]
+            if r < 0 or r >= rejected.shape[0]:
+                raise ValueError("trade rejection reason outside REJECT_REASONS")
+            rejected[r] += 1
+            count += 1
+    return count
+
+
+@_jit.kernel
+def kpi_sums(
+    profit: np.ndarray,
+    sold: np.ndarray,
+    sold_ok: np.ndarray,
+    export: np.ndarray,
+    n_mg: int,
+    n_agg: int,
+) -> tuple[float, float, float, float, float, float, float]:
+    """The sums behind ``MarketCore.kpis``, each ``np.add.reduce`` of a contiguous run.
+
+    Args:
+        profit: Accumulated profit, yuan, ``(P,)``.
+        sold: Accumulated sales, kWh, ``(P,)``.
+        sold_ok: Accumulated committed sales, kWh, ``(P,)``.
+        export: Accumulated unsold surplus, kWh, ``(P,)``.
+        n_mg: Number of microgrids.
+        n_agg: Number of aggregators.
+
+    Returns:
+        ``(profit of microgrids, of aggregators, of users, of all, sold, sold_ok, export)``.
+    """
+    n, users = profit.shape[0], n_mg + n_agg
+    return (
+        add_reduce(profit, 0, min(n_mg, n)),
+        add_reduce(profit, min(n_mg, n), min(users, n)),
+        add_reduce(profit, min(users, n), n),
+        add_reduce(profit, 0, n),
+        add_reduce(sold, 0, sold.shape[0]),
+        add_reduce(sold_ok, 0, sold_ok.shape[0]),
+        add_reduce(export, 0, export.shape[0]),
+    )
