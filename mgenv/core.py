@@ -23,6 +23,8 @@ from mgenv.market.settle_kernels import (
     episode_rows_into,
     info_rows_into,
     kpi_sums,
+    positions_into,
+    profit_into,
 )
 from mgenv.market.settlement import Positions, Settlement, Trades, settle
 from mgenv.physics.model import MODELS, Forecast, PhysicsModel, Realised
@@ -274,10 +276,15 @@ class MarketCore:
         self, surplus: np.ndarray, shift: np.ndarray | None
     ) -> tuple[Positions, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         p, t, nm = self.profiles, self.t, self.cfg.n_microgrids
-        surplus_p = np.zeros(self.cfg.n_participants)
-        surplus_p[:nm] = surplus
-        deficit_p = self._need[t].copy()
-        deficit_p[:nm] = self.dispatch.deficit
+        if _jit.ENABLED:  # both arrays in one kernel call (the same numbers)
+            rows = np.empty((2, self.cfg.n_participants))
+            positions_into(surplus, self.dispatch.deficit, self._need[t], rows)
+            surplus_p, deficit_p = rows[0], rows[1]
+        else:
+            surplus_p = np.zeros(self.cfg.n_participants)
+            surplus_p[:nm] = surplus
+            deficit_p = self._need[t].copy()
+            deficit_p[:nm] = self.dispatch.deficit
         if shift is None:
             real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
             return Positions(surplus_p, deficit_p, self._error[t]), real
@@ -326,38 +333,42 @@ class MarketCore:
         if after is not None:  # e.g. seed 002's forecast-error compensation records
             after(res.committed, pos.error, res.block)
         phys = self.physics.realise(st.sold[:nm], surplus)
-        profit = st.cash.copy()
         gas_paid = None
         # A mechanism in which the aggregators sell the fuel (seed 001's three-tier market)
         # says what each party pays; otherwise microgrids buy fuel from outside.
         bills = getattr(self.mechanism, "fuel_bills", None)
         gas = bills(phys.extra, cfg.n_aggregators) if bills is not None else None
         if gas is not None:
-            na = cfg.n_aggregators
             gas_paid, margin, external = gas
             phys = phys._replace(fuel_cost=external)
-            profit[:nm] -= gas_paid + phys.penalty
-            profit[nm : nm + na] += margin
+        mg_cost = phys.fuel_cost if gas_paid is None else gas_paid
+        if _jit.ENABLED:
+            profit = np.empty(st.cash.shape[0])
+            profit_into(st.cash, mg_cost, phys.penalty, profit)
         else:
-            profit[:nm] -= phys.fuel_cost + phys.penalty
+            profit = st.cash.copy()
+            profit[:nm] -= mg_cost + phys.penalty
+        if gas is not None:
+            profit[nm : nm + cfg.n_aggregators] += margin
         if storage is not None:
             profit[nm : nm + cfg.n_aggregators] -= storage.cost
         self._book(trades, res, st, price if cleared else None, offered, profit, pos)
+        # positional: a NamedTuple's keyword call costs twice as much
         return PeriodResult(
-            period=self.t,
-            hour=float(self.hours[self.t]),
-            price=price,
-            cleared=cleared,
-            trades=trades,
-            committed=res.committed,
-            chain=res,
-            settlement=st,
-            dispatch=d,
-            physics=phys,
-            profit=profit,
-            realised=real,
-            agg_storage=storage,
-            gas_paid=gas_paid,
+            self.t,  # period
+            float(self.hours[self.t]),  # hour
+            price,
+            cleared,
+            trades,
+            res.committed,
+            res,  # chain
+            st,  # settlement
+            d,  # dispatch
+            phys,  # physics
+            profit,
+            real,  # realised
+            storage,  # agg_storage
+            gas_paid,
         )
 
     def _book(

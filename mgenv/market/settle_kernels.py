@@ -332,3 +332,42 @@ def kpi_sums(
         add_reduce(sold_ok, 0, sold_ok.shape[0]),
         add_reduce(export, 0, export.shape[0]),
     )
+
+
+@_jit.kernel
+def positions_into(
+    surplus_mg: np.ndarray, deficit_mg: np.ndarray, need: np.ndarray, out: np.ndarray
+) -> None:
+    """Each participant's surplus and deficit of the period, as ``MarketCore._positions``.
+
+    Row 0: the microgrids' surplus, then zeros; row 1: the microgrids' deficit, then the
+    period's ``need`` of the others (users' forecast load, 0 for aggregators).
+
+    Args:
+        surplus_mg: The microgrids' offerable surplus, kWh, ``(n_mg,)``.
+        deficit_mg: The microgrids' deficit, kWh, ``(n_mg,)``.
+        need: Every participant's energy to buy this period, kWh, ``(P,)``.
+        out: Output, float64 ``(2, P)`` (overwritten).
+    """
+    nm = surplus_mg.shape[0]
+    for i in range(need.shape[0]):
+        out[0, i] = surplus_mg[i] if i < nm else 0.0
+        out[1, i] = deficit_mg[i] if i < nm else need[i]
+
+
+@_jit.kernel
+def profit_into(cash: np.ndarray, fuel: np.ndarray, penalty: np.ndarray, out: np.ndarray) -> None:
+    """Each participant's profit before the aggregators' extras, as ``MarketCore._settle``.
+
+    ``profit = cash.copy(); profit[:n_mg] -= fuel + penalty`` (the microgrids pay their fuel,
+    or their gas bill, and penalties).
+
+    Args:
+        cash: Net money from the settlement, yuan, ``(P,)``.
+        fuel: The microgrids' fuel cost or gas bill, yuan, ``(n_mg,)``.
+        penalty: The microgrids' penalties, yuan, ``(n_mg,)``.
+        out: Output profit, yuan, float64 ``(P,)`` (overwritten).
+    """
+    nm = fuel.shape[0]
+    for i in range(cash.shape[0]):
+        out[i] = cash[i] - (fuel[i] + penalty[i]) if i < nm else cash[i]
