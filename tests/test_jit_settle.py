@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +22,7 @@ import pytest
 import mgenv
 from mgenv import _jit, _ufuncs
 from mgenv.core import MarketCore
-from mgenv.market import settlement
+from mgenv.market import settle_kernels, settlement
 from mgenv.market.settlement import Positions, Settlement, Trades
 from mgenv.physics.model import ElectricModel, Forecast, Realised
 from mgenv.physics.profiles import DayProfiles, draw_profiles, profile_bases
@@ -27,6 +30,7 @@ from mgenv.physics.units import Dispatch, FleetArrays
 
 pytestmark = pytest.mark.skipif(not _jit.ENABLED, reason="numba is not installed")
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPECIAL = (0.0, -0.0, 1.0, -1.0, 1e-300, -1e-300, 2.5, -2.5, math.inf, -math.inf, math.nan)
 
 
@@ -324,6 +328,63 @@ def test_profile_kernels_match_numpy(monkeypatch: pytest.MonkeyPatch, scenario: 
         same(fast, slow, f"case {case} {overrides}")
 
 
+def special_mix(rng: np.random.Generator, n: int, scale: float = 100.0) -> np.ndarray:
+    """Random values, about a third of them replaced by NaN, infinities and signed zeros."""
+    a = rng.normal(0, scale, n)
+    return np.where(rng.random(n) < 0.3, rng.choice(np.array(SPECIAL), n), a)
+
+
+def test_positions_kernel_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = mgenv.parallel_env("consortium_p2p")  # load shifts: both branches of _positions
+    env.reset(seed=0)
+    core = env.core
+    n, nm = core.cfg.n_participants, core.cfg.n_microgrids
+    rng = np.random.default_rng(8)
+    for case in range(200):
+        core.t = int(rng.integers(0, core.cfg.horizon))
+        core.dispatch = core.dispatch._replace(deficit=special_mix(rng, nm))
+        core._need[core.t] = special_mix(rng, n)
+        shift = None if case % 2 else rng.normal(0, 5, nm)
+        fast, slow = both(monkeypatch, core._positions, special_mix(rng, nm), shift)
+        same(fast, slow, f"case {case}")
+
+
+def test_profit_kernel_is_the_numpy_expression() -> None:
+    rng = np.random.default_rng(9)
+    for case in range(300):
+        n = int(rng.integers(1, 13))
+        nm = int(rng.integers(0, n + 1))
+        cash, fuel, penalty = special_mix(rng, n), special_mix(rng, nm), special_mix(rng, nm)
+        if case % 3 == 0:
+            penalty = np.zeros(nm)
+        expected = cash.copy()  # MarketCore._settle's numpy code
+        expected[:nm] -= fuel + penalty
+        got = np.empty(n)
+        settle_kernels.profit_into(cash, fuel, penalty, got)
+        same(got, expected, f"case {case}")
+
+
+def test_kpi_sums_are_numpys() -> None:
+    rng = np.random.default_rng(10)
+    for case in range(300):
+        n = int(rng.integers(1, 40))
+        nm, na = int(rng.integers(0, n + 1)), int(rng.integers(0, 3))
+        profit, sold, ok, export = (
+            rng.normal(0, 1, n) * 10.0 ** rng.uniform(-6, 6, n) for _ in range(4)
+        )
+        expected = (
+            profit[:nm].sum(),
+            profit[nm : nm + na].sum(),
+            profit[nm + na :].sum(),
+            profit.sum(),
+            sold.sum(),
+            ok.sum(),
+            export.sum(),
+        )
+        got = settle_kernels.kpi_sums(profit, sold, ok, export, nm, na)
+        same(list(got), [float(x) for x in expected], f"case {case}")
+
+
 # ----------------------------------------------------------------------------- episodes
 CORE_STATE = (
     "last_price",
@@ -384,3 +445,37 @@ def test_episodes_match_numpy(
 ) -> None:
     fast, slow = both(monkeypatch, episode_run, scenario, overrides, 3)
     same(fast, slow)
+
+
+# ----------------------------------------------------------------------------- cache
+CACHED_CALL = """
+import numpy as np
+from mgenv.market.settle_kernels import kpi_sums, settle_into
+a = np.arange(300.0)
+e = np.zeros(0, np.int64)
+f = np.zeros(0)
+out = np.empty((9, 300))
+settle_into(e, e, e, f, f, f, np.zeros(0, bool), a, a, a, 1.0, 0.5, out)
+print(kpi_sums(a, a, a, a, 4, 2)[3] == np.add.reduce(a))
+"""
+
+
+def test_kernels_load_from_numba_cache(tmp_path: Any) -> None:
+    """Kernels that call other kernels still run when loaded from numba's cache.
+
+    numba cannot link a cached *recursive* function into another cached kernel: the first
+    process (which compiles) works, every later one (which loads) crashes. Two processes
+    with a fresh cache directory: the second loads what the first compiled.
+    """
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": ROOT}
+    for run in ("compiles", "loads"):
+        done = subprocess.run(
+            [sys.executable, "-c", CACHED_CALL],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, f"{run}: {done.stderr[-2000:]}"
+        assert done.stdout.strip() == "True", run
