@@ -86,6 +86,7 @@ def test_scalar_ufuncs_are_numpys(fn: str) -> None:
             same(ours(a, b), float(ref(np.full(9, a), b)[3]), f"{fn}({a}, {b}) broadcast")
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN and inf on purpose
 def test_divide_where_is_numpys() -> None:
     for a in SPECIAL:
         for b in SPECIAL:
@@ -146,6 +147,7 @@ def test_settle_kernel_matches_numpy(monkeypatch: pytest.MonkeyPatch, committed:
         same(fast, slow, f"case {case}")
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN and inf on purpose
 def test_settle_kernel_special_values(monkeypatch: pytest.MonkeyPatch) -> None:
     """NaN, inf and signed zeros in every input flow through as in numpy."""
     rng = np.random.default_rng(2)
@@ -236,6 +238,7 @@ def test_electric_kernels_match_numpy(monkeypatch: pytest.MonkeyPatch, dispatch:
         assert isinstance(fast[0], Dispatch) and isinstance(fast[1], Realised)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN and inf on purpose
 def test_electric_kernels_special_values(monkeypatch: pytest.MonkeyPatch) -> None:
     """NaN / inf / signed zeros in forecasts and set-points, the SOC exactly at bounds."""
     rng = np.random.default_rng(5)
@@ -349,6 +352,7 @@ def test_positions_kernel_matches_numpy(monkeypatch: pytest.MonkeyPatch) -> None
         same(fast, slow, f"case {case}")
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NaN and inf on purpose
 def test_profit_kernel_is_the_numpy_expression() -> None:
     rng = np.random.default_rng(9)
     for case in range(300):
