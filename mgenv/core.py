@@ -177,6 +177,9 @@ class MarketCore:
         self.online_share = 1.0
         self.kpi = {k: np.zeros(n) for k in ("profit", "sold", "sold_ok", "export_surplus")}
         self.kpi_latency = 0.0
+        # agent_infos's scratch (its values are copied out by tolist() every period)
+        self._info_table = np.empty((n, 6))
+        self._reject_counts = np.empty(len(REJECT_REASONS), np.int64)
         self._plan()
 
     def _plan(self) -> None:
@@ -514,8 +517,7 @@ class MarketCore:
         st = r.settlement
         rows: list[list[float]] | None = None
         if _jit.ENABLED:  # every column in one kernel call, as one row per participant
-            table = np.empty((r.profit.shape[0], 6))
-            counts = np.empty(len(REJECT_REASONS), np.int64)
+            table, counts = self._info_table, self._reject_counts
             n_rejected = info_rows_into(
                 r.profit,
                 st.revenue,
