@@ -483,3 +483,39 @@ def test_kernels_load_from_numba_cache(tmp_path: Any) -> None:
         )
         assert done.returncode == 0, f"{run}: {done.stderr[-2000:]}"
         assert done.stdout.strip() == "True", run
+
+
+def test_kernels_refuse_mismatched_lengths() -> None:
+    """numba does not bound-check: lengths numpy would refuse raise instead of corrupting."""
+    trades, mask, pos, grid_buy, feed_in = random_period(np.random.default_rng(11), 4, 3)
+    with pytest.raises(ValueError, match="lengths"):
+        settlement.settle(trades, mask[:2], pos, grid_buy, feed_in)
+    with pytest.raises(ValueError, match="lengths"):
+        settlement.settle(trades._replace(price=trades.price[:2]), mask, pos, grid_buy, feed_in)
+    with pytest.raises(ValueError, match="length"):
+        settlement.settle(trades, mask, pos._replace(error=pos.error[:3]), grid_buy, feed_in)
+    rng = np.random.default_rng(12)
+    cfg = mgenv.make_config("default", n_microgrids=3)
+    model = ElectricModel(cfg, random_fleet(rng, 3))
+    forecast = Forecast(np.ones(3), np.ones(3), np.ones(2))
+    with pytest.raises(ValueError, match="lengths"):
+        model.plan(0, forecast, 0.5, None)
+    with pytest.raises(ValueError, match="length"):
+        model.plan(0, forecast._replace(load=np.ones(3)), 0.5, np.zeros((2, 1)))
+    model.plan(0, forecast._replace(load=np.ones(3)), 0.5, None)
+    with pytest.raises(ValueError, match="lengths"):
+        model.realise(np.ones(2), np.ones(3))
+
+
+def test_settle_kernel_takes_mixed_index_dtypes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Index arrays of other integer dtypes and a float32 set-point compile and agree."""
+    rng = np.random.default_rng(13)
+    trades, mask, pos, grid_buy, feed_in = random_period(rng, 6, 9)
+    trades = trades._replace(buyer=trades.buyer.astype(np.int32), agg=trades.agg.astype(np.intp))
+    fast, slow = both(monkeypatch, settlement.settle, trades, mask, pos, grid_buy, feed_in)
+    same(fast, slow)
+    fleet = random_fleet(rng, 6)
+    sp = rng.uniform(-1.5, 1.5, (6, 1)).astype(np.float32)
+    periods = [(Forecast(*(rng.uniform(0, 50, 6) for _ in range(3))), 0.7, sp, rng.random(6))]
+    fast, slow = both(monkeypatch, physics_run, fleet, 1.0, periods)
+    same(fast, slow)

@@ -89,14 +89,24 @@ def settle_into(
     Returns:
         ``grid_cash``: ``grid_buy * sum(imports) - feed_in * sum(export)``, yuan.
     """
-    n = surplus.shape[0]
+    n, count = surplus.shape[0], kwh.shape[0]
+    # numba does not bound-check: mismatched lengths, which numpy would refuse, must raise
+    # (explicit tests, not a loop over a tuple: the arrays may have different dtypes)
+    if seller.shape[0] != count or buyer.shape[0] != count or agg.shape[0] != count:
+        raise ValueError("trade arrays of different lengths")
+    if price.shape[0] != count or delta.shape[0] != count:
+        raise ValueError("trade arrays of different lengths")
+    if committed.shape[0] != count:
+        raise ValueError("committed and trades of different lengths")
+    if deficit.shape[0] != n or error.shape[0] != n or out.shape[0] != 9 or out.shape[1] != n:
+        raise ValueError("positions or output of different lengths")
     _check_index(seller, n)
     _check_index(buyer, n)
     _check_index(agg, n)
     # Rows 0-2 first hold the bincounts of margin, received and paid: each element is read
     # once, at the same index, before the final loop overwrites it with cash/revenue/cost.
     out[0:7] = 0.0
-    for k in range(kwh.shape[0]):  # np.bincount: per bin, in trade order, from 0.0
+    for k in range(count):  # np.bincount: per bin, in trade order, from 0.0
         q = kwh[k]
         q_ok = q if committed[k] else 0.0  # np.where(committed, kwh, 0.0)
         value = q_ok * price[k]

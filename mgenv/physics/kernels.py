@@ -54,7 +54,15 @@ def plan_into(
         use_setpoint: Whether the agents' set-points drive the battery instead of the rule.
         out: Output, float64 ``(6, n)``; rows as :data:`PLAN_ROWS` (overwritten).
     """
-    for i in range(soc.shape[0]):
+    n = soc.shape[0]
+    # numba does not bound-check: lengths numpy would refuse to broadcast must raise
+    if pv.shape[0] != n or wind.shape[0] != n or load.shape[0] != n:
+        raise ValueError("dispatch inputs of different lengths")
+    if econ.shape[0] != n or gen_cap.shape[0] != n or power.shape[0] != n:
+        raise ValueError("dispatch inputs of different lengths")
+    if (use_setpoint and setpoint.shape[0] != n) or fleet.shape[1] != n or out.shape[1] != n:
+        raise ValueError("set-points, fleet or output of a different length")
+    for i in range(n):
         net = pv[i] + wind[i] - load[i]
         cap = fleet[2, i]
         max_charge = minimum(power[i], maximum(fleet[0, i] - soc[i], 0.0) * cap / fleet[3, i])
@@ -108,7 +116,15 @@ def realise_into(
             ``(5, n)``.
         out: Output, float64 ``(4, n)``; rows as :data:`REALISE_ROWS` (overwritten).
     """
-    for i in range(soc.shape[0]):
+    n = soc.shape[0]
+    # numba does not bound-check: lengths numpy would refuse to broadcast must raise
+    if self_gen.shape[0] != n or charge.shape[0] != n or discharge.shape[0] != n:
+        raise ValueError("realise inputs of different lengths")
+    if sold.shape[0] != n or surplus.shape[0] != n:
+        raise ValueError("realise inputs of different lengths")
+    if fleet.shape[1] != n or out.shape[1] != n:
+        raise ValueError("fleet or output of a different length")
+    for i in range(n):
         gen = self_gen[i] + maximum(sold[i] - surplus[i], 0.0)
         out[0, i] = gen
         out[1, i] = fleet[3, i] * (gen * gen) + fleet[4, i] * gen  # gen**2 is gen * gen
