@@ -18,6 +18,14 @@ from mgenv import _jit, observe
 from mgenv.chain import REJECT_REASONS, Chain, ConsensusResult
 from mgenv.config import EnvConfig, MarketParams, tile
 from mgenv.market.mechanism import MarketInputs, StorageMoves, make_mechanism
+from mgenv.market.settle_kernels import (
+    book_into,
+    episode_rows_into,
+    info_rows_into,
+    kpi_sums,
+    positions_into,
+    profit_into,
+)
 from mgenv.market.settlement import Positions, Settlement, Trades, settle
 from mgenv.physics.model import MODELS, Forecast, PhysicsModel, Realised
 from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours, profile_bases
@@ -141,14 +149,25 @@ class MarketCore:
         self.profiles = p = draw_profiles(cfg, weather, load, self._bases)
         # Per period and participant (H, P), for settlement: users' energy to buy, and the
         # realised minus forecast net production (renewables - load) of microgrids and users.
-        users = slice(nm + na, None)
-        self._need = np.zeros((cfg.horizon, n))
-        self._need[:, users] = p.user_load_forecast
-        self._error = np.zeros((cfg.horizon, n))
-        self._error[:, :nm] = (p.pv_real + p.wind_real - p.load_real) - (
-            p.pv_forecast + p.wind_forecast - p.load_forecast
-        )
-        self._error[:, users] = p.user_load_forecast - p.user_load_real
+        if _jit.ENABLED:  # one kernel call (the same numbers)
+            self._need, self._error = np.empty((cfg.horizon, n)), np.empty((cfg.horizon, n))
+            episode_rows_into(
+                (p.pv_forecast, p.wind_forecast, p.load_forecast, p.user_load_forecast),
+                (p.pv_real, p.wind_real, p.load_real, p.user_load_real),
+                nm,
+                na,
+                self._need,
+                self._error,
+            )
+        else:
+            users = slice(nm + na, None)
+            self._need = np.zeros((cfg.horizon, n))
+            self._need[:, users] = p.user_load_forecast
+            self._error = np.zeros((cfg.horizon, n))
+            self._error[:, :nm] = (p.pv_real + p.wind_real - p.load_real) - (
+                p.pv_forecast + p.wind_forecast - p.load_forecast
+            )
+            self._error[:, users] = p.user_load_forecast - p.user_load_real
         self.chain = chain
         self.t = 0
         self.physics.reset()
@@ -163,6 +182,9 @@ class MarketCore:
         self.online_share = 1.0
         self.kpi = {k: np.zeros(n) for k in ("profit", "sold", "sold_ok", "export_surplus")}
         self.kpi_latency = 0.0
+        # agent_infos's scratch (its values are copied out by tolist() every period)
+        self._info_table = np.empty((n, 6))
+        self._reject_counts = np.empty(len(REJECT_REASONS), np.int64)
         self._plan()
 
     def _plan(self) -> None:
@@ -262,10 +284,15 @@ class MarketCore:
         self, surplus: np.ndarray, shift: np.ndarray | None
     ) -> tuple[Positions, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         p, t, nm = self.profiles, self.t, self.cfg.n_microgrids
-        surplus_p = np.zeros(self.cfg.n_participants)
-        surplus_p[:nm] = surplus
-        deficit_p = self._need[t].copy()
-        deficit_p[:nm] = self.dispatch.deficit
+        if _jit.ENABLED:  # both arrays in one kernel call (the same numbers)
+            rows = np.empty((2, self.cfg.n_participants))
+            positions_into(surplus, self.dispatch.deficit, self._need[t], rows)
+            surplus_p, deficit_p = rows[0], rows[1]
+        else:
+            surplus_p = np.zeros(self.cfg.n_participants)
+            surplus_p[:nm] = surplus
+            deficit_p = self._need[t].copy()
+            deficit_p[:nm] = self.dispatch.deficit
         if shift is None:
             real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
             return Positions(surplus_p, deficit_p, self._error[t]), real
@@ -314,38 +341,42 @@ class MarketCore:
         if after is not None:  # e.g. seed 002's forecast-error compensation records
             after(res.committed, pos.error, res.block)
         phys = self.physics.realise(st.sold[:nm], surplus)
-        profit = st.cash.copy()
         gas_paid = None
         # A mechanism in which the aggregators sell the fuel (seed 001's three-tier market)
         # says what each party pays; otherwise microgrids buy fuel from outside.
         bills = getattr(self.mechanism, "fuel_bills", None)
         gas = bills(phys.extra, cfg.n_aggregators) if bills is not None else None
         if gas is not None:
-            na = cfg.n_aggregators
             gas_paid, margin, external = gas
             phys = phys._replace(fuel_cost=external)
-            profit[:nm] -= gas_paid + phys.penalty
-            profit[nm : nm + na] += margin
+        mg_cost = phys.fuel_cost if gas_paid is None else gas_paid
+        if _jit.ENABLED:
+            profit = np.empty(st.cash.shape[0])
+            profit_into(st.cash, mg_cost, phys.penalty, profit)
         else:
-            profit[:nm] -= phys.fuel_cost + phys.penalty
+            profit = st.cash.copy()
+            profit[:nm] -= mg_cost + phys.penalty
+        if gas is not None:
+            profit[nm : nm + cfg.n_aggregators] += margin
         if storage is not None:
             profit[nm : nm + cfg.n_aggregators] -= storage.cost
         self._book(trades, res, st, price if cleared else None, offered, profit, pos)
+        # positional: a NamedTuple's keyword call costs twice as much
         return PeriodResult(
-            period=self.t,
-            hour=float(self.hours[self.t]),
-            price=price,
-            cleared=cleared,
-            trades=trades,
-            committed=res.committed,
-            chain=res,
-            settlement=st,
-            dispatch=d,
-            physics=phys,
-            profit=profit,
-            realised=real,
-            agg_storage=storage,
-            gas_paid=gas_paid,
+            self.t,  # period
+            float(self.hours[self.t]),  # hour
+            price,
+            cleared,
+            trades,
+            res.committed,
+            res,  # chain
+            st,  # settlement
+            d,  # dispatch
+            phys,  # physics
+            profit,
+            real,  # realised
+            storage,  # agg_storage
+            gas_paid,
         )
 
     def _book(
@@ -361,6 +392,37 @@ class MarketCore:
         nm, n = self.cfg.n_microgrids, self.cfg.n_participants
         if price is not None:
             self.last_price = price
+        if _jit.ENABLED:  # one kernel call for the rest (the same numbers)
+            traded = trades.kwh.shape[0] > 0
+            k = self.kpi
+            out = np.empty((4, n))
+            book_into(
+                st.sold,
+                st.bought,
+                st.sold_committed,
+                st.bought_committed,
+                pos.surplus,
+                pos.deficit,
+                offered,
+                self.buyer_global,
+                profit,
+                self.commit,
+                k["profit"],
+                k["sold"],
+                k["sold_ok"],
+                k["export_surplus"],
+                traded,
+                COMMIT_EMA,
+                out,
+            )
+            self.sold_share = out[0, :nm]
+            self.served_share = out[1, : self.buyer_global.shape[0]]
+            self._ratio = (st, out[2])
+            if traded:
+                self.commit = out[3]
+            self.online_share = float(res.online_share)
+            self.kpi_latency += res.latency_ms
+            return
         if trades.kwh.shape[0] == 0:  # nothing traded: the shares are 0, the EMA unchanged
             self.sold_share = np.zeros(nm)
             self.served_share = np.zeros(self.buyer_global.shape[0])
@@ -468,23 +530,46 @@ class MarketCore:
     def agent_infos(self, agents: list[str], r: PeriodResult) -> dict[str, dict[str, Any]]:
         """The per-step info dicts of ``agents`` (see the env card for the keys)."""
         st = r.settlement
-        traded = st.sold + st.bought
-        if self._ratio[0] is st:  # this period's, computed by _book
-            ratio = self._ratio[1].tolist()
+        rows: list[list[float]] | None = None
+        if _jit.ENABLED:  # every column in one kernel call, as one row per participant
+            table, counts = self._info_table, self._reject_counts
+            n_rejected = info_rows_into(
+                r.profit,
+                st.revenue,
+                st.cost,
+                st.sold,
+                st.bought,
+                st.sold_committed,
+                st.bought_committed,
+                st.grid_import,
+                st.grid_export,
+                r.committed,
+                r.chain.reason,
+                table,
+                counts,
+            )
+            rows = table.tolist()
+            rejected = {}
+            if n_rejected:
+                rejected = {REJECT_REASONS[k]: c for k, c in enumerate(counts.tolist()) if c}
         else:
-            ok = st.sold_committed + st.bought_committed
-            ratio = np.divide(ok, traded, out=np.ones_like(ok), where=traded > 0).tolist()
-        cols = (
-            r.profit.tolist(),
-            st.revenue.tolist(),
-            st.cost.tolist(),
-            traded.tolist(),
-            (st.grid_import + st.grid_export).tolist(),
-        )
-        rejected = {}
-        if not r.committed.all():
-            counts = np.bincount(r.chain.reason[~r.committed], minlength=len(REJECT_REASONS))
-            rejected = {REJECT_REASONS[k]: int(c) for k, c in enumerate(counts.tolist()) if c}
+            traded = st.sold + st.bought
+            if self._ratio[0] is st:  # this period's, computed by _book
+                ratio = self._ratio[1].tolist()
+            else:
+                ok = st.sold_committed + st.bought_committed
+                ratio = np.divide(ok, traded, out=np.ones_like(ok), where=traded > 0).tolist()
+            cols = (
+                r.profit.tolist(),
+                st.revenue.tolist(),
+                st.cost.tolist(),
+                traded.tolist(),
+                (st.grid_import + st.grid_export).tolist(),
+            )
+            rejected = {}
+            if not r.committed.all():
+                counts = np.bincount(r.chain.reason[~r.committed], minlength=len(REJECT_REASONS))
+                rejected = {REJECT_REASONS[k]: int(c) for k, c in enumerate(counts.tolist()) if c}
         auth = getattr(self.chain, "auth", None)  # seed 001's node authentication, if on
         auth_stats = {f"auth_{k}": v for k, v in auth.stats.items()} if auth else {}
         shared = {
@@ -497,8 +582,22 @@ class MarketCore:
             **{f"chain_{k}": v for k, v in r.chain.extra.items()},
         }
         out = {}
+        index = self.index
+        if rows is not None:
+            for a in agents:
+                profit, revenue, cost, traded_kwh, grid_kwh, commit_ratio = rows[index[a]]
+                out[a] = {
+                    "profit": profit,
+                    "revenue": revenue,
+                    "cost": cost,
+                    "traded_kwh": traded_kwh,
+                    "grid_kwh": grid_kwh,
+                    "commit_ratio": commit_ratio,
+                    **shared,
+                }
+            return out
         for a in agents:
-            i = self.index[a]
+            i = index[a]
             out[a] = {
                 "profit": cols[0][i],
                 "revenue": cols[1][i],
@@ -531,6 +630,19 @@ class MarketCore:
         """Episode KPIs accumulated so far."""
         cfg, k = self.cfg, self.kpi
         nm, na = cfg.n_microgrids, cfg.n_aggregators
+        if _jit.ENABLED:  # the seven sums in one kernel call (np.add.reduce's order)
+            mg, agg, user, welfare, sold, local, export = kpi_sums(
+                k["profit"], k["sold"], k["sold_ok"], k["export_surplus"], nm, na
+            )
+            return {
+                "profit_mg": mg,
+                "profit_agg": agg,
+                "profit_user": user,
+                "welfare": welfare,
+                "commit_share": local / sold if sold > 0 else 1.0,
+                "local_consumption_rate": local / (sold + export + 1e-12),
+                "mean_latency_ms": self.kpi_latency / max(self.t, 1),
+            }
         sold = float(k["sold"].sum())
         local = float(k["sold_ok"].sum())
         return {

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
+from mgenv import _jit
+from mgenv.physics.kernels import plan_into, realise_into
 from mgenv.physics.units import (
     Dispatch,
     FleetArrays,
@@ -92,6 +94,10 @@ class PhysicsModel(Protocol):
         ...
 
 
+#: Placeholder set-points of :func:`plan_into` under rule dispatch (never read).
+_NO_SETPOINTS = np.zeros(0)
+
+
 class ElectricModel:
     """Electric-only microgrids: PV, wind, load, battery and gas turbine (rule-based).
 
@@ -115,6 +121,14 @@ class ElectricModel:
         self._power = fleet.battery_kw * cfg.dt_h  # (n_mg,) kWh
         self._econ: dict[float, np.ndarray] = {}  # grid price -> economic output, kWh
         self._all_batteries = bool((fleet.battery_kwh > 0).all())
+        # The kernels' fleet parameters as one (5, n_mg) array each (fewer arguments).
+        f = fleet
+        self._plan_fleet = np.stack(
+            (f.soc_max, f.soc_min, f.battery_kwh, f.eta_charge, f.eta_discharge)
+        ).astype(np.float64)
+        self._realise_fleet = np.stack(
+            (f.battery_kwh, f.eta_charge, f.eta_discharge, f.gen_cost_a, f.gen_cost_b)
+        ).astype(np.float64)
 
     @property
     def soc(self) -> np.ndarray:
@@ -135,6 +149,24 @@ class ElectricModel:
             if len(self._econ) >= 256:  # bounded whatever the tariff
                 self._econ.clear()
             econ = self._econ[grid_buy] = economic_output(grid_buy, self._gen_cap, self.fleet)
+        if _jit.ENABLED and self._soc.ndim == 1:  # one market: one kernel call, same numbers
+            out = np.empty((6, self._soc.shape[0]))
+            use = setpoints is not None
+            plan_into(
+                forecast.pv,
+                forecast.wind,
+                forecast.load,
+                self._soc,
+                econ,
+                self._gen_cap,
+                self._power,
+                self._plan_fleet,
+                setpoints[:, 0] if setpoints is not None else _NO_SETPOINTS,
+                use,
+                out,
+            )
+            self._plan = Dispatch(out[0], out[1], out[2], out[3], out[4], out[5])
+            return self._plan
         self._plan = dispatch_plan(
             forecast.pv + forecast.wind - forecast.load,
             self._soc,
@@ -151,8 +183,22 @@ class ElectricModel:
         d = self._plan
         if d is None:
             raise RuntimeError("realise() before plan()")
-        gen = d.self_gen + np.maximum(sold_kwh - surplus_kwh, 0.0)
         before = self._soc
+        if _jit.ENABLED and before.ndim == 1:  # one market: one kernel call, same numbers
+            out = np.empty((4, before.shape[0]))
+            realise_into(
+                d.self_gen,
+                d.charge,
+                d.discharge,
+                sold_kwh,
+                surplus_kwh,
+                before,
+                self._realise_fleet,
+                out,
+            )
+            self._soc = out[3]
+            return Realised(out[0], out[1], out[2], before, self._soc, {})
+        gen = d.self_gen + np.maximum(sold_kwh - surplus_kwh, 0.0)
         f = self.fleet
         if self._all_batteries:  # step_battery without its masks (every capacity is > 0)
             self._soc = before + (f.eta_charge * d.charge - d.discharge / f.eta_discharge) / (

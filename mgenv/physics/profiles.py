@@ -24,9 +24,15 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mgenv import _jit
 from mgenv.config import EnvConfig, tile
+from mgenv.physics.kernels import profiles_into, wind_speeds_into
 
 CUT_IN_MS, RATED_MS, CUT_OUT_MS = 3.0, 12.0, 25.0
+#: The regional wind speed's AR(1) coefficient and its std as a share of the mean speed.
+WIND_PHI, WIND_SIGMA_SHARE = 0.85, 0.25
+#: ``(0, 0)``: "no tabulated data" for :func:`~mgenv.physics.kernels.profiles_into`.
+_NO_DATA = np.zeros((0, 0))
 
 
 class DayProfiles(NamedTuple):
@@ -78,7 +84,7 @@ def commercial_load_shape(hours: np.ndarray) -> np.ndarray:
 
 def _wind_speeds(h: int, n: int, mean_ms: float, rng: np.random.Generator) -> np.ndarray:
     """Regional AR(1) wind speed (m/s) with local gusts, shape ``(h, n)``."""
-    phi, sigma = 0.85, 0.25 * mean_ms
+    phi, sigma = WIND_PHI, WIND_SIGMA_SHARE * mean_ms
     shocks = rng.normal(0.0, sigma * np.sqrt(1.0 - phi**2), size=h)
     regional = np.empty(h)
     level = mean_ms + rng.normal(0.0, sigma)
@@ -144,6 +150,8 @@ def draw_profiles(
     p, dt = cfg.profiles, cfg.dt_h
     h, n, nu = cfg.horizon, cfg.n_microgrids, cfg.n_users
     b = profile_bases(cfg) if bases is None else bases
+    if _jit.ENABLED:  # the same draws, then two kernel calls for the arithmetic
+        return _draw_profiles_kernel(cfg, weather, load, b)
     cloud = weather.uniform(0.0, p.cloudiness_max) + 0.05 * weather.standard_normal(n)
     clear = 1.0 - np.clip(cloud, 0.0, 0.95)
     pv_f = b.pv_shape * clear * b.pv_kw * dt
@@ -170,3 +178,60 @@ def draw_profiles(
         load_real=_realise(load_f, err, load),
         user_load_real=_realise(user_f, err, load),
     )
+
+
+def _draw_profiles_kernel(
+    cfg: EnvConfig, weather: np.random.Generator, load: np.random.Generator, b: ProfileBases
+) -> DayProfiles:
+    """:func:`draw_profiles` with its arithmetic in kernels (the same numbers).
+
+    Every draw is the numpy code's call, with the same arguments and, per stream, in the same
+    order (so the streams end in the same state); the kernels only consume the drawn arrays.
+    The fields are views of two arrays, ``(6, h, n)`` and ``(2, h, n_user)``.
+    """
+    p, dt = cfg.profiles, cfg.dt_h
+    h, n, nu = cfg.horizon, cfg.n_microgrids, cfg.n_users
+    cloud_u = weather.uniform(0.0, p.cloudiness_max)
+    cloud_z = weather.standard_normal(n)
+    # _wind_speeds's draws
+    phi, sigma = WIND_PHI, WIND_SIGMA_SHARE * p.wind_mean_ms
+    shocks = weather.normal(0.0, sigma * np.sqrt(1.0 - phi**2), size=h)
+    level = p.wind_mean_ms + weather.normal(0.0, sigma)
+    local_z = weather.standard_normal((h, n))
+    level_z = load.standard_normal(n)
+    user_level_z = load.standard_normal(nu)
+    # _realise's draws (every forecast has shape (h, n), the users' (h, n_user))
+    noise = (
+        weather.standard_normal((h, n)),
+        weather.standard_normal((h, n)),
+        load.standard_normal((h, n)),
+        load.standard_normal((h, nu)),
+    )
+    speed = np.empty((h, n))
+    wind_speeds_into(shocks, level, local_z, p.wind_mean_ms, phi, speed)
+    pv_data = np.asarray(p.pv_data_kwh, dtype=np.float64)[:h] if p.pv_data_kwh else _NO_DATA
+    load_data = np.asarray(p.load_data_kwh, dtype=np.float64)[:h] if p.load_data_kwh else _NO_DATA
+    out, out_user = np.empty((6, h, n)), np.empty((2, h, nu))
+    profiles_into(
+        cloud_u,
+        cloud_z,
+        b.pv_shape,
+        b.pv_kw,
+        speed,
+        speed**3,  # numpy's pow, as wind_power_curve's
+        b.wind_kw,
+        level_z,
+        b.load_shape,
+        b.load_kw,
+        user_level_z,
+        b.user_shape,
+        b.user_kw,
+        np.ascontiguousarray(pv_data),
+        np.ascontiguousarray(load_data),
+        noise,
+        (dt, p.load_noise, p.forecast_error),
+        (CUT_IN_MS, CUT_OUT_MS, CUT_IN_MS**3, RATED_MS**3 - CUT_IN_MS**3),
+        out,
+        out_user,
+    )
+    return DayProfiles(out[0], out[1], out[2], out_user[0], out[3], out[4], out[5], out_user[1])
