@@ -8,11 +8,12 @@ the numpy code it replaces. Measured on numpy 2.x (every array size, contiguous 
 * otherwise the larger (smaller) value, and **the second operand** when they compare equal,
   so ``np.maximum(-0.0, 0.0)`` is ``0.0`` and ``np.maximum(0.0, -0.0)`` is ``-0.0``.
 
-It also has :func:`add_reduce`, ``np.add.reduce`` of a 1-D float64 run without recursion:
-:func:`mgenv._jit.sum_like_numpy` is recursive, and numba (0.68, issues #6061/#9129) cannot
-link a cached recursive function into another cached kernel: a kernel that calls it works
-in the process that compiles it and crashes (LLVM "Symbol not found", or a segfault) in
-every later process that loads it from the cache.
+It also has :func:`add_reduce`, ``np.add.reduce`` of a 1-D float64 run in numpy's pairwise
+order, written without recursion: numba (0.68, issues #6061/#9129) cannot link a cached
+recursive function into another cached kernel (a kernel that calls one works in the process
+that compiles it and crashes, LLVM "Symbol not found" or a segfault, in every later process
+that loads it from the cache); and :func:`argsort_stable`, numpy's stable argsort, written
+out because numba's own sorts take seconds to compile.
 
 tests/test_jit_settle.py checks these against numpy on a grid of special values.
 """
@@ -90,9 +91,13 @@ def _block_sum(a: np.ndarray, start: int, n: int) -> float:
 def add_reduce(a: np.ndarray, start: int, stop: int) -> float:
     """``np.add.reduce(a[start:stop])`` of a 1-D float64 array, in numpy's order.
 
-    The same sum as :func:`mgenv._jit.sum_like_numpy` (see there for numpy's pairwise
-    order), with the recursion over halves of runs longer than 128 values done on an
-    explicit stack, so that cached kernels can call it.
+    numpy reduces a contiguous run by pairwise summation: below 8 values a plain loop from
+    -0.0; up to 128 values eight interleaved partial sums combined as ``((r0 + r1) + (r2 +
+    r3)) + ((r4 + r5) + (r6 + r7))`` plus the tail; above that the run is split in two halves
+    (the first a multiple of 8 long) summed the same way, and the reduce adds the result to
+    its identity 0.0. Here the recursion over halves runs on an explicit stack, so that
+    cached kernels can call it. Call it with a variable ``start`` (or use
+    :func:`add_reduce_all`): a literal argument makes numba compile a second copy.
     """
     n = stop - start
     if n <= _BLOCK:
@@ -133,3 +138,55 @@ def add_reduce(a: np.ndarray, start: int, stop: int) -> float:
 def clip(a: float, low: float, high: float) -> float:
     """``np.clip(a, low, high)`` for float64 scalars: ``minimum(maximum(a, low), high)``."""
     return minimum(maximum(a, low), high)
+
+
+@_jit.kernel
+def add_reduce_all(a: np.ndarray) -> float:
+    """``np.add.reduce(a)`` of a whole 1-D float64 array (:func:`add_reduce` of all of it)."""
+    # int(np.int64(0)), not 0: a literal argument would compile a second copy of the sum.
+    return add_reduce(a, int(np.int64(0)), a.shape[0])
+
+
+@_jit.kernel
+def _before(a: float, b: float) -> bool:
+    """Whether ``a`` sorts strictly before ``b`` in numpy's order (NaN last)."""
+    return a < b or (b != b and a == a)
+
+
+@_jit.kernel
+def argsort_stable(keys: np.ndarray, order: np.ndarray, tmp: np.ndarray) -> None:
+    """``np.argsort(keys, kind="stable")`` into ``order`` (int64, as long as ``keys``).
+
+    Insertion sort up to 32 values, a bottom-up merge sort above (``tmp``: int64 scratch as
+    long as ``keys``); NaN sorts last, ties keep their order, as numpy's. Written out rather
+    than numba's ``np.argsort``, whose implementation takes seconds to compile.
+    """
+    n = keys.shape[0]
+    for i in range(n):
+        order[i] = i
+    if n <= 32:
+        for i in range(1, n):
+            k, j = order[i], i
+            while j > 0 and _before(keys[k], keys[order[j - 1]]):
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = k
+        return
+    src, dst = order, tmp
+    width = 1
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            i, j = lo, mid
+            for k in range(lo, hi):  # take from the right run only if strictly before
+                if j < hi and (i >= mid or _before(keys[src[j]], keys[src[i]])):
+                    dst[k] = src[j]
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    i += 1
+        src, dst = dst, src
+        width *= 2
+    if src is not order:
+        for i in range(n):
+            order[i] = src[i]

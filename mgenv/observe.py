@@ -251,6 +251,7 @@ def mg_obs_kernel(
         row[13], row[14], row[15] = sold_share[i], commit[i], online_share
         for f in range(16):  # float32 first, then clipped in float32, as _finish does
             x = np.float32(row[f])
-            x = x if (x >= low[f] or x != x) else low[f]
-            out[i, f] = x if (x <= high[f] or x != x) else high[f]
+            # np.maximum then np.minimum: NaN propagates, a tie gives the bound (equal value)
+            x = x if (x != x or x > low[f]) else low[f]
+            out[i, f] = x if (x != x or x < high[f]) else high[f]
     return out

@@ -7,10 +7,10 @@ numpy, in one call: decode the actions into offers and bids
 bilateral trades (:func:`mgenv.market.clearing.match_bilateral`). Each helper evaluates the
 numpy code's expressions in the same order, so the results are bit-identical:
 
-* ``np.minimum`` / ``np.maximum`` are :func:`_min` / :func:`_max` (NaN propagates, the first
-  argument wins a tie);
+* ``np.minimum`` / ``np.maximum`` are :mod:`mgenv._ufuncs`' (NaN propagates, a tie gives
+  the second operand);
 * prefix sums (``np.add.accumulate``) are sequential from the first value;
-* ``np.add.reduce`` of a microgrid's segments is :func:`mgenv._jit.sum_like_numpy`;
+* ``np.add.reduce`` of a microgrid's segments is :func:`mgenv._ufuncs.add_reduce`;
 * the demand at each offer price is the prefix sum over the bids in bid order of
   ``where(price <= limit, bid, 0.0)``, as the numpy code computes it;
 * sorts are stable where the numpy code's are.
@@ -25,25 +25,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mgenv._jit import add_reduce, argsort_stable, inlined, kernel, sum_like_numpy
-
-
-@kernel
-def _min(a: float, b: float) -> float:
-    """``np.minimum`` of two floats: NaN propagates; on a tie the first wins."""
-    return a if (a <= b or a != a) else b
-
-
-@kernel
-def _max(a: float, b: float) -> float:
-    """``np.maximum`` of two floats: NaN propagates; on a tie the first wins."""
-    return a if (a >= b or a != a) else b
+from mgenv._jit import inlined, kernel
+from mgenv._ufuncs import add_reduce, add_reduce_all, argsort_stable, maximum, minimum
 
 
 @kernel
 def _unit(a: float) -> float:
     """:func:`mgenv.market.orders.to_unit`: [-1, 1] to [0, 1] after clipping."""
-    return (_min(_max(a, -1.0), 1.0) + 1.0) * 0.5
+    return (minimum(maximum(a, -1.0), 1.0) + 1.0) * 0.5
 
 
 class Work(NamedTuple):
@@ -127,7 +116,7 @@ def _decode(
     for i in range(nm):
         for k in range(s):
             weights[k] = _unit(mg_act[i, s + k])
-        wsum = add_reduce(weights)
+        wsum = add_reduce_all(weights)
         volume = _unit(mg_act[i, 2 * s]) * offerable_kwh[i]
         for k in range(s):
             offer_price[i * s + k] = floor + _unit(mg_act[i, k]) * span
@@ -142,8 +131,8 @@ def _decode(
         else:
             frac, own, need = user_act[b - nm, 0], user_act[b - nm, 1], user_need_kwh[b - nm]
         a = buyer_agg[b]
-        limit = _min(floor + _unit(own) * span, agg_limit[a])
-        bid_limit[b] = _min(limit, grid_price / delta[a])
+        limit = minimum(floor + _unit(own) * span, agg_limit[a])
+        bid_limit[b] = minimum(limit, grid_price / delta[a])
         bid_kwh[b] = _unit(frac) * need
 
 
@@ -172,7 +161,7 @@ def _clear(w: Work) -> tuple[float, bool]:
         left[i] = i if i == 0 or p[i - 1] < p[i] else left[i - 1]
     for i in range(n_off - 1, -1, -1):
         right[i] = i + 1 if i == n_off - 1 or p[i] < p[i + 1] else right[i + 1]
-    total_bid = add_reduce(bid_kwh)
+    total_bid = add_reduce_all(bid_kwh)
     noise = 1e-12 * (1.0 if 1.0 > total_bid else total_bid)  # Python's max(total_bid, 1.0)
     last = -1
     for i in range(n_off):
@@ -182,7 +171,7 @@ def _clear(w: Work) -> tuple[float, bool]:
         demand[i] = d
         cheaper[i] = cum[left[i]]
         group[i] = cum[right[i]] - cheaper[i]
-        x = _min(_max(d - cheaper[i], 0.0), group[i])
+        x = minimum(maximum(d - cheaper[i], 0.0), group[i])
         if x <= noise:
             x = 0.0
         else:  # accepted (a NaN counts, as numpy's nonzero() counts it)
@@ -223,9 +212,9 @@ def _match(w: Work) -> int:
         return 0
     points[0] = 0.0
     for i in range(ns):
-        points[1 + i] = _min(cs[i], total)
+        points[1 + i] = minimum(cs[i], total)
     for i in range(nb):
-        points[1 + ns + i] = _min(cb[i], total)
+        points[1 + ns + i] = minimum(cb[i], total)
     at = w.point_order
     argsort_stable(points, at, w.sort_tmp)  # any sort gives the same sorted values
     k, js, jb = 0, 0, 0
@@ -261,7 +250,7 @@ def _run(
     _decode(acts, offerable_kwh, mg_deficit_kwh, user_need_kwh, buyer_agg, grid_price, bounds, w)
     nm, s = w.sold.shape[0], w.weights.shape[0]
     for i in range(nm):
-        offered[i] = sum_like_numpy(w.offer_kwh, i * s, (i + 1) * s)
+        offered[i] = add_reduce(w.offer_kwh, i * s, (i + 1) * s)
     price, cleared = 0.0, False
     if w.offer_price.shape[0] and w.bid_limit.shape[0]:
         price, cleared = _clear(w)
@@ -269,7 +258,7 @@ def _run(
         _zero(w.awarded)
         _zero(w.served)
     for i in range(nm):
-        w.sold[i] = sum_like_numpy(w.awarded, i * s, (i + 1) * s)
+        w.sold[i] = add_reduce(w.awarded, i * s, (i + 1) * s)
     return price, cleared, _match(w)
 
 
