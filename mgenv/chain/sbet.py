@@ -71,15 +71,20 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from mgenv import _jit
+from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
 from mgenv.chain.dataplane import MISSING, DataPlane
+from mgenv.chain.kernels_sbet import sbet_period
 from mgenv.chain.network import NetworkModel, RoundDraw, child_stream
 from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.sbet_steps import (
     ANNOUNCE,
     COMPLETE,
     DATA,
+    ELECT,
     N_PHASES,
+    YES,
     SBETFixed,
     candidate_votes,
     coordinator,
@@ -245,6 +250,9 @@ class SBETProtocol(PerTransactionProtocol):
         self.malicious = malicious
         self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
+        self._packed = kd.pack_plane(self.plane, voters)  # for the compiled path
+        self._layout = kd.draw_layout(n, N_PHASES, n)
+        self._no_pkey = np.empty((0, 0))
 
     def decide_transactions(
         self,
@@ -270,6 +278,8 @@ class SBETProtocol(PerTransactionProtocol):
             ``missing_copies``, ``tampered`` and ``creator`` (-1 if none).
         """
         del buyers, payloads
+        if _jit.ENABLED:
+            return self._decide_compiled(period, sellers, valid)
         draw, share, adm, empty = self.plane.open_round(
             self._rng, sellers, valid, self.safety_violation
         )
@@ -293,3 +303,64 @@ class SBETProtocol(PerTransactionProtocol):
             blk.creator,
         )
         return TxOutcome(committed, reason, blk.latency_ms, share, blk.view_changes, extra)
+
+    def _decide_compiled(
+        self, period: int, sellers: list[int], valid: NDArray[np.bool_]
+    ) -> TxOutcome:
+        """:meth:`decide_transactions` by the kernel :func:`~mgenv.chain.kernels_sbet.sbet_period`.
+
+        The same random draws as the numpy path, in the same order (the network's one draw
+        per period, split as ``NetworkModel.draw_round`` splits it; the interruption uniforms
+        when something is admitted); the logarithms stay in numpy (see
+        :mod:`mgenv.chain.kernels_dataplane`).
+        """
+        plane, layout = self.plane, self._layout
+        u = self._rng.random(layout.size)
+        online = self.network.next_online(u[layout.online])
+        self.last_round = NodeRound(online, None, False)
+        if not valid.any():
+            return kd.empty_outcome(valid, online, self.safety_violation)
+        lj = np.log1p(-u[layout.jitter])
+        keys = plane.interruption_uniforms(min(int(np.count_nonzero(valid)), plane.block_size))
+        pkey = self._proportional_keys(u, lj) if self.fixed.proportional else self._no_pkey
+        committed, reason, holders, has_holders, latency, changes, creator, counts = sbet_period(
+            period,
+            u,
+            lj,
+            online,
+            valid,
+            np.asarray(sellers, dtype=np.int64),
+            keys,
+            pkey,
+            self.fixed.storage,
+            *self._packed,
+        )
+        n_ok, n_valid, recovered, missing, n_tampered = counts
+        if has_holders:
+            self.last_round = NodeRound(online, holders, bool(plane.malicious[creator]))
+        extra = kd.extra_of_counts(
+            self.safety_violation,
+            valid.size,
+            n_valid,
+            n_ok,
+            recovered,
+            missing,
+            n_tampered,
+            creator,
+        )
+        share = float(np.count_nonzero(online)) / online.size
+        return TxOutcome(committed, reason, latency, share, changes, extra)
+
+    def _proportional_keys(
+        self, u: NDArray[np.float64], lj: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """``elect``'s ``log(t_i s_i + 1e-300) + gumbel_i`` for every coordinator, (n, n).
+
+        Row p is what :func:`~mgenv.chain.sbet_steps.elect` computes with coordinator p
+        (the same elementwise expressions), in numpy for its logarithms.
+        """
+        geo, _, fc, _ = self._packed
+        delay = kd.delays(lj, geo, fc[kd.JITTER], N_PHASES)
+        rt = delay[ELECT] + delay[YES].T  # [p, i]: t_i = delay[ELECT, p, i] + delay[YES, i, p]
+        gumbel = -np.log(-np.log(u[self._layout.extra]))
+        return np.ascontiguousarray(np.log(rt * self.fixed.storage + 1e-300) + gumbel)
