@@ -160,6 +160,12 @@ def empty_outcome(
 
 
 @kernel
+def sorts_before(a: float, b: float) -> bool:
+    """Whether numpy's sort puts ``a`` strictly before ``b`` (NaN after every number)."""
+    return a < b or (b != b and a == a)
+
+
+@kernel
 def kth_smallest(values: NDArray[np.float64], k: int) -> float:
     """``dataplane.kth_smallest``: the k-th smallest (1-based), inf if out of range; in place.
 
@@ -171,7 +177,7 @@ def kth_smallest(values: NDArray[np.float64], k: int) -> float:
     for i in range(1, m):
         v = values[i]
         j = i - 1
-        while j >= 0 and values[j] > v:
+        while j >= 0 and sorts_before(v, values[j]):
             values[j + 1] = values[j]
             j -= 1
         values[j + 1] = v

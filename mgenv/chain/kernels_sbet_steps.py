@@ -54,8 +54,7 @@ def stable_order(key: NDArray[np.float64]) -> NDArray[np.int64]:
         idx = order[a]
         v = key[idx]
         b = a - 1
-        # move left past every strictly greater key (a NaN is greater than any number)
-        while b >= 0 and (key[order[b]] > v or (key[order[b]] != key[order[b]] and v == v)):
+        while b >= 0 and kd.sorts_before(v, key[order[b]]):
             order[b + 1] = order[b]
             b -= 1
         order[b + 1] = idx

@@ -322,7 +322,9 @@ class SBETProtocol(PerTransactionProtocol):
             return kd.empty_outcome(valid, online, self.safety_violation)
         lj = np.log1p(-u[layout.jitter])
         keys = plane.interruption_uniforms(min(int(np.count_nonzero(valid)), plane.block_size))
-        pkey = self._proportional_keys(u, lj) if self.fixed.proportional else self._no_pkey
+        pkey = self._no_pkey
+        if self.fixed.proportional:
+            pkey = self._proportional_keys(u[layout.extra], lj)
         committed, reason, holders, has_holders, latency, changes, creator, counts = sbet_period(
             period,
             u,
@@ -352,15 +354,19 @@ class SBETProtocol(PerTransactionProtocol):
         return TxOutcome(committed, reason, latency, share, changes, extra)
 
     def _proportional_keys(
-        self, u: NDArray[np.float64], lj: NDArray[np.float64]
+        self, extra_u: NDArray[np.float64], lj: NDArray[np.float64]
     ) -> NDArray[np.float64]:
         """``elect``'s ``log(t_i s_i + 1e-300) + gumbel_i`` for every coordinator, (n, n).
 
         Row p is what :func:`~mgenv.chain.sbet_steps.elect` computes with coordinator p
         (the same elementwise expressions), in numpy for its logarithms.
+
+        Args:
+            extra_u: Shape (n,), the draw's extra uniforms.
+            lj: Shape (P n^2,), ``np.log1p(-jitter uniforms)``.
         """
         geo, _, fc, _ = self._packed
         delay = kd.delays(lj, geo, fc[kd.JITTER], N_PHASES)
         rt = delay[ELECT] + delay[YES].T  # [p, i]: t_i = delay[ELECT, p, i] + delay[YES, i, p]
-        gumbel = -np.log(-np.log(u[self._layout.extra]))
+        gumbel = -np.log(-np.log(extra_u))
         return np.ascontiguousarray(np.log(rt * self.fixed.storage + 1e-300) + gumbel)
