@@ -209,9 +209,10 @@ def test_block_matches_run_block(seed: int) -> None:
         pkey = np.empty((0, 0))
         if params.creator_election == "proportional":
             pkey = proto._proportional_keys(draw.extra_u, lj)
-        reason, holders, has, latency, changes, creator, recovered, missing = ks.block(
+        holders = np.empty(n, dtype=bool)
+        reason, has, latency, changes, creator, recovered, missing = ks.block(
             period, link, delay, origin, cut, draw.online, proto.fixed.storage, pkey, geo,
-            nodes, fc, int(ic[kd.QUORUM]),
+            nodes, fc, int(ic[kd.QUORUM]), holders,
         )  # fmt: skip
         got = (reason, holders if has else None, latency, changes, creator, recovered, missing)
         want = (

@@ -203,8 +203,12 @@ def maximum(a: float, b: float) -> float:
 
 @kernel
 def admit(
-    valid: NDArray[np.bool_], sellers: NDArray[np.int64], n: int, block_size: int
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int8], int]:
+    valid: NDArray[np.bool_],
+    sellers: NDArray[np.int64],
+    n: int,
+    block_size: int,
+    reason: NDArray[np.int8],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], int]:
     """``DataPlane.admit``: the first ``block_size`` valid transactions and their origins.
 
     Args:
@@ -212,13 +216,13 @@ def admit(
         sellers: Shape (T,): seller's participant index.
         n: Number of nodes.
         block_size: Maximum transactions in a block.
+        reason: Shape (T,), int8, zeros: receives BLOCK_FULL for the valid transactions
+            beyond the block.
 
     Returns:
-        ``(rows (B,), origin (B,) = seller % n, reason (T,) int8 with BLOCK_FULL for the valid
-        ones beyond the block, number of valid transactions)``.
+        ``(rows (B,), origin (B,) = seller % n, number of valid transactions)``.
     """
     n_tx = valid.size
-    reason = np.zeros(n_tx, np.int8)
     rows = np.empty(min(n_tx, block_size), np.int64)
     n_adm = 0
     n_valid = 0
@@ -234,7 +238,7 @@ def admit(
     origin = np.empty(n_adm, np.int64)
     for b in range(n_adm):
         origin[b] = sellers[rows[b]] % n  # Python's modulo, as numpy's on intp
-    return rows, origin, reason, n_valid
+    return rows, origin, n_valid
 
 
 @kernel
@@ -244,16 +248,16 @@ def links(
     """``draw.delivered & (online[:, None] & online)``, shape (P, n, n) [phase, sender, receiver].
 
     ``NetworkModel.draw_round``: a message is delivered iff its loss uniform is >= the loss
-    probability and it is not to the sender itself.
+    probability and it is not to the sender itself. (Bitwise ``&`` without branches.)
     """
     n = online.size
-    link = np.zeros((n_phases, n, n), np.bool_)
+    link = np.empty((n_phases, n, n), np.bool_)
     at = n
     for k in range(n_phases):
         for j in range(n):
             for i in range(n):
-                link[k, j, i] = u[at] >= loss and j != i and online[j] and online[i]
-                at += 1
+                link[k, j, i] = (u[at + i] >= loss) & (j != i) & online[j] & online[i]
+            at += n
     return link
 
 
@@ -369,14 +373,22 @@ def count_missing(copies: NDArray[np.int8], online: NDArray[np.bool_]) -> int:
 
 @kernel
 def verdicts(
-    rows: NDArray[np.int64], status: NDArray[np.int8], reason: NDArray[np.int8]
-) -> tuple[NDArray[np.bool_], int, int]:
-    """``DataPlane.verdicts``' arrays: fills ``reason[rows] = status`` in place.
+    rows: NDArray[np.int64],
+    status: NDArray[np.int8],
+    committed: NDArray[np.bool_],
+    reason: NDArray[np.int8],
+) -> tuple[int, int]:
+    """``DataPlane.verdicts``' arrays, in place: ``reason[rows] = status``, committed ones.
+
+    Args:
+        rows: Shape (B,), the admitted transactions' positions.
+        status: Shape (B,), int8: each admitted transaction's reason code from the block.
+        committed: Shape (T,), bool, False: set where the status is COMMITTED.
+        reason: Shape (T,), int8: from :func:`admit`.
 
     Returns:
-        ``(committed (T,) bool, committed count, count of status TAMPERED)``.
+        ``(committed count, count of status TAMPERED)``.
     """
-    committed = np.zeros(reason.size, np.bool_)
     n_ok = 0
     n_tampered = 0
     for b in range(rows.size):
@@ -386,4 +398,4 @@ def verdicts(
             n_ok += 1
         elif status[b] == TAMPERED:
             n_tampered += 1
-    return committed, n_ok, n_tampered
+    return n_ok, n_tampered

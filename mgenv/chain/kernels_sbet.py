@@ -41,9 +41,6 @@ from mgenv.chain.sbet_steps import ANNOUNCE, COMPLETE, N_PHASES
 from mgenv.chain.types import COMMITTED, NO_QUORUM, PRIMARY_OFFLINE, TAMPERED
 from mgenv.chain.types import MISSING as NOT_IN_BLOCK
 
-#: (committed, valid, recovered, missing copies, tampered) counts of a period.
-Counts = tuple[int, int, int, int, int]
-
 
 @kernel
 def block(
@@ -59,7 +56,8 @@ def block(
     nodes: NDArray[np.bool_],
     fc: NDArray[np.float64],
     q: int,
-) -> tuple[NDArray[np.int8], NDArray[np.bool_], bool, float, int, int, int, int]:
+    holders: NDArray[np.bool_],
+) -> tuple[NDArray[np.int8], bool, float, int, int, int, int]:
     """``sbet.run_block``: one SBET block (steps 1-8 of :mod:`mgenv.chain.sbet`).
 
     Args:
@@ -75,22 +73,22 @@ def block(
         nodes: ``PackedPlane.nodes``.
         fc: ``PackedPlane.fc``.
         q: The quorum.
+        holders: Shape (n,), bool: receives the nodes holding the block, when it is set.
 
     Returns:
-        ``(reason (B,), holders (n,), whether holders is set (None in numpy otherwise),
-        latency ms, view changes, creator (-1: none), recovered copies, missing copies)``.
+        ``(reason (B,), whether holders is set (None in numpy otherwise), latency ms, view
+        changes, creator (-1: none), recovered copies, missing copies)``.
     """
     t_max = fc[T_MAX]
     n_tx = origin.size
     n = online.size
     reason = np.empty(n_tx, np.int8)
-    holders = np.zeros(n, np.bool_)
     copies, data_ms = kd.broadcast(link, delay, origin, cut, nodes, geo, fc)
     missing = kd.count_missing(copies, online)
     p, skips = coordinator(online, period)
     if p < 0:
         reason[:] = PRIMARY_OFFLINE
-        return reason, holders, False, data_ms, 0, -1, 0, missing
+        return reason, False, data_ms, 0, -1, 0, missing
     order, n_yes, election = elect(link, delay, p, nodes[ABLE], storage, pkey, q, t_max)
     announced = link[ANNOUNCE, p].copy()
     announced[p] = True
@@ -102,7 +100,7 @@ def block(
     elapsed = data_ms + (skips + passed) * t_max + election
     if c < 0:
         reason[:] = PRIMARY_OFFLINE
-        return reason, holders, False, elapsed, skips + passed, -1, 0, missing
+        return reason, False, elapsed, skips + passed, -1, 0, missing
     complete, lists = serial_lists(link, delay, p, c, announced, copies, q, t_max)
     got = link[COMPLETE, c].copy()
     got[c] = True
@@ -135,7 +133,7 @@ def block(
                 holders[i] &= yes[b, i]
     holders[c] = True
     latency = elapsed + lists + exchange + voting
-    return reason, holders, any_verified, latency, skips + passed, c, recovered, missing
+    return reason, any_verified, latency, skips + passed, c, recovered, missing
 
 
 @kernel
@@ -153,8 +151,13 @@ def sbet_period(
     nodes: NDArray[np.bool_],
     fc: NDArray[np.float64],
     ic: NDArray[np.int64],
-) -> tuple[NDArray[np.bool_], NDArray[np.int8], NDArray[np.bool_], bool, float, int, int, Counts]:
+    committed: NDArray[np.bool_],
+    reason: NDArray[np.int8],
+    holders: NDArray[np.bool_],
+) -> tuple[bool, float, int, int, float, int, int, int, int, int]:
     """``SBETProtocol.decide_transactions`` after its random draws: admission, block, verdicts.
+
+    The output arrays come from the caller (a returned array costs more than an argument).
 
     Args:
         period: Market period.
@@ -164,28 +167,37 @@ def sbet_period(
         valid: Shape (T,), bool: passed the signature and validity checks; some are.
         sellers: Shape (T,): seller of each transaction.
         keys: Shape (B, n), the interruption uniforms, or (0, n) when none are drawn.
-        pkey: See :func:`elect`.
+        pkey: See :func:`~mgenv.chain.kernels_sbet_steps.elect`.
         storage: Shape (n,), s_i of eq. (7).
         geo: ``PackedPlane.geo``.
         nodes: ``PackedPlane.nodes``.
         fc: ``PackedPlane.fc``.
         ic: ``PackedPlane.ic``.
+        committed: Shape (T,), bool, False: receives the committed transactions.
+        reason: Shape (T,), int8, zeros: receives the reason codes.
+        holders: Shape (n,), bool: receives the nodes holding the block, if set.
 
     Returns:
-        ``(committed (T,), reason (T,) int8, holders (n,), whether holders is set, latency
-        ms, view changes, creator (-1: none), (committed, valid, recovered, missing copies,
-        tampered) counts)``.
+        ``(whether holders is set, latency ms, view changes, creator (-1: none), share of
+        nodes online, committed, valid, recovered copies, missing copies, tampered)``.
     """
     n = online.size
-    rows, origin, reason_all, n_valid = kd.admit(valid, sellers, n, ic[BLOCK_SIZE])
+    rows, origin, n_valid = kd.admit(valid, sellers, n, ic[BLOCK_SIZE], reason)
     link = kd.links(u, online, fc[LOSS], N_PHASES)
     delay = kd.delays(lj, geo, fc[JITTER], N_PHASES)
     cut = np.zeros((0, n), np.bool_)
     if keys.shape[0] > 0:
         cut = kd.interruptions(keys, origin, ic[N_MISSING])
-    status, holders, has_holders, latency, changes, creator, recovered, missing = block(
-        period, link, delay, origin, cut, online, storage, pkey, geo, nodes, fc, ic[QUORUM]
-    )
-    committed, n_ok, n_tampered = kd.verdicts(rows, status, reason_all)
-    counts = (n_ok, n_valid, recovered, missing, n_tampered)
-    return committed, reason_all, holders, has_holders, latency, changes, creator, counts
+    status, has_holders, latency, changes, creator, recovered, missing = block(
+        period, link, delay, origin, cut, online, storage, pkey, geo, nodes, fc, ic[QUORUM],
+        holders,
+    )  # fmt: skip
+    n_ok, n_tampered = kd.verdicts(rows, status, committed, reason)
+    n_online = 0
+    for i in range(n):
+        n_online += online[i]
+    share = n_online / n  # as numpy's float(count) / n
+    return (
+        has_holders, latency, changes, creator, share, n_ok, n_valid, recovered, missing,
+        n_tampered,
+    )  # fmt: skip

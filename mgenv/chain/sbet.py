@@ -253,6 +253,7 @@ class SBETProtocol(PerTransactionProtocol):
         self._packed = kd.pack_plane(self.plane, voters)  # for the compiled path
         self._layout = kd.draw_layout(n, N_PHASES, n)
         self._no_pkey = np.empty((0, 0))
+        self._no_keys = np.empty((0, n))
 
     def decide_transactions(
         self,
@@ -317,15 +318,22 @@ class SBETProtocol(PerTransactionProtocol):
         plane, layout = self.plane, self._layout
         u = self._rng.random(layout.size)
         online = self.network.next_online(u[layout.online])
-        self.last_round = NodeRound(online, None, False)
-        if not valid.any():
+        n_valid = int(np.count_nonzero(valid))
+        if n_valid == 0:
+            self.last_round = NodeRound(online, None, False)
             return kd.empty_outcome(valid, online, self.safety_violation)
         lj = np.log1p(-u[layout.jitter])
-        keys = plane.interruption_uniforms(min(int(np.count_nonzero(valid)), plane.block_size))
+        keys = self._no_keys
+        if plane.n_missing:
+            keys = plane.interruption_uniforms(min(n_valid, plane.block_size))
         pkey = self._no_pkey
         if self.fixed.proportional:
             pkey = self._proportional_keys(u[layout.extra], lj)
-        committed, reason, holders, has_holders, latency, changes, creator, counts = sbet_period(
+        n_tx = valid.size
+        committed, reason = np.zeros(n_tx, dtype=bool), np.zeros(n_tx, dtype=np.int8)
+        holders = np.empty(online.size, dtype=bool)
+        geo, nodes, fc, ic = self._packed
+        figures = sbet_period(
             period,
             u,
             lj,
@@ -335,22 +343,23 @@ class SBETProtocol(PerTransactionProtocol):
             keys,
             pkey,
             self.fixed.storage,
-            *self._packed,
+            geo,
+            nodes,
+            fc,
+            ic,
+            committed,
+            reason,
+            holders,
         )
-        n_ok, n_valid, recovered, missing, n_tampered = counts
+        has_holders, latency, changes, creator, share = figures[:5]
+        n_ok, n_valid, recovered, missing, n_tampered = figures[5:]
         if has_holders:
             self.last_round = NodeRound(online, holders, bool(plane.malicious[creator]))
+        else:
+            self.last_round = NodeRound(online, None, False)
         extra = kd.extra_of_counts(
-            self.safety_violation,
-            valid.size,
-            n_valid,
-            n_ok,
-            recovered,
-            missing,
-            n_tampered,
-            creator,
+            self.safety_violation, n_tx, n_valid, n_ok, recovered, missing, n_tampered, creator
         )
-        share = float(np.count_nonzero(online)) / online.size
         return TxOutcome(committed, reason, latency, share, changes, extra)
 
     def _proportional_keys(
