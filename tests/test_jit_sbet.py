@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from mgenv import _jit
-from mgenv.chain import ChainParams
+from mgenv.chain import ChainParams, packed
 from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain import kernels_sbet as ks
 from mgenv.chain import kernels_sbet_steps as kss
@@ -174,7 +174,7 @@ def test_draw_layout_is_draw_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
         a, b = np.random.default_rng(n).spawn(1)[0], np.random.default_rng(n).spawn(1)[0]
         net_a = NetworkModel(params, a, phases, n_extra)
         net_b = NetworkModel(params, b, phases, n_extra)
-        layout = kd.draw_layout(n, phases, n_extra)
+        layout = packed.draw_layout(n, phases, n_extra)
         for _ in range(5):
             draw = net_a.draw_round(a)
             u = b.random(layout.size)
@@ -205,14 +205,14 @@ def test_block_matches_run_block(seed: int) -> None:
         link = draw.delivered & (draw.online[:, None] & draw.online)
         delay = proto.network.delays_ms(draw.jitter_u)
         lj = np.log1p(-draw.jitter_u.ravel())
-        assert_same(kd.delays(lj, geo, float(fc[kd.JITTER]), N_PHASES), delay)
+        assert_same(kd.delays(lj, geo, float(fc[packed.JITTER]), N_PHASES), delay)
         pkey = np.empty((0, 0))
         if params.creator_election == "proportional":
             pkey = proto._proportional_keys(draw.extra_u, lj)
         holders = np.empty(n, dtype=bool)
         reason, has, latency, changes, creator, recovered, missing = ks.block(
             period, link, delay, origin, cut, draw.online, proto.fixed.storage, pkey, geo,
-            nodes, fc, int(ic[kd.QUORUM]), holders,
+            nodes, fc, int(ic[packed.QUORUM]), holders,
         )  # fmt: skip
         got = (reason, holders if has else None, latency, changes, creator, recovered, missing)
         want = (

@@ -14,149 +14,22 @@ Inputs the kernels share:
 * ``lj``: shape (P n^2,), ``np.log1p(-jitter uniforms)``, computed by numpy: a compiled log1p
   need not round as numpy's (which may use SIMD code), so every transcendental function stays
   in numpy;
-* the plane's constants packed once per protocol (:class:`PackedPlane`).
+* the plane's constants packed once per protocol (:class:`mgenv.chain.packed.PackedPlane`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
 
 from mgenv._jit import kernel
 from mgenv.chain.dataplane import ALTERED, MISSING, TRUE
-from mgenv.chain.types import BLOCK_FULL, COMMITTED, TAMPERED, TxOutcome
+from mgenv.chain.packed import BASE, HEADER, MALICIOUS, RECORD, SLOW, T_MAX, WAIT
+from mgenv.chain.types import BLOCK_FULL, COMMITTED, TAMPERED
 
-if TYPE_CHECKING:
-    from mgenv.chain.dataplane import DataPlane
-
-BASE, SLOW, WAIT = 0, 1, 2  # planes of ``PackedPlane.geo``
-MALICIOUS, ABLE, VOTERS = 0, 1, 2  # rows of ``PackedPlane.nodes``
-T_MAX, HEADER, RECORD, LOSS, JITTER = 0, 1, 2, 3, 4  # entries of ``PackedPlane.fc``
-QUORUM, BLOCK_SIZE, N_MISSING = 0, 1, 2  # entries of ``PackedPlane.ic``
 _INF: Final = np.inf
-
-
-class PackedPlane(NamedTuple):
-    """A data plane's fixed constants in a few contiguous arrays (fewer kernel arguments).
-
-    Attributes:
-        geo: Shape (3, n, n), float64 [sender, receiver]: ``BASE`` delay without jitter
-            (DDoS applied), ``SLOW`` delay multiplier (ones if no link is slowed), ``WAIT``
-            eq. (6)'s waiting time; ms.
-        nodes: Shape (3, n), bool: ``MALICIOUS``, ``ABLE`` (would take on the block),
-            ``VOTERS`` (not withholding).
-        fc: Shape (5,), float64: ``T_MAX`` t_max (ms), ``HEADER`` a header's transmission
-            time (ms), ``RECORD`` a stored transaction's (ms), ``LOSS`` message loss
-            probability, ``JITTER`` mean jitter (ms).
-        ic: Shape (3,), int64: ``QUORUM`` q, ``BLOCK_SIZE``, ``N_MISSING`` nodes each
-            transaction misses by interruption.
-    """
-
-    geo: NDArray[np.float64]
-    nodes: NDArray[np.bool_]
-    fc: NDArray[np.float64]
-    ic: NDArray[np.int64]
-
-
-def pack_plane(plane: DataPlane, voters: NDArray[np.bool_]) -> PackedPlane:
-    """The constants of ``plane`` (and its network) for the kernels.
-
-    Args:
-        plane: The data plane.
-        voters: Shape (n,), bool: nodes that send votes.
-    """
-    net = plane.network
-    n = plane.n_nodes
-    slow = net.slow if net.slow is not None else np.ones((n, n))
-    return PackedPlane(
-        np.ascontiguousarray(np.stack((net.base_delay_ms, slow, plane.wait_ms)), np.float64),
-        np.ascontiguousarray(np.stack((plane.malicious, plane.able, voters)), np.bool_),
-        np.array(
-            [plane.t_max_ms, plane.header_ms, plane.ms_per_record, net.message_loss, net.jitter_ms]
-        ),
-        np.array([plane.quorum, plane.block_size, plane.n_missing], np.int64),
-    )
-
-
-class DrawLayout(NamedTuple):
-    """Where the parts of a period's network draw ``rng.random(size)`` lie.
-
-    The layout of :meth:`mgenv.chain.network.NetworkModel.draw_round` (its module docstring):
-    ``online`` n | loss P n^2 | jitter P n^2 | extra E.
-
-    Attributes:
-        size: D = n + 2 P n^2 + E.
-        online: The online uniforms.
-        jitter: The jitter uniforms.
-        extra: The extra uniforms.
-    """
-
-    size: int
-    online: slice
-    jitter: slice
-    extra: slice
-
-
-def draw_layout(n: int, n_phases: int, n_extra: int) -> DrawLayout:
-    """The layout for n nodes, P phases and E extra uniforms."""
-    loss_end = n + n_phases * n * n
-    jitter_end = loss_end + n_phases * n * n
-    return DrawLayout(
-        jitter_end + n_extra, slice(0, n), slice(loss_end, jitter_end), slice(jitter_end, None)
-    )
-
-
-def extra_of_counts(
-    safety_violation: bool,
-    n_tx: int,
-    n_valid: int,
-    n_committed: int,
-    recovered: int,
-    missing: int,
-    tampered: int,
-    creator: int,
-) -> dict[str, float]:
-    """``DataPlane.extra`` from counts (the compiled paths count in their kernels).
-
-    Args:
-        safety_violation: The protocol's malicious nodes are beyond its bound.
-        n_tx: The period's transactions (T).
-        n_valid: The valid ones among them.
-        n_committed: The committed ones.
-        recovered: Copies honest nodes recovered.
-        missing: Copies missing after the broadcast.
-        tampered: Transactions verified with an altered copy.
-        creator: Block creator, primary or forger (-1 if none).
-    """
-    return {
-        "safety_violation": float(safety_violation),
-        "committed_share": n_committed / n_tx if n_tx else 1.0,
-        "query_accuracy": n_committed / n_valid if n_valid else 1.0,
-        "recovered": float(recovered),
-        "missing_copies": float(missing),
-        "tampered": float(tampered),
-        "creator": float(creator),
-    }
-
-
-def empty_outcome(
-    valid: NDArray[np.bool_], online: NDArray[np.bool_], safety_violation: bool
-) -> TxOutcome:
-    """``DataPlane.open_round``'s ``empty``: the outcome of a period with no valid transaction.
-
-    Args:
-        valid: Shape (T,), bool, none of them True.
-        online: Shape (n,), bool: the period's online nodes.
-        safety_violation: The protocol's malicious nodes are beyond its bound.
-    """
-    share = float(np.count_nonzero(online)) / online.size
-    extra = extra_of_counts(safety_violation, valid.size, 0, 0, 0, 0, 0, -1)
-    n_tx = valid.size
-    return TxOutcome(
-        np.zeros(n_tx, dtype=bool), np.zeros(n_tx, dtype=np.int8), 0.0, share, 0, extra
-    )
 
 
 @kernel
@@ -239,6 +112,23 @@ def admit(
     for b in range(n_adm):
         origin[b] = sellers[rows[b]] % n  # Python's modulo, as numpy's on intp
     return rows, origin, n_valid
+
+
+@kernel
+def delivered(u: NDArray[np.float64], n: int, loss: float, n_phases: int) -> NDArray[np.bool_]:
+    """``RoundDraw.delivered``, shape (P, n, n) [phase, sender, receiver] (before online).
+
+    ``NetworkModel.draw_round``: a message is delivered iff its loss uniform is >= the loss
+    probability and it is not to the sender itself.
+    """
+    out = np.empty((n_phases, n, n), np.bool_)
+    at = n
+    for k in range(n_phases):
+        for j in range(n):
+            for i in range(n):
+                out[k, j, i] = (u[at + i] >= loss) & (j != i)
+            at += n
+    return out
 
 
 @kernel

@@ -16,17 +16,6 @@ from numpy.typing import NDArray
 from mgenv._jit import kernel
 from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain.dataplane import MISSING
-from mgenv.chain.kernels_dataplane import (
-    ABLE,
-    BLOCK_SIZE,
-    JITTER,
-    LOSS,
-    MALICIOUS,
-    N_MISSING,
-    QUORUM,
-    T_MAX,
-    VOTERS,
-)
 from mgenv.chain.kernels_sbet_steps import (
     candidate_votes,
     coordinator,
@@ -36,6 +25,18 @@ from mgenv.chain.kernels_sbet_steps import (
     recover,
     serial_lists,
     vote,
+)
+from mgenv.chain.packed import (
+    ABLE,
+    BLOCK_SIZE,
+    JITTER,
+    LOSS,
+    MALICIOUS,
+    N_MISSING,
+    QUORUM,
+    T_MAX,
+    VOTERS,
+    WAIT,
 )
 from mgenv.chain.sbet_steps import ANNOUNCE, COMPLETE, N_PHASES
 from mgenv.chain.types import COMMITTED, NO_QUORUM, PRIMARY_OFFLINE, TAMPERED
@@ -114,7 +115,7 @@ def block(
     recovered = 0
     ready = np.zeros(n)
     if n_need:
-        copies, recovered, ready = recover(link, delay, copies, need, nodes, geo[kd.WAIT], fc, q)
+        copies, recovered, ready = recover(link, delay, copies, need, nodes, geo[WAIT], fc, q)
     exchange = integrity_ms(link, delay, c, got, ready, q, t_max)
     in_block, yes, n_block = candidate_votes(link, nodes, c, copies, complete)
     commits, voting = vote(link, delay, c, yes, n_block, fc, q)

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from mgenv._jit import kernel
 from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain.dataplane import ALTERED, MISSING, TRUE
-from mgenv.chain.kernels_dataplane import HEADER, MALICIOUS, RECORD, T_MAX, VOTERS
+from mgenv.chain.packed import HEADER, MALICIOUS, RECORD, T_MAX, VOTERS
 from mgenv.chain.sbet_steps import (
     ANNOUNCE,
     BLOCK,

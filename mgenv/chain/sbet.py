@@ -73,6 +73,7 @@ from numpy.typing import NDArray
 
 from mgenv import _jit
 from mgenv.chain import kernels_dataplane as kd
+from mgenv.chain import packed
 from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
 from mgenv.chain.dataplane import MISSING, DataPlane
 from mgenv.chain.kernels_sbet import sbet_period
@@ -250,8 +251,8 @@ class SBETProtocol(PerTransactionProtocol):
         self.malicious = malicious
         self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
-        self._packed = kd.pack_plane(self.plane, voters)  # for the compiled path
-        self._layout = kd.draw_layout(n, N_PHASES, n)
+        self._packed = packed.pack_plane(self.plane, voters)  # for the compiled path
+        self._layout = packed.draw_layout(n, N_PHASES, n)
         self._no_pkey = np.empty((0, 0))
         self._no_keys = np.empty((0, n))
 
@@ -321,7 +322,7 @@ class SBETProtocol(PerTransactionProtocol):
         n_valid = int(np.count_nonzero(valid))
         if n_valid == 0:
             self.last_round = NodeRound(online, None, False)
-            return kd.empty_outcome(valid, online, self.safety_violation)
+            return packed.empty_outcome(valid, online, self.safety_violation)
         lj = np.log1p(-u[layout.jitter])
         keys = self._no_keys
         if plane.n_missing:
@@ -357,7 +358,7 @@ class SBETProtocol(PerTransactionProtocol):
             self.last_round = NodeRound(online, holders, bool(plane.malicious[creator]))
         else:
             self.last_round = NodeRound(online, None, False)
-        extra = kd.extra_of_counts(
+        extra = packed.extra_of_counts(
             self.safety_violation, n_tx, n_valid, n_ok, recovered, missing, n_tampered, creator
         )
         return TxOutcome(committed, reason, latency, share, changes, extra)
@@ -375,7 +376,7 @@ class SBETProtocol(PerTransactionProtocol):
             lj: Shape (P n^2,), ``np.log1p(-jitter uniforms)``.
         """
         geo, _, fc, _ = self._packed
-        delay = kd.delays(lj, geo, fc[kd.JITTER], N_PHASES)
+        delay = kd.delays(lj, geo, fc[packed.JITTER], N_PHASES)
         rt = delay[ELECT] + delay[YES].T  # [p, i]: t_i = delay[ELECT, p, i] + delay[YES, i, p]
         gumbel = -np.log(-np.log(extra_u))
         return np.ascontiguousarray(np.log(rt * self.fixed.storage + 1e-300) + gumbel)
