@@ -24,6 +24,7 @@ from mgenv.chain import kernels_sbet_steps as kss
 from mgenv.chain import sbet_steps as steps
 from mgenv.chain.dataplane import close_ms, kth_smallest
 from mgenv.chain.network import NetworkModel
+from mgenv.chain.protocols import PROTOCOLS
 from mgenv.chain.sbet import N_PHASES, SBETProtocol, run_block
 
 pytestmark = pytest.mark.skipif(not _jit.ENABLED, reason="numba is not installed")
@@ -49,8 +50,8 @@ def assert_same(a: Any, b: Any, where: str = "") -> None:
         assert a == b, f"{where}: {a!r} != {b!r}"
 
 
-def random_params(rng: np.random.Generator) -> ChainParams:
-    """A random SBET configuration: sizes, losses, outages, adversaries, DDoS, election.
+def random_params(rng: np.random.Generator, protocol: str = "sbet") -> ChainParams:
+    """A random configuration: sizes, losses, outages, adversaries, DDoS, election.
 
     Each knob is at a benign value half of the time, so that every step (recovery and
     verified blocks included) is reached as well as the failures.
@@ -59,17 +60,18 @@ def random_params(rng: np.random.Generator) -> ChainParams:
     def pick(benign: object, *others: object) -> Any:
         return benign if rng.random() < 0.5 else others[int(rng.integers(len(others)))]
 
-    n = int(rng.choice([3, 4, 5, 6, 7, 9, 12, 16, 23, 32, 64]))
+    sizes = {"sbet": [3, 4, 5, 6, 7, 9], "spft": [4, 5, 6, 7, 9], "pos": [1, 2, 3, 4, 7]}
+    n = int(rng.choice([*sizes[protocol], 12, 16, 23, 32, 64]))
     return ChainParams(
-        protocol="sbet",
+        protocol=protocol,
         n_nodes=n,
         message_loss=pick(0.02, 0.0, 1.0, float(rng.uniform(0.0, 0.5))),
         availability=pick(1.0, 0.0, float(rng.uniform(0.3, 1.0))),
         mean_outage_periods=pick(0.0, 4.0),
         withhold_share=pick(0.0, float(rng.uniform(0.0, 0.5))),
-        malicious_share=pick(0.0, 0.2, 0.34, 0.5, 0.7, 1.0),
+        malicious_share=pick(0.0, 0.2, 0.34, 0.5, 0.7, 0.8, 1.0),
         missing_share=pick(0.2, 0.0, float(rng.uniform(0.0, 0.6))),
-        ddos_nodes=pick(0, int(rng.integers(1, n // 2 + 1))),
+        ddos_nodes=pick(0, min(n, int(rng.integers(1, n // 2 + 2)))),
         ddos_mode=pick("offline", "slow"),
         ddos_slowdown=float(rng.uniform(1.0, 200.0)),
         creator_election=str(rng.choice(["argmax", "proportional"])),
@@ -79,29 +81,37 @@ def random_params(rng: np.random.Generator) -> ChainParams:
         bandwidth_kbps=pick(1000.0, 16.0),
         jitter_ms=pick(2.0, 0.0, 50.0),
         base_delay_ms=pick(5.0, 0.0),
+        pos_slots_per_block=pick(16.0, 1.0, 3.0),
+        pos_confirmations=pick(6, 0),
     )
 
 
 def run_periods(
     params: ChainParams, seed: int, n_periods: int, compiled: bool, monkeypatch: pytest.MonkeyPatch
 ) -> list[object]:
-    """Periods of random trades through one protocol; outcomes, rounds and final streams."""
+    """Periods of random trades through one protocol; outcomes, rounds and final state.
+
+    The final state: the random streams, the online chain, and SPFT's view and PoS's beacon.
+    """
     monkeypatch.setattr(_jit, "ENABLED", compiled)
     net, adv = np.random.default_rng(seed).spawn(2)
-    proto = SBETProtocol(params, net, adv)
+    proto: Any = PROTOCOLS[params.protocol](params, net, adv)
     trades = np.random.default_rng(seed + 1)
     out: list[object] = []
     for period in range(n_periods):
         n_tx = int(trades.choice([0, 1, 2, 5, 12, 40]))
         sellers = trades.integers(0, 3 * params.n_nodes, n_tx).tolist()
         valid = trades.random(n_tx) < float(trades.choice([1.0, 0.7, 0.0]))
-        outcome = proto.decide_transactions(period, sellers, [0] * n_tx, valid, [b""] * n_tx)
+        payloads = [trades.bytes(40) for _ in range(n_tx)]
+        outcome = proto.decide_transactions(period, sellers, [0] * n_tx, valid, payloads)
         out.append((tuple(outcome), tuple(proto.last_round or ())))
     out.append(
         (
             net.bit_generator.state,
             proto.plane._rng.bit_generator.state,
             proto.network.online_state,
+            getattr(proto, "view", None),
+            getattr(proto, "beacon", None),
         )
     )
     return out
