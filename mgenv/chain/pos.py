@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from itertools import compress
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
@@ -262,7 +263,7 @@ class PoSProtocol(PerTransactionProtocol):
         extra = packed.extra_of_counts(
             self.safety_violation, n_tx, n_valid, n_ok, 0, missing, n_tampered, forger
         )
-        block = b"".join(payloads[i] for i in np.flatnonzero(chosen).tolist())
+        block = b"".join(compress(payloads, chosen.tolist()))  # rows in order, as numpy's
         self.beacon = hashlib.sha256(
             self.beacon + forger.to_bytes(4, "little", signed=True) + block
         ).digest()
