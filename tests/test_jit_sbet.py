@@ -204,7 +204,7 @@ def test_block_matches_run_block(seed: int) -> None:
     params = random_params(rng)
     net, adv = rng.spawn(2)
     proto = SBETProtocol(params, net, adv)
-    geo, nodes, fc, ic = proto._packed
+    geo, nodes, fc, ic = proto._compiled.plane
     n = params.n_nodes
     for period in range(25):
         draw = proto.network.draw_round(net)

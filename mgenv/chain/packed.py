@@ -55,10 +55,15 @@ def pack_plane(plane: DataPlane, voters: NDArray[np.bool_]) -> PackedPlane:
     """
     net = plane.network
     n = plane.n_nodes
-    slow = net.slow if net.slow is not None else np.ones((n, n))
+    geo = np.empty((3, n, n))
+    geo[BASE] = net.base_delay_ms
+    geo[SLOW] = net.slow if net.slow is not None else 1.0
+    geo[WAIT] = plane.wait_ms
+    nodes = np.empty((3, n), dtype=bool)
+    nodes[MALICIOUS], nodes[ABLE], nodes[VOTERS] = plane.malicious, plane.able, voters
     return PackedPlane(
-        np.ascontiguousarray(np.stack((net.base_delay_ms, slow, plane.wait_ms)), np.float64),
-        np.ascontiguousarray(np.stack((plane.malicious, plane.able, voters)), np.bool_),
+        geo,
+        nodes,
         np.array(
             [plane.t_max_ms, plane.header_ms, plane.ms_per_record, net.message_loss, net.jitter_ms]
         ),
@@ -92,6 +97,33 @@ def draw_layout(n: int, n_phases: int, n_extra: int) -> DrawLayout:
     return DrawLayout(
         jitter_end + n_extra, slice(0, n), slice(loss_end, jitter_end), slice(jitter_end, None)
     )
+
+
+class Compiled(NamedTuple):
+    """What a protocol's compiled path keeps (built on its first period).
+
+    Attributes:
+        plane: The packed data plane.
+        layout: Where the parts of the period's network draw lie.
+        no_keys: Shape (0, n): no interruption uniforms.
+    """
+
+    plane: PackedPlane
+    layout: DrawLayout
+    no_keys: NDArray[np.float64]
+
+
+def compiled(plane: DataPlane, voters: NDArray[np.bool_], n_phases: int, n_extra: int) -> Compiled:
+    """The :class:`Compiled` constants of a protocol on ``plane``.
+
+    Args:
+        plane: The data plane.
+        voters: Shape (n,), bool: nodes that send votes.
+        n_phases: Message phases P drawn per period.
+        n_extra: Extra uniforms E drawn per period.
+    """
+    n = plane.n_nodes
+    return Compiled(pack_plane(plane, voters), draw_layout(n, n_phases, n_extra), np.empty((0, n)))
 
 
 def extra_of_counts(

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from functools import cached_property
 from itertools import compress
 from typing import TYPE_CHECKING, Final, NamedTuple
 
@@ -132,7 +133,6 @@ class PoSProtocol(PerTransactionProtocol):
         self.malicious = malicious
         self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
-        self._compiled = self._compiled_constants(n)
 
     def kernels(self, period: int) -> NDArray[np.float64]:
         """Each node's kernel uniform in (0, 1), from SHAKE-256(beacon || period), shape (n,)."""
@@ -182,13 +182,16 @@ class PoSProtocol(PerTransactionProtocol):
         ).digest()
         return TxOutcome(committed, reason, latency, share, 0, extra)
 
-    def _compiled_constants(self, n: int) -> _Compiled | None:
-        """The constants of the compiled path; None if the stakes differ (numpy path only).
+    @cached_property
+    def _compiled(self) -> _Compiled | None:
+        """The constants of the compiled path (built on first use); None: the numpy path runs.
 
-        The expected wait per further block depends on the eligible forgers only through
-        their count when every node has the same hit probability (equal stakes, as built
-        here), so it is tabulated by count with numpy's expression on the first k nodes.
+        None when the stakes differ. The expected wait per further block depends on the
+        eligible forgers only through their count when every node has the same hit
+        probability (equal stakes, as built here), so it is tabulated by count with numpy's
+        expression on the first k nodes.
         """
+        n = self.network.n_nodes
         if not bool((self.hit_p == self.hit_p[0]).all()):
             return None
         geo, nodes, fc, ic = packed.pack_plane(self.plane, np.ones(n, dtype=bool))

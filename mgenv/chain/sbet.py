@@ -66,6 +66,7 @@ spawned from it draws the storage spaces s_i ~ U(0.5, 1.5) (here) and the interr
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -108,6 +109,9 @@ from mgenv.chain.types import MISSING as NOT_IN_BLOCK
 
 if TYPE_CHECKING:
     from mgenv.chain.params import ChainParams
+
+
+_NO_PKEY = np.empty((0, 0))  # argmax election: no proportional keys (compiled path)
 
 
 class SBETBlock(NamedTuple):
@@ -251,10 +255,6 @@ class SBETProtocol(PerTransactionProtocol):
         self.malicious = malicious
         self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
-        self._packed = packed.pack_plane(self.plane, voters)  # for the compiled path
-        self._layout = packed.draw_layout(n, N_PHASES, n)
-        self._no_pkey = np.empty((0, 0))
-        self._no_keys = np.empty((0, n))
 
     def decide_transactions(
         self,
@@ -306,6 +306,11 @@ class SBETProtocol(PerTransactionProtocol):
         )
         return TxOutcome(committed, reason, blk.latency_ms, share, blk.view_changes, extra)
 
+    @cached_property
+    def _compiled(self) -> packed.Compiled:
+        """The constants of the compiled path (built on its first period)."""
+        return packed.compiled(self.plane, self.fixed.voters, N_PHASES, self.network.n_nodes)
+
     def _decide_compiled(
         self, period: int, sellers: list[int], valid: NDArray[np.bool_]
     ) -> TxOutcome:
@@ -316,7 +321,9 @@ class SBETProtocol(PerTransactionProtocol):
         when something is admitted); the logarithms stay in numpy (see
         :mod:`mgenv.chain.kernels_dataplane`).
         """
-        plane, layout = self.plane, self._layout
+        const = self._compiled
+        plane, layout, keys = self.plane, const.layout, const.no_keys  # keys: none drawn yet
+        geo, nodes, fc, ic = const.plane
         u = self._rng.random(layout.size)
         online = self.network.next_online(u[layout.online])
         n_valid = int(np.count_nonzero(valid))
@@ -324,16 +331,14 @@ class SBETProtocol(PerTransactionProtocol):
             self.last_round = NodeRound(online, None, False)
             return packed.empty_outcome(valid, online, self.safety_violation)
         lj = np.log1p(-u[layout.jitter])
-        keys = self._no_keys
         if plane.n_missing:
             keys = plane.interruption_uniforms(min(n_valid, plane.block_size))
-        pkey = self._no_pkey
+        pkey = _NO_PKEY
         if self.fixed.proportional:
             pkey = self._proportional_keys(u[layout.extra], lj)
         n_tx = valid.size
         committed, reason = np.zeros(n_tx, dtype=bool), np.zeros(n_tx, dtype=np.int8)
         holders = np.empty(online.size, dtype=bool)
-        geo, nodes, fc, ic = self._packed
         figures = sbet_period(
             period,
             u,
@@ -375,7 +380,7 @@ class SBETProtocol(PerTransactionProtocol):
             extra_u: Shape (n,), the draw's extra uniforms.
             lj: Shape (P n^2,), ``np.log1p(-jitter uniforms)``.
         """
-        geo, _, fc, _ = self._packed
+        geo, _, fc, _ = self._compiled.plane
         delay = kd.delays(lj, geo, fc[packed.JITTER], N_PHASES)
         rt = delay[ELECT] + delay[YES].T  # [p, i]: t_i = delay[ELECT, p, i] + delay[YES, i, p]
         gumbel = -np.log(-np.log(extra_u))

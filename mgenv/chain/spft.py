@@ -31,6 +31,7 @@ adversary stream draws the withholding then the malicious nodes.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -99,9 +100,6 @@ class SPFTProtocol(PerTransactionProtocol):
         self.malicious = malicious
         self.last_round: NodeRound | None = None  # who holds this period's block (nodeview)
         self._rng = network_rng
-        self._packed = packed.pack_plane(self.plane, self.voters)  # for the compiled path
-        self._layout = packed.draw_layout(n, N_PHASES, 0)
-        self._no_keys = np.empty((0, n))
 
     def decide_transactions(
         self,
@@ -140,6 +138,11 @@ class SPFTProtocol(PerTransactionProtocol):
         )
         return TxOutcome(committed, reason, latency, share, changes, extra)
 
+    @cached_property
+    def _compiled(self) -> packed.Compiled:
+        """The constants of the compiled path (built on its first period)."""
+        return packed.compiled(self.plane, self.voters, N_PHASES, 0)
+
     def _decide_compiled(self, sellers: list[int], valid: NDArray[np.bool_]) -> TxOutcome:
         """:meth:`decide_transactions` by the kernel :func:`~mgenv.chain.kernels_spft.spft_period`.
 
@@ -147,7 +150,9 @@ class SPFTProtocol(PerTransactionProtocol):
         numpy; the phase times are summed by Python's ``sum`` as in
         :func:`~mgenv.chain.pbft.quorum_latency_ms`. Advances ``view`` as :meth:`run_block`.
         """
-        plane, layout = self.plane, self._layout
+        const = self._compiled
+        plane, layout, keys = self.plane, const.layout, const.no_keys  # keys: none drawn yet
+        geo, nodes, fc, ic = const.plane
         u = self._rng.random(layout.size)
         online = self.network.next_online(u[layout.online])
         n_valid = int(np.count_nonzero(valid))
@@ -155,13 +160,11 @@ class SPFTProtocol(PerTransactionProtocol):
             self.last_round = NodeRound(online, None, False)
             return packed.empty_outcome(valid, online, self.safety_violation)
         lj = np.log1p(-u[layout.jitter])
-        keys = self._no_keys
         if plane.n_missing:
             keys = plane.interruption_uniforms(min(n_valid, plane.block_size))
         n_tx = valid.size
         committed, reason = np.zeros(n_tx, dtype=bool), np.zeros(n_tx, dtype=np.int8)
         holders, phases = np.empty(online.size, dtype=bool), np.empty(3)
-        geo, nodes, fc, ic = self._packed
         figures = spft_period(
             self.view,
             u,
