@@ -31,6 +31,10 @@ from these two parameters, not from a measurement.
 Random streams: positions and one fixed-size draw per period (2 phases) from the network
 stream; the interruption draws from its child; the withholding then malicious nodes from the
 adversary stream; the beacon starts from 32 bytes of the child stream.
+
+Compiled path (:data:`mgenv._jit.ENABLED`): one kernel per period,
+:func:`mgenv.chain.kernels_pos.pos_period`, on the same draws and hashes, bit-identical; the
+numpy code here is the reference.
 """
 
 from __future__ import annotations

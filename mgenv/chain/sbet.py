@@ -62,6 +62,12 @@ Random streams: ``network_rng`` draws the positions (here) and one fixed-size
 :class:`~mgenv.chain.network.RoundDraw` of 12 phases plus n extra uniforms per period; a child
 spawned from it draws the storage spaces s_i ~ U(0.5, 1.5) (here) and the interruption draws;
 ``adversary_rng`` draws the withholding then the malicious nodes (here).
+
+**Compiled path.** With :data:`mgenv._jit.ENABLED`, ``decide_transactions`` draws the same
+numbers in the same order and hands them to one kernel per period
+(:func:`mgenv.chain.kernels_sbet.sbet_period`: admission, steps 1-8, verdicts), which gives
+bit-identical results; :func:`run_block` and the functions of :mod:`mgenv.chain.sbet_steps`
+stay the reference (and the path without numba).
 """
 
 from __future__ import annotations

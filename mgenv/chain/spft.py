@@ -27,6 +27,10 @@ does not commit adds one more timeout.
 
 Random streams: as SBET, with 4 message phases and no extra uniforms per period; the
 adversary stream draws the withholding then the malicious nodes.
+
+Compiled path (:data:`mgenv._jit.ENABLED`): one kernel per period,
+:func:`mgenv.chain.kernels_spft.spft_period`, on the same draws, bit-identical; the numpy
+code here and in :mod:`mgenv.chain.pbft` is the reference.
 """
 
 from __future__ import annotations
