@@ -69,7 +69,7 @@ def block(
         cut: Shape (B, n), bool interruptions, or (0, n) for none.
         online: Shape (n,), bool.
         storage: Shape (n,), s_i of eq. (7).
-        pkey: See :func:`elect`.
+        pkey: See :func:`~mgenv.chain.kernels_sbet_steps.elect`.
         geo: ``PackedPlane.geo``.
         nodes: ``PackedPlane.nodes``.
         fc: ``PackedPlane.fc``.
@@ -133,7 +133,7 @@ def block(
             for i in range(n):  # holders: "Yes" on every verified transaction, and e_c
                 holders[i] &= yes[b, i]
     holders[c] = True
-    latency = elapsed + lists + exchange + voting
+    latency = elapsed + lists + exchange + voting  # run_block's sum, left to right
     return reason, any_verified, latency, skips + passed, c, recovered, missing
 
 

@@ -94,8 +94,9 @@ def elect(
     for i in range(n):
         rt[i] = delay[ELECT, p, i] + delay[YES, i, p]
         arrival[i] = rt[i] if link[ELECT, p, i] and link[YES, i, p] else _INF
+    # e_p closes at the (q - 1)-th answer (q counting itself); the sort is on a copy
     closed = kd.close_ms(arrival.copy(), q - 1, t_max)
-    sort_key = np.empty(n)
+    sort_key = np.empty(n)  # eq. (7)'s key, negated: the stable ascending sort puts the best first
     n_yes = 0
     for i in range(n):
         if arrival[i] <= closed and able[i]:
