@@ -170,6 +170,7 @@ class DataPlane:
         self._stored = np.where(malicious, np.int8(ALTERED), np.int8(TRUE))  # (n,)
         self._onehot = np.eye(n, dtype=bool)
         self._rng = rng
+        self._no_keys = np.empty((0, n))  # no interruption uniforms (compiled path)
 
     def open_round(
         self,
@@ -231,6 +232,20 @@ class DataPlane:
         keys[self._onehot[origin]] = 2.0  # the origin always keeps its own
         rank = keys.argsort(axis=1).argsort(axis=1)
         return rank < self.n_missing
+
+    def interruption_uniforms(self, n_admitted: int) -> NDArray[np.float64]:
+        """The uniforms :meth:`interrupted` draws for ``n_admitted`` transactions (same draw).
+
+        For the compiled path, which ranks them in a kernel
+        (:func:`mgenv.chain.kernels_dataplane.interruptions`).
+
+        Returns:
+            Shape (n_admitted, n) from ``rng.random``; shape (0, n) when :meth:`interrupted`
+            draws nothing (no interruptions, or no transaction).
+        """
+        if self.n_missing == 0 or n_admitted == 0:
+            return self._no_keys
+        return self._rng.random((n_admitted, self.n_nodes))
 
     def broadcast(
         self,

@@ -31,19 +31,28 @@ from these two parameters, not from a measurement.
 Random streams: positions and one fixed-size draw per period (2 phases) from the network
 stream; the interruption draws from its child; the withholding then malicious nodes from the
 adversary stream; the beacon starts from 32 bytes of the child stream.
+
+Compiled path (:data:`mgenv._jit.ENABLED`): one kernel per period,
+:func:`mgenv.chain.kernels_pos.pos_period`, on the same draws and hashes, bit-identical; the
+numpy code here is the reference.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from typing import TYPE_CHECKING, Final
+from functools import cached_property
+from itertools import compress
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
+from mgenv import _jit
+from mgenv.chain import packed
 from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
 from mgenv.chain.dataplane import MISSING, DataPlane, kth_smallest
+from mgenv.chain.kernels_pos import pos_period
 from mgenv.chain.network import NetworkModel, RoundDraw, child_stream
 from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.types import (
@@ -59,8 +68,27 @@ if TYPE_CHECKING:
     from mgenv.chain.params import ChainParams
 
 DATA, BLOCK = 0, 1
-N_PHASES: Final = 2
+N_PHASES: Final = 2  # kernels_pos.N_PHASES
 _TWO_64: Final = float(2**64)
+
+
+class _Compiled(NamedTuple):
+    """Constants of PoS's compiled path (see ``PoSProtocol._compiled_constants``).
+
+    Attributes:
+        plane: The packed data plane; ``fc`` has the confirmations appended (``fc[5]``).
+        layout: Where the parts of the period's network draw lie.
+        log_miss: Shape (n,), ``np.log1p(-hit_p)``.
+        per_block: Shape (n + 1,), the expected wait per further block (ms) by the number
+            of eligible forgers (entry 0 unused).
+        no_keys: Shape (0, n): no interruption uniforms.
+    """
+
+    plane: packed.PackedPlane
+    layout: packed.DrawLayout
+    log_miss: NDArray[np.float64]
+    per_block: NDArray[np.float64]
+    no_keys: NDArray[np.float64]
 
 
 class PoSProtocol(PerTransactionProtocol):
@@ -138,6 +166,8 @@ class PoSProtocol(PerTransactionProtocol):
             Per-transaction verdicts; ``extra`` as SBET's (``recovered`` is always 0).
         """
         del buyers
+        if _jit.ENABLED and self._compiled is not None:
+            return self._decide_compiled(self._compiled, period, sellers, valid, payloads)
         draw, share, adm, empty = self.plane.open_round(
             self._rng, sellers, valid, self.safety_violation
         )
@@ -153,6 +183,96 @@ class PoSProtocol(PerTransactionProtocol):
         chosen = b"".join(payloads[i] for i in adm.rows[status != NOT_IN_BLOCK].tolist())
         self.beacon = hashlib.sha256(
             self.beacon + forger.to_bytes(4, "little", signed=True) + chosen
+        ).digest()
+        return TxOutcome(committed, reason, latency, share, 0, extra)
+
+    @cached_property
+    def _compiled(self) -> _Compiled | None:
+        """The constants of the compiled path (built on first use); None: the numpy path runs.
+
+        None when the stakes differ. The expected wait per further block depends on the
+        eligible forgers only through their count when every node has the same hit
+        probability (equal stakes, as built here), so it is tabulated by count with numpy's
+        expression on the first k nodes.
+        """
+        n = self.network.n_nodes
+        if not bool((self.hit_p == self.hit_p[0]).all()):
+            return None
+        geo, nodes, fc, ic = packed.pack_plane(self.plane, np.ones(n, dtype=bool))
+        t_max = self.plane.t_max_ms
+        per_block = np.full(n + 1, np.inf)
+        with np.errstate(divide="ignore"):  # hit_p = 1 (one slot per block): log1p(-1) = -inf
+            log_miss = np.log1p(-self.hit_p)
+            for k in range(1, n + 1):
+                per_block[k] = t_max / -np.expm1(np.log1p(-self.hit_p[:k]).sum())
+        return _Compiled(
+            packed.PackedPlane(geo, nodes, np.append(fc, float(self.confirmations)), ic),
+            packed.draw_layout(n, N_PHASES, 0),
+            log_miss,
+            per_block,
+            np.empty((0, n)),
+        )
+
+    def _decide_compiled(
+        self,
+        const: _Compiled,
+        period: int,
+        sellers: list[int],
+        valid: NDArray[np.bool_],
+        payloads: list[bytes],
+    ) -> TxOutcome:
+        """:meth:`decide_transactions` by the kernel :func:`~mgenv.chain.kernels_pos.pos_period`.
+
+        The same random draws as the numpy path, in the same order; the kernel hashes, the
+        beacon and the logarithms stay in Python and numpy.
+        """
+        plane = self.plane
+        u = self._rng.random(const.layout.size)
+        online = self.network.next_online(u[const.layout.online])
+        n_valid = int(np.count_nonzero(valid))
+        if n_valid == 0:
+            self.last_round = NodeRound(online, None, False)
+            return packed.empty_outcome(valid, online, self.safety_violation)
+        lj = np.log1p(-u[const.layout.jitter])
+        keys = const.no_keys
+        if plane.n_missing:
+            keys = plane.interruption_uniforms(min(n_valid, plane.block_size))
+        kernel_u = self.kernels(period)
+        n_tx = valid.size
+        committed, reason = np.zeros(n_tx, dtype=bool), np.zeros(n_tx, dtype=np.int8)
+        holders, chosen = np.empty(online.size, dtype=bool), np.zeros(n_tx, dtype=bool)
+        geo, nodes, fc, ic = const.plane
+        has_holders, latency, forger, share, n_ok, n_valid, missing, n_tampered = pos_period(
+            u,
+            lj,
+            online,
+            valid,
+            np.asarray(sellers, dtype=np.int64),
+            keys,
+            kernel_u,
+            np.log(kernel_u),
+            const.log_miss,
+            const.per_block,
+            geo,
+            nodes,
+            fc,
+            ic,
+            self.safety_violation,
+            committed,
+            reason,
+            holders,
+            chosen,
+        )
+        if has_holders:
+            self.last_round = NodeRound(online, holders, bool(plane.malicious[forger]))
+        else:
+            self.last_round = NodeRound(online, None, False)
+        extra = packed.extra_of_counts(
+            self.safety_violation, n_tx, n_valid, n_ok, 0, missing, n_tampered, forger
+        )
+        block = b"".join(compress(payloads, chosen.tolist()))  # rows in order, as numpy's
+        self.beacon = hashlib.sha256(
+            self.beacon + forger.to_bytes(4, "little", signed=True) + block
         ).digest()
         return TxOutcome(committed, reason, latency, share, 0, extra)
 

@@ -62,24 +62,37 @@ Random streams: ``network_rng`` draws the positions (here) and one fixed-size
 :class:`~mgenv.chain.network.RoundDraw` of 12 phases plus n extra uniforms per period; a child
 spawned from it draws the storage spaces s_i ~ U(0.5, 1.5) (here) and the interruption draws;
 ``adversary_rng`` draws the withholding then the malicious nodes (here).
+
+**Compiled path.** With :data:`mgenv._jit.ENABLED`, ``decide_transactions`` draws the same
+numbers in the same order and hands them to one kernel per period
+(:func:`mgenv.chain.kernels_sbet.sbet_period`: admission, steps 1-8, verdicts), which gives
+bit-identical results; :func:`run_block` and the functions of :mod:`mgenv.chain.sbet_steps`
+stay the reference (and the path without numba).
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
+from mgenv import _jit
+from mgenv.chain import kernels_dataplane as kd
+from mgenv.chain import packed
 from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
 from mgenv.chain.dataplane import MISSING, DataPlane
+from mgenv.chain.kernels_sbet import sbet_period
 from mgenv.chain.network import NetworkModel, RoundDraw, child_stream
 from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.sbet_steps import (
     ANNOUNCE,
     COMPLETE,
     DATA,
+    ELECT,
     N_PHASES,
+    YES,
     SBETFixed,
     candidate_votes,
     coordinator,
@@ -102,6 +115,9 @@ from mgenv.chain.types import MISSING as NOT_IN_BLOCK
 
 if TYPE_CHECKING:
     from mgenv.chain.params import ChainParams
+
+
+_NO_PKEY = np.empty((0, 0))  # argmax election: no proportional keys (compiled path)
 
 
 class SBETBlock(NamedTuple):
@@ -270,6 +286,8 @@ class SBETProtocol(PerTransactionProtocol):
             ``missing_copies``, ``tampered`` and ``creator`` (-1 if none).
         """
         del buyers, payloads
+        if _jit.ENABLED:
+            return self._decide_compiled(period, sellers, valid)
         draw, share, adm, empty = self.plane.open_round(
             self._rng, sellers, valid, self.safety_violation
         )
@@ -293,3 +311,83 @@ class SBETProtocol(PerTransactionProtocol):
             blk.creator,
         )
         return TxOutcome(committed, reason, blk.latency_ms, share, blk.view_changes, extra)
+
+    @cached_property
+    def _compiled(self) -> packed.Compiled:
+        """The constants of the compiled path (built on its first period)."""
+        return packed.compiled(self.plane, self.fixed.voters, N_PHASES, self.network.n_nodes)
+
+    def _decide_compiled(
+        self, period: int, sellers: list[int], valid: NDArray[np.bool_]
+    ) -> TxOutcome:
+        """:meth:`decide_transactions` by the kernel :func:`~mgenv.chain.kernels_sbet.sbet_period`.
+
+        The same random draws as the numpy path, in the same order (the network's one draw
+        per period, split as ``NetworkModel.draw_round`` splits it; the interruption uniforms
+        when something is admitted); the logarithms stay in numpy (see
+        :mod:`mgenv.chain.kernels_dataplane`).
+        """
+        const = self._compiled
+        plane, layout, keys = self.plane, const.layout, const.no_keys  # keys: none drawn yet
+        geo, nodes, fc, ic = const.plane
+        u = self._rng.random(layout.size)
+        online = self.network.next_online(u[layout.online])
+        n_valid = int(np.count_nonzero(valid))
+        if n_valid == 0:
+            self.last_round = NodeRound(online, None, False)
+            return packed.empty_outcome(valid, online, self.safety_violation)
+        lj = np.log1p(-u[layout.jitter])
+        if plane.n_missing:
+            keys = plane.interruption_uniforms(min(n_valid, plane.block_size))
+        pkey = _NO_PKEY
+        if self.fixed.proportional:
+            pkey = self._proportional_keys(u[layout.extra], lj)
+        n_tx = valid.size
+        committed, reason = np.zeros(n_tx, dtype=bool), np.zeros(n_tx, dtype=np.int8)
+        holders = np.empty(online.size, dtype=bool)
+        figures = sbet_period(
+            period,
+            u,
+            lj,
+            online,
+            valid,
+            np.asarray(sellers, dtype=np.int64),
+            keys,
+            pkey,
+            self.fixed.storage,
+            geo,
+            nodes,
+            fc,
+            ic,
+            committed,
+            reason,
+            holders,
+        )
+        has_holders, latency, changes, creator, share = figures[:5]
+        n_ok, n_valid, recovered, missing, n_tampered = figures[5:]
+        if has_holders:
+            self.last_round = NodeRound(online, holders, bool(plane.malicious[creator]))
+        else:
+            self.last_round = NodeRound(online, None, False)
+        extra = packed.extra_of_counts(
+            self.safety_violation, n_tx, n_valid, n_ok, recovered, missing, n_tampered, creator
+        )
+        return TxOutcome(committed, reason, latency, share, changes, extra)
+
+    def _proportional_keys(
+        self, extra_u: NDArray[np.float64], lj: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """``elect``'s ``log(t_i s_i + 1e-300) + gumbel_i`` for every coordinator, (n, n).
+
+        Row p is what :func:`~mgenv.chain.sbet_steps.elect` computes with coordinator p
+        (the same elementwise expressions), in numpy for its logarithms.
+
+        Args:
+            extra_u: Shape (n,), the draw's extra uniforms.
+            lj: Shape (P n^2,), ``np.log1p(-jitter uniforms)``.
+        """
+        geo, _, fc, _ = self._compiled.plane
+        delay = kd.delays(lj, geo, fc[packed.JITTER], N_PHASES)
+        rt = delay[ELECT] + delay[YES].T  # [p, i]: t_i = delay[ELECT, p, i] + delay[YES, i, p]
+        gumbel = -np.log(-np.log(extra_u))
+        return np.ascontiguousarray(np.log(rt * self.fixed.storage + 1e-300) + gumbel)

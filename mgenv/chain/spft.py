@@ -27,17 +27,25 @@ does not commit adds one more timeout.
 
 Random streams: as SBET, with 4 message phases and no extra uniforms per period; the
 adversary stream draws the withholding then the malicious nodes.
+
+Compiled path (:data:`mgenv._jit.ENABLED`): one kernel per period,
+:func:`mgenv.chain.kernels_spft.spft_period`, on the same draws, bit-identical; the numpy
+code here and in :mod:`mgenv.chain.pbft` is the reference.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
+from mgenv import _jit
+from mgenv.chain import packed
 from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
 from mgenv.chain.dataplane import MISSING, DataPlane
+from mgenv.chain.kernels_spft import spft_period
 from mgenv.chain.network import NetworkModel, RoundDraw, child_stream
 from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.pbft import count_votes, quorum_latency_ms, select_primary
@@ -54,7 +62,7 @@ from mgenv.chain.types import MISSING as NOT_IN_BLOCK
 if TYPE_CHECKING:
     from mgenv.chain.params import ChainParams
 
-N_PHASES: Final = 4  # broadcast, pre-prepare, prepare, commit
+N_PHASES: Final = 4  # broadcast, pre-prepare, prepare, commit (kernels_spft.N_PHASES)
 
 
 class SPFTProtocol(PerTransactionProtocol):
@@ -118,6 +126,8 @@ class SPFTProtocol(PerTransactionProtocol):
             Per-transaction verdicts; ``extra`` as SBET's (``recovered`` is always 0).
         """
         del period, buyers, payloads
+        if _jit.ENABLED:
+            return self._decide_compiled(sellers, valid)
         draw, share, adm, empty = self.plane.open_round(
             self._rng, sellers, valid, self.safety_violation
         )
@@ -129,6 +139,65 @@ class SPFTProtocol(PerTransactionProtocol):
         )
         committed, reason, extra = self.plane.verdicts(
             adm, valid, status, self.safety_violation, 0, missing, primary
+        )
+        return TxOutcome(committed, reason, latency, share, changes, extra)
+
+    @cached_property
+    def _compiled(self) -> packed.Compiled:
+        """The constants of the compiled path (built on its first period)."""
+        return packed.compiled(self.plane, self.voters, N_PHASES, 0)
+
+    def _decide_compiled(self, sellers: list[int], valid: NDArray[np.bool_]) -> TxOutcome:
+        """:meth:`decide_transactions` by the kernel :func:`~mgenv.chain.kernels_spft.spft_period`.
+
+        The same random draws as the numpy path, in the same order; the logarithms stay in
+        numpy; the phase times are summed by Python's ``sum`` as in
+        :func:`~mgenv.chain.pbft.quorum_latency_ms`. Advances ``view`` as :meth:`run_block`.
+        """
+        const = self._compiled
+        plane, layout, keys = self.plane, const.layout, const.no_keys  # keys: none drawn yet
+        geo, nodes, fc, ic = const.plane
+        u = self._rng.random(layout.size)
+        online = self.network.next_online(u[layout.online])
+        n_valid = int(np.count_nonzero(valid))
+        if n_valid == 0:
+            self.last_round = NodeRound(online, None, False)
+            return packed.empty_outcome(valid, online, self.safety_violation)
+        lj = np.log1p(-u[layout.jitter])
+        if plane.n_missing:
+            keys = plane.interruption_uniforms(min(n_valid, plane.block_size))
+        n_tx = valid.size
+        committed, reason = np.zeros(n_tx, dtype=bool), np.zeros(n_tx, dtype=np.int8)
+        holders, phases = np.empty(online.size, dtype=bool), np.empty(3)
+        figures = spft_period(
+            self.view,
+            u,
+            lj,
+            online,
+            valid,
+            np.asarray(sellers, dtype=np.int64),
+            keys,
+            geo,
+            nodes,
+            fc,
+            ic,
+            self.timeout_ms,
+            committed,
+            reason,
+            holders,
+            phases,
+        )
+        has_holders, round_committed, latency, changes, primary, share = figures[:6]
+        n_ok, n_valid, missing, n_tampered = figures[6:]
+        self.view += changes
+        if round_committed:
+            latency += sum(phases.tolist())
+        if has_holders:
+            self.last_round = NodeRound(online, holders, bool(plane.malicious[primary]))
+        else:
+            self.last_round = NodeRound(online, None, False)
+        extra = packed.extra_of_counts(
+            self.safety_violation, n_tx, n_valid, n_ok, 0, missing, n_tampered, primary
         )
         return TxOutcome(committed, reason, latency, share, changes, extra)
 
