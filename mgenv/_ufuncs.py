@@ -148,7 +148,7 @@ def add_reduce_all(a: np.ndarray) -> float:
 
 
 @_jit.kernel
-def _before(a: float, b: float) -> bool:
+def sorts_before(a: float, b: float) -> bool:
     """Whether ``a`` sorts strictly before ``b`` in numpy's order (NaN last)."""
     return a < b or (b != b and a == a)
 
@@ -167,7 +167,7 @@ def argsort_stable(keys: np.ndarray, order: np.ndarray, tmp: np.ndarray) -> None
     if n <= 32:
         for i in range(1, n):
             k, j = order[i], i
-            while j > 0 and _before(keys[k], keys[order[j - 1]]):
+            while j > 0 and sorts_before(keys[k], keys[order[j - 1]]):
                 order[j] = order[j - 1]
                 j -= 1
             order[j] = k
@@ -179,7 +179,7 @@ def argsort_stable(keys: np.ndarray, order: np.ndarray, tmp: np.ndarray) -> None
             mid, hi = min(lo + width, n), min(lo + 2 * width, n)
             i, j = lo, mid
             for k in range(lo, hi):  # take from the right run only if strictly before
-                if j < hi and (i >= mid or _before(keys[src[j]], keys[src[i]])):
+                if j < hi and (i >= mid or sorts_before(keys[src[j]], keys[src[i]])):
                     dst[k] = src[j]
                     j += 1
                 else:

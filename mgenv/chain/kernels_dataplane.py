@@ -25,17 +25,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mgenv._jit import kernel
+from mgenv._ufuncs import sorts_before
 from mgenv.chain.dataplane import ALTERED, MISSING, TRUE
 from mgenv.chain.packed import BASE, HEADER, MALICIOUS, RECORD, SLOW, T_MAX, WAIT
 from mgenv.chain.types import BLOCK_FULL, COMMITTED, TAMPERED
 
 _INF: Final = np.inf
-
-
-@kernel
-def sorts_before(a: float, b: float) -> bool:
-    """Whether numpy's sort puts ``a`` strictly before ``b`` (NaN after every number)."""
-    return a < b or (b != b and a == a)
 
 
 @kernel
@@ -68,7 +63,12 @@ def close_ms(arrival: NDArray[np.float64], k: int, t_max: float) -> float:
 
 @kernel
 def maximum(a: float, b: float) -> float:
-    """``np.maximum`` of two floats: NaN propagates (unlike Python's ``max``)."""
+    """One step of a ``.max()`` reduction: NaN propagates (unlike Python's ``max``).
+
+    A tie keeps the first value, as numpy's reduction does (``np.maximum`` of two arrays
+    gives the second, :func:`mgenv._ufuncs.maximum`); they differ only for 0.0 and -0.0,
+    which the data plane's times never are.
+    """
     if a != a:
         return a
     return a if a >= b else b

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mgenv._jit import kernel
+from mgenv._ufuncs import sorts_before
 from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain.dataplane import ALTERED, MISSING, TRUE
 from mgenv.chain.packed import HEADER, MALICIOUS, RECORD, T_MAX, VOTERS
@@ -54,7 +55,7 @@ def stable_order(key: NDArray[np.float64]) -> NDArray[np.int64]:
         idx = order[a]
         v = key[idx]
         b = a - 1
-        while b >= 0 and kd.sorts_before(v, key[order[b]]):
+        while b >= 0 and sorts_before(v, key[order[b]]):
             order[b + 1] = order[b]
             b -= 1
         order[b + 1] = idx
