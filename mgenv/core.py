@@ -138,6 +138,7 @@ class MarketCore:
         self.profiles: DayProfiles
         self.chain: Chain
         self._obs: dict[str, np.ndarray] = {}
+        self._public: PublicInfo | None = None  # this period's, built on first use
         self._ratio: tuple[Settlement | None, np.ndarray] = (None, np.ones(0))
         self._builders = {"mg": self._mg_obs, "agg": self._agg_obs, "user": self._user_obs}
 
@@ -191,6 +192,7 @@ class MarketCore:
         """Physics before the market: this period's forecast and rule-based dispatch."""
         t0 = time.perf_counter()
         self._obs = {}
+        self._public = None
         p, t = self.profiles, self.t
         h = int(self.hours[t]) % 24
         self.grid_buy, self.feed_in = float(self.tou[h]), float(self.feed[h])
@@ -237,6 +239,7 @@ class MarketCore:
             mg = actions["mg"]
             forecast = Forecast(p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t])
             self.dispatch = self.physics.plan(t, forecast, self.grid_buy, mg[:, self.n_market_mg :])
+            self._public = None
             actions = {**actions, "mg": mg[:, : self.n_market_mg]}
         d = self.dispatch
         inputs = MarketInputs(
@@ -276,6 +279,7 @@ class MarketCore:
         st["settlement"] += t3 - t2
         self.t += 1
         self._obs = {}
+        self._public = None
         if self.t < cfg.horizon:
             self._plan()
         return result
@@ -610,9 +614,15 @@ class MarketCore:
         return out
 
     def public_info(self) -> PublicInfo:
-        """Public information of the current period (see :class:`PublicInfo`)."""
+        """Public information of the current period (see :class:`PublicInfo`).
+
+        Built once per period (every baseline role asks for it) and dropped when the period
+        changes (:meth:`_plan`) or ends (:meth:`step`).
+        """
+        if self._public is not None:
+            return self._public
         d, t = self.dispatch, min(self.t, self.cfg.horizon - 1)
-        return PublicInfo(
+        self._public = PublicInfo(
             self.cfg.market,
             self.grid_buy,
             self.feed_in,
@@ -625,6 +635,7 @@ class MarketCore:
             self.fleet,
             self.buyer_agg,
         )
+        return self._public
 
     def kpis(self) -> dict[str, float]:
         """Episode KPIs accumulated so far."""

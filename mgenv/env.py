@@ -73,6 +73,11 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             a for a in self.all_agents if self.role_of(a) in config.learning_roles
         ]
         self.agents: list[str] = []
+        # Each learning role's agents in row order (every member of a learning role learns).
+        self._learners = {
+            r: [f"{r}_{i}" for i in range(self.core.role_index[r].size)]
+            for r in config.learning_roles
+        }
         self._obs_spaces = {a: self._space_for(self.role_of(a)) for a in self.all_agents}
         self._act_spaces = {
             a: gymnasium.spaces.Box(
@@ -192,34 +197,39 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         Everything is checked before any state changes, so a bad action changes nothing.
         """
         mats = self.core.empty_actions()
-        rows = self.core.role_rows
+        for role, members in self._learners.items():
+            try:  # the usual case: one array of the role's rows at once
+                block = np.array([actions[a] for a in members], dtype=np.float64)
+            except KeyError:
+                missing = [a for a in self.agents if a not in actions]
+                raise ValueError(f"actions missing for agents {missing}") from None
+            except (ValueError, TypeError):  # ragged: the row by row path names the agent
+                block = None
+            if block is None or block.shape != mats[role].shape:
+                self._fill_rows(mats[role], members, actions)
+            else:
+                mats[role] = block
+            if not np.isfinite(mats[role]).all():
+                bad = [a for i, a in enumerate(members) if not np.isfinite(mats[role][i]).all()]
+                raise ValueError(
+                    f"action of {bad[0]} has non-finite values: "
+                    f"{np.asarray(actions[bad[0]]).tolist()}"
+                )
+        return mats
+
+    def _fill_rows(self, mat: np.ndarray, members: list[str], actions: dict[str, Any]) -> None:
+        """Write ``members``' actions row by row (numpy broadcasting), naming a bad shape."""
         try:
-            for a in self.agents:
-                role, i = rows[a]
-                mats[role][i] = actions[a]
-        except KeyError:
-            missing = [a for a in self.agents if a not in actions]
-            raise ValueError(f"actions missing for agents {missing}") from None
+            for i, a in enumerate(members):
+                mat[i] = actions[a]
         except ValueError:
-            for a in self.agents:
+            for a in members:
                 shape = np.shape(actions[a])
                 if shape != self._act_spaces[a].shape:
                     raise ValueError(
                         f"action of {a} has shape {shape}; expected {self._act_spaces[a].shape}"
                     ) from None
             raise
-        for role in self.config.learning_roles:
-            if not np.isfinite(mats[role]).all():
-                bad = [
-                    a
-                    for a in self.agents
-                    if rows[a][0] == role and not np.isfinite(mats[role][rows[a][1]]).all()
-                ]
-                raise ValueError(
-                    f"action of {bad[0]} has non-finite values: "
-                    f"{np.asarray(actions[bad[0]]).tolist()}"
-                )
-        return mats
 
     def with_rule_setpoints(self, agent: str, action: np.ndarray) -> np.ndarray:
         """``action`` completed with the rule dispatch's set-points if it has none.
