@@ -35,7 +35,7 @@ class UniformPrice:
         """Decode the orders, clear them and match the trades."""
         nm, s = inputs.n_mg, self.params.n_segments
         if _jit.ENABLED:  # the same in one compiled call (mgenv.market.uniform_kernel)
-            p, cleared, offered, delta, fields = clear_uniform(
+            p, cleared, floats, ints = clear_uniform(
                 (actions["mg"], actions["agg"], actions["user"]),
                 (inputs.offerable_kwh, inputs.deficit_kwh, inputs.user_need_kwh),
                 (inputs.buyer_agg, inputs.buyer_global),
@@ -43,7 +43,11 @@ class UniformPrice:
                 self._bounds,
                 s,
             )
-            return MarketOutcome(Trades(*fields), p, cleared, offered, delta)
+            n = ints.shape[1]  # the trades, then the per-microgrid and per-aggregator rows
+            kwh, price, delta = floats[0, :n], floats[1, :n], floats[2, :n]
+            trades = Trades(ints[0], ints[1], ints[2], kwh, price, delta)
+            offered, coefficients = floats[3, :nm], floats[3, nm : nm + inputs.n_agg]
+            return MarketOutcome(trades, p, cleared, offered, coefficients)
         orders = decode_orders(
             actions["mg"],
             actions["agg"],

@@ -270,7 +270,7 @@ def clear_uniform(
     grid_price: float,
     bounds: tuple[float, float, float, float],
     s: int,
-) -> tuple[float, bool, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+) -> tuple[float, bool, np.ndarray, np.ndarray]:
     """One period of :class:`mgenv.market.uniform.UniformPrice` in one call.
 
     Args:
@@ -285,30 +285,28 @@ def clear_uniform(
         s: Offer segments per microgrid.
 
     Returns:
-        ``(price, cleared, offered_kwh (n_mg,), delta (n_agg,), trades)``, with ``trades`` the
-        :class:`~mgenv.market.settlement.Trades` fields ``(seller, buyer, agg, kwh, price,
-        delta)``, each ``(T,)``.
+        ``(price, cleared, floats, ints)``: ``floats`` is ``(4, W)`` float64 with ``W =
+        max(T, n_mg + n_agg)``: the trades' kWh, price and service coefficient in rows 0-2
+        (first T columns), each microgrid's offered kWh then each aggregator's coefficient in
+        row 3; ``ints`` is ``(3, T)`` int64: the trades' seller, buyer and aggregator (global
+        indices). Two arrays, because every array a kernel returns costs ~0.5 µs to hand over.
     """
     buyer_agg, buyer_global = buyers
     nm, na = acts[0].shape[0], acts[1].shape[0]
     w = work(nm, na, buyer_agg.shape[0], s)
     offered = np.empty(nm)
     price, cleared, n = _run(acts, positions, buyer_agg, grid_price, bounds, w, offered)
-    buyer = np.empty(n, np.int64)
-    agg = np.empty(n, np.int64)
-    trade_delta = np.empty(n)
+    floats = np.empty((4, max(n, nm + na)))
+    ints = np.empty((3, n), np.int64)
     for t in range(n):
         a = buyer_agg[w.buyer[t]]
-        buyer[t] = buyer_global[w.buyer[t]]
-        agg[t] = nm + a
-        trade_delta[t] = w.delta[a]
-    seller, kwh, trade_price = np.empty(n, np.int64), np.empty(n), np.empty(n)
-    for t in range(n):
-        seller[t], kwh[t], trade_price[t] = w.seller[t], w.pieces[t], price
-    delta = np.empty(na)
+        ints[0, t], ints[1, t], ints[2, t] = w.seller[t], buyer_global[w.buyer[t]], nm + a
+        floats[0, t], floats[1, t], floats[2, t] = w.pieces[t], price, w.delta[a]
+    for i in range(nm):
+        floats[3, i] = offered[i]
     for j in range(na):
-        delta[j] = w.delta[j]
-    return price, cleared, offered, delta, (seller, buyer, agg, kwh, trade_price, trade_delta)
+        floats[3, nm + j] = w.delta[j]
+    return price, cleared, floats, ints
 
 
 @kernel
