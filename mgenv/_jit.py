@@ -90,6 +90,23 @@ def kernel(fn: F) -> F:
     return cast(F, _NUMBA.njit(cache=True, nogil=True, error_model="numpy")(fn))
 
 
+def typed_kernel(signature: str) -> Callable[[F], F]:
+    """:func:`kernel` compiled for one signature only, e.g. ``"float64(float64[::1], int64)"``.
+
+    For small helpers that kernels call with constant arguments: numba would otherwise
+    compile another copy for each literal value (``add_reduce(a, 0, n)``), seconds each.
+    The signature is compiled (or loaded from the cache) at import.
+    """
+
+    def wrap(fn: F) -> F:
+        if _NUMBA is None:
+            return fn
+        jit = _NUMBA.njit(signature, cache=True, nogil=True, error_model="numpy")
+        return cast(F, jit(fn))
+
+    return wrap
+
+
 def inlined(fn: F) -> F:
     """A kernel's helper, inlined into each kernel that calls it (numba ``inline="always"``).
 

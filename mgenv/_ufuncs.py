@@ -58,7 +58,7 @@ def divide_where(num: float, den: float, default: float, use: bool) -> float:
     return num / den if use else default
 
 
-@_jit.kernel
+@_jit.typed_kernel("float64(float64[::1], int64, int64)")
 def _block_sum(a: np.ndarray, start: int, n: int) -> float:
     """The pairwise sum numpy makes of a run of at most 128 values (its recursion's leaf)."""
     if n < 8:
@@ -87,7 +87,7 @@ def _block_sum(a: np.ndarray, start: int, n: int) -> float:
     return float(res)
 
 
-@_jit.kernel
+@_jit.typed_kernel("float64(float64[::1], int64, int64)")
 def add_reduce(a: np.ndarray, start: int, stop: int) -> float:
     """``np.add.reduce(a[start:stop])`` of a 1-D float64 array, in numpy's order.
 
@@ -96,8 +96,8 @@ def add_reduce(a: np.ndarray, start: int, stop: int) -> float:
     r3)) + ((r4 + r5) + (r6 + r7))`` plus the tail; above that the run is split in two halves
     (the first a multiple of 8 long) summed the same way, and the reduce adds the result to
     its identity 0.0. Here the recursion over halves runs on an explicit stack, so that
-    cached kernels can call it. Call it with a variable ``start`` (or use
-    :func:`add_reduce_all`): a literal argument makes numba compile a second copy.
+    cached kernels can call it. Compiled for C-contiguous arrays only (one signature, so
+    that literal arguments do not compile more copies).
     """
     n = stop - start
     if n <= _BLOCK:
@@ -143,8 +143,7 @@ def clip(a: float, low: float, high: float) -> float:
 @_jit.kernel
 def add_reduce_all(a: np.ndarray) -> float:
     """``np.add.reduce(a)`` of a whole 1-D float64 array (:func:`add_reduce` of all of it)."""
-    # int(np.int64(0)), not 0: a literal argument would compile a second copy of the sum.
-    return add_reduce(a, int(np.int64(0)), a.shape[0])
+    return add_reduce(a, 0, a.shape[0])
 
 
 @_jit.kernel
