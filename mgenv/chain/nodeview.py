@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from mgenv import _jit
+from mgenv.chain import kernels_nodeview
 from mgenv.chain.ledger import GENESIS_PREV_HASH
 
 if TYPE_CHECKING:
@@ -108,6 +110,8 @@ class NodeHeads:
             block: The block appended this period, or None.
             rnd: The protocol's report of the round, or None (every node holds every block).
         """
+        if _jit.ENABLED and not (rnd is not None and rnd.altered):
+            return self._update_compiled(ledger, block, rnd)
         top = ledger.next_height
         if rnd is None:
             if block is not None:
@@ -137,6 +141,69 @@ class NodeHeads:
             return dict(_SYNCED)
         self.catch_up(rnd.online, ledger)
         return self.figures(ledger)
+
+    def _update_compiled(
+        self, ledger: Ledger, block: Block | None, rnd: NodeRound | None
+    ) -> dict[str, float]:
+        """:meth:`update` (no altered block) with :mod:`mgenv.chain.kernels_nodeview`.
+
+        Same state changes (``height``, ``head``, ``forked``, ``link_failures``) and figures.
+        """
+        top = ledger.next_height
+        head_hash = ledger.head_hash
+        if rnd is None:  # every node holds every block
+            if block is not None:
+                kernels_nodeview.deliver_all(self.height, self.head, self.forked, top, block.hash)
+            return {}
+        holders = rnd.holders
+        levels = kernels_nodeview.deliver(
+            self.height,
+            self.head,
+            self.forked,
+            self.honest if holders is None else holders,
+            block is not None and holders is not None,
+            top,
+            head_hash if block is None else block.hash,
+            head_hash,
+        )
+        if not levels.size:
+            return dict(_SYNCED)
+        # The committed chain's hashes at the nodes' heights, as _hashes_at looks them up.
+        first = top - len(ledger)
+        k = levels.size
+        prev_hash = np.zeros((k, 32), dtype=np.uint8)
+        chain_hash = np.zeros((k, 32), dtype=np.uint8)
+        prev_known = np.zeros(k, dtype=bool)
+        chain_known = np.zeros(k, dtype=bool)
+        for j, h in enumerate(levels.tolist()):
+            if first <= h < top:
+                prev_hash[j] = _row(ledger[h - first].prev_hash)
+                prev_known[j] = True
+            if h == 0:
+                chain_known[j] = True  # GENESIS_PREV_HASH: zeros
+            elif first <= h - 1 < top:
+                chain_hash[j] = _row(ledger[h - 1 - first].hash)
+                chain_known[j] = True
+        agree, lagging, off_chain, failures = kernels_nodeview.catch_up_figures(
+            self.height,
+            self.head,
+            self.forked,
+            self.honest,
+            rnd.online,
+            top,
+            head_hash,
+            levels,
+            prev_hash,
+            prev_known,
+            chain_hash,
+            chain_known,
+        )
+        self.link_failures += failures
+        return {
+            "honest_heads_agree": float(agree),
+            "lagging_nodes": float(lagging),
+            "forked_nodes": float(off_chain),
+        }
 
     def catch_up(self, online: NDArray[np.bool_], ledger: Ledger) -> None:
         """Step 2 of the module docstring for the nodes in ``online``.

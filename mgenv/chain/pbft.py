@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from mgenv import _jit
+from mgenv.chain import kernels_pbft
 from mgenv.chain.adversary import draw_withholding
 from mgenv.chain.network import NetworkModel, RoundDraw
 from mgenv.chain.nodeview import NodeRound
@@ -199,7 +201,54 @@ class PBFTProtocol:
         Returns:
             The round's outcome.
         """
+        if _jit.ENABLED:
+            return self._decide_compiled(has_block)
         return self.run_round(self.network.draw_round(self._rng), has_block)
+
+    def _decide_compiled(self, has_block: bool) -> RoundOutcome:
+        """:meth:`decide` with the round in one kernel (:mod:`mgenv.chain.kernels_pbft`).
+
+        Same draw (one ``rng.random`` of the same size), same state changes (``view``,
+        ``last_round``, the network's ``online_state``) and the same outcome as
+        ``run_round(network.draw_round(rng), has_block)``.
+        """
+        net = self.network
+        u = net.draw_uniforms(self._rng)
+        state, slow = net.online_state, net.slow
+        p_down, p_up = net.transition
+        masks, n_online, code, _, changes, *phase_ms = kernels_pbft.pbft_round(
+            u,
+            net.down if state is None else state,
+            state is not None,
+            p_down,
+            p_up,
+            net.availability,
+            net.down,
+            net.message_loss,
+            self.voters,
+            self.view,
+            self.f,
+            net.base_delay_ms,
+            net.base_delay_ms if slow is None else slow,
+            slow is not None,
+            net.jitter_ms,
+            has_block,
+        )
+        net.online_state = masks[0]
+        online = masks[1]
+        share = n_online / online.size
+        self.last_round = NodeRound(online, None, False)
+        if code == kernels_pbft.NO_BLOCK:
+            return RoundOutcome(False, NO_QUORUM, 0.0, share, 0)
+        if code == kernels_pbft.NO_LEADER:
+            return RoundOutcome(False, PRIMARY_OFFLINE, self.timeout_ms, share, 0)
+        self.view += changes
+        waited_ms = changes * self.timeout_ms
+        if code == kernels_pbft.NO_QUORUM:
+            return RoundOutcome(False, NO_QUORUM, waited_ms + self.timeout_ms, share, changes)
+        self.last_round = NodeRound(online, masks[2], False)
+        latency = waited_ms + sum(phase_ms)  # Python's sum, as quorum_latency_ms's
+        return RoundOutcome(True, COMMITTED, latency, share, changes)
 
     def run_round(self, draw: RoundDraw, has_block: bool) -> RoundOutcome:
         """Run one round on a given network draw (tests feed their own draws here).

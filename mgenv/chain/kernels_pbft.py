@@ -1,0 +1,236 @@
+"""Compiled PBFT round (numba, :mod:`mgenv._jit`): one call per period instead of ~60 numpy calls.
+
+:func:`pbft_round` does in one call what :meth:`mgenv.chain.network.NetworkModel.draw_round`
+(after its ``rng.random``), :func:`mgenv.chain.pbft.select_primary`,
+:func:`mgenv.chain.pbft.count_votes`, :meth:`NetworkModel.delays_ms` and
+:func:`mgenv.chain.pbft.quorum_latency_ms` do with numpy, with bit-identical results:
+
+* the uniforms are the same array the numpy path draws (one ``rng.random`` call, made by the
+  caller), read with the same layout: online | loss (3, n, n) | jitter (3, n, n);
+* comparisons and vote counts are exact whatever the order;
+* a delay is the same expression, ``base + ((-jitter_ms) * log1p(-u)) * slow``, evaluated per
+  element (numba calls the same libm ``log1p`` as numpy's scalar loop; the tests compare both);
+* a phase's duration is an order statistic, a value picked, not computed, so any correct
+  selection gives the same float (no delay is nan or -0.0: base >= 0 and jitter >= +0.0);
+* the three phase durations are returned separately and summed by the caller with Python's
+  ``sum`` exactly as :func:`~mgenv.chain.pbft.quorum_latency_ms` does.
+
+The numpy functions stay the reference, the fallback without numba and what SPFT calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mgenv import _jit
+
+#: ``pbft_round``'s ``code``: what the period's round came to.
+NO_BLOCK = 0  # nothing to agree on: only the online draw was made
+NO_LEADER = 1  # primary offline and fewer than 2f + 1 online: no view change can complete
+NO_QUORUM = 2  # fewer than 2f + 1 nodes committed locally
+COMMITTED = 3  # the block commits; the phase durations are set
+
+_INF = np.inf
+_INSERTION_MAX = 32  # up to this many values, an insertion sort beats np.sort's allocation
+
+
+@_jit.kernel
+def _kth_smallest(buf: NDArray[np.float64], m: int, k: int) -> float:
+    """The (k+1)-th smallest of ``buf[:m]`` (inf if m <= k); reorders ``buf[:m]``.
+
+    Mirrors ``np.sort(...)[k]`` of the numpy path for values without nan.
+    """
+    if m <= k:
+        return _INF
+    if m > _INSERTION_MAX:
+        return float(np.sort(buf[:m])[k])
+    for a in range(1, m):
+        x = buf[a]
+        b = a - 1
+        while b >= 0 and buf[b] > x:
+            buf[b + 1] = buf[b]
+            b -= 1
+        buf[b + 1] = x
+    return float(buf[k])
+
+
+@_jit.kernel
+def pbft_round(
+    u: NDArray[np.float64],
+    state: NDArray[np.bool_],
+    has_state: bool,
+    p_up_from_down: float,
+    p_up_from_up: float,
+    availability: float,
+    down: NDArray[np.bool_],
+    message_loss: float,
+    voters: NDArray[np.bool_],
+    view: int,
+    f: int,
+    base_delay_ms: NDArray[np.float64],
+    slow: NDArray[np.float64],
+    has_slow: bool,
+    jitter_ms: float,
+    has_block: bool,
+) -> tuple[NDArray[np.bool_], int, int, int, int, float, float, float]:
+    """One PBFT period on the network's uniforms (see the module docstring).
+
+    Args:
+        u: Shape (n + 6 n^2,), the period's uniforms in [0, 1) (``NetworkModel.draw_round``'s
+            ``rng.random`` output).
+        state: Shape (n,), bool: who was online last period (ignored without ``has_state``).
+        has_state: Whether there was a last period (``NetworkModel.online_state`` not None).
+        p_up_from_down: P(online | offline before) (``online_transition``).
+        p_up_from_up: P(online | online before).
+        availability: Probability of being online in the first period.
+        down: Shape (n,), bool: nodes taken offline by a DDoS (all False if none).
+        message_loss: Probability that a message is lost.
+        voters: Shape (n,), bool: node sends prepare/commit votes (not withholding).
+        view: Current view (>= 0); the primary is ``view % n``.
+        f: Tolerated faulty nodes (quorum 2f + 1, vote thresholds 2f).
+        base_delay_ms: Shape (n, n), ``NetworkModel.base_delay_ms`` (ms).
+        slow: Shape (n, n), ``NetworkModel.slow`` (ignored without ``has_slow``).
+        has_slow: Whether the jitter is multiplied by ``slow``.
+        jitter_ms: Mean exponential jitter (ms).
+        has_block: Whether there is a block to agree on.
+
+    Returns:
+        ``(masks, n_online, code, primary, view_changes, phase0_ms, phase1_ms, phase2_ms)``:
+        masks has shape (3, n), bool: [0] the new online state (before the DDoS, as
+        ``NetworkModel.online_state``), [1] online this period, [2] committed locally
+        (``Votes.committed``; all False unless the round ran); ``code`` is one of
+        NO_BLOCK, NO_LEADER, NO_QUORUM, COMMITTED; ``primary`` is -1 without a leader; the
+        phase durations (``quorum_latency_ms``'s three terms) are 0.0 unless COMMITTED.
+    """
+    n = down.size
+    masks = np.zeros((3, n), dtype=np.bool_)
+    state_new, online, committed = masks[0], masks[1], masks[2]
+    n_online = 0
+    for i in range(n):  # NetworkModel.next_online
+        if not has_state:
+            on = u[i] < availability
+        elif p_up_from_down == p_up_from_up:
+            on = u[i] < p_up_from_up
+        else:
+            on = u[i] < (p_up_from_up if state[i] else p_up_from_down)
+        state_new[i] = on
+        online[i] = on and not down[i]
+        n_online += online[i]
+    if not has_block:
+        return masks, n_online, NO_BLOCK, -1, 0, 0.0, 0.0, 0.0
+
+    primary = view % n  # select_primary
+    changes = 0
+    if not online[primary]:
+        if n_online < 2 * f + 1:
+            return masks, n_online, NO_LEADER, -1, 0, 0.0, 0.0, 0.0
+        for k in range(1, n):
+            if online[(primary + k) % n]:
+                primary = (primary + k) % n
+                changes = k
+                break
+
+    # count_votes: a message j -> i of phase p is delivered iff j != i, the receiver is
+    # online and u[n + (p n + j) n + i] >= message_loss (senders are online by construction)
+    has_pp = np.zeros(n, dtype=np.bool_)
+    prepared = np.zeros(n, dtype=np.bool_)
+    prep_send = np.zeros(n, dtype=np.bool_)
+    com_send = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        has_pp[i] = i == primary or (online[i] and u[n + primary * n + i] >= message_loss)
+        prep_send[i] = has_pp[i] and voters[i]
+    for i in range(n):
+        prepared[i] = has_pp[i] and _votes(u, 1, prep_send, i, message_loss) >= 2 * f
+        com_send[i] = prepared[i] and voters[i]
+    n_committed = 0
+    for i in range(n):
+        committed[i] = com_send[i] and _votes(u, 2, com_send, i, message_loss) >= 2 * f
+        n_committed += committed[i]
+    if n_committed < 2 * f + 1:
+        return masks, n_online, NO_QUORUM, primary, changes, 0.0, 0.0, 0.0
+
+    # quorum_latency_ms with NetworkModel.delays_ms's delays, computed only where used
+    done = np.full(n, _INF)  # each node's completion time of the pre-prepare
+    for i in range(n):  # the primary at once, the others when the pre-prepare arrives
+        if i == primary:
+            done[i] = 0.0
+        elif has_pp[i]:
+            done[i] = _delay(u, 0, primary, i, base_delay_ms, slow, has_slow, jitter_ms)
+    phase0 = _kth_smallest(done, n, 2 * f)
+    args = (message_loss, f, base_delay_ms, slow, has_slow, jitter_ms)
+    phase1 = _vote_phase_ms(u, 1, prep_send, prepared, *args)
+    phase2 = _vote_phase_ms(u, 2, com_send, committed, *args)
+    return masks, n_online, COMMITTED, primary, changes, phase0, phase1, phase2
+
+
+@_jit.kernel
+def _votes(
+    u: NDArray[np.float64], p: int, senders: NDArray[np.bool_], i: int, message_loss: float
+) -> int:
+    """Phase-``p`` votes node ``i`` receives from ``senders`` (``count_votes``'s matmul row)."""
+    n = senders.size
+    loss = n + p * n * n  # this phase's loss uniforms, [sender, receiver]
+    votes = 0
+    for j in range(n):
+        if senders[j] and j != i and u[loss + j * n + i] >= message_loss:
+            votes += 1
+    return votes
+
+
+@_jit.kernel
+def _vote_phase_ms(
+    u: NDArray[np.float64],
+    p: int,
+    senders: NDArray[np.bool_],
+    reached: NDArray[np.bool_],
+    message_loss: float,
+    f: int,
+    base_delay_ms: NDArray[np.float64],
+    slow: NDArray[np.float64],
+    has_slow: bool,
+    jitter_ms: float,
+) -> float:
+    """Duration of vote phase ``p`` (1 prepare, 2 commit): ``quorum_latency_ms``'s term (ms).
+
+    A node that ``reached`` the phase completes it at the arrival of the 2f-th vote delivered
+    to it from ``senders``; the phase lasts until the (2f + 1)-th node completes it.
+    """
+    n = senders.size
+    loss = n + p * n * n  # this phase's loss uniforms, [sender, receiver]
+    arrival = np.empty(n, dtype=np.float64)
+    done = np.full(n, _INF)
+    for i in range(n):
+        if not reached[i]:
+            continue
+        m = 0
+        for j in range(n):
+            if senders[j] and j != i and u[loss + j * n + i] >= message_loss:
+                arrival[m] = _delay(u, p, j, i, base_delay_ms, slow, has_slow, jitter_ms)
+                m += 1
+        done[i] = _kth_smallest(arrival, m, 2 * f - 1)
+    return _kth_smallest(done, n, 2 * f)
+
+
+@_jit.kernel
+def _delay(
+    u: NDArray[np.float64],
+    p: int,
+    j: int,
+    i: int,
+    base_delay_ms: NDArray[np.float64],
+    slow: NDArray[np.float64],
+    has_slow: bool,
+    jitter_ms: float,
+) -> float:
+    """``NetworkModel.delays_ms(jitter_u)[p, j, i]``, message j -> i of phase p (ms).
+
+    Same expression and order as the numpy code: ``(-jitter_ms) * log1p(-u)``, times the
+    link's slowdown if any, added to the base delay; ``u`` is the whole draw (jitter part at
+    ``n + 3 n^2``).
+    """
+    n = base_delay_ms.shape[0]
+    jitter = -jitter_ms * np.log1p(-u[n + 3 * n * n + (p * n + j) * n + i])
+    if has_slow:
+        jitter *= slow[j, i]
+    return float(base_delay_ms[j, i] + jitter)

@@ -1,0 +1,338 @@
+"""The PBFT, node-view and chain-glue kernels give the numpy code's results, bit for bit.
+
+Each test runs the same seeded inputs twice, with the kernels (``mgenv._jit.ENABLED``) and
+with the numpy code, and compares every output exactly: outcomes, floats with ``==``, arrays
+with their dtypes, the protocol's and the network's state, node heads and block hashes.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+from mgenv import _jit
+from mgenv.chain import Chain, ChainParams, ConsensusResult
+from mgenv.chain.ledger import HEADER_STRUCT, Block, Ledger
+from mgenv.chain.nodeview import NodeHeads, NodeRound
+from mgenv.chain.pbft import PBFTProtocol
+from mgenv.chain.types import RoundOutcome
+
+pytestmark = pytest.mark.skipif(not _jit.ENABLED, reason="numba is not installed")
+
+
+@contextmanager
+def numpy_path() -> Iterator[None]:
+    """Run the block with the numpy code (the kernels off)."""
+    _jit.ENABLED = False
+    try:
+        yield
+    finally:
+        _jit.ENABLED = True
+
+
+def same_array(a: object, b: object) -> None:
+    assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(a, b)
+
+
+def same_outcome(a: RoundOutcome, b: RoundOutcome) -> None:
+    assert type(a) is type(b)
+    for x, y in zip(a, b, strict=True):
+        assert type(x) is type(y) and x == y, (a, b)
+
+
+# ------------------------------------------------------------------ the PBFT round
+
+
+def random_pbft_params(rng: np.random.Generator, n: int) -> ChainParams:
+    loss = float(rng.choice([0.0, 1.0, rng.uniform(0.0, 0.5), rng.uniform(0.0, 0.05)]))
+    availability = float(rng.choice([0.0, 1.0, rng.uniform(0.5, 1.0), rng.uniform(0.9, 1.0)]))
+    outage = 0.0
+    if 0.0 < availability < 1.0 and rng.random() < 0.4:
+        outage = max(1.0, (1.0 - availability) / availability) * rng.uniform(1.0, 5.0)
+    ddos = int(rng.integers(0, n // 3 + 1)) if rng.random() < 0.4 else 0
+    return ChainParams(
+        protocol="pbft",
+        n_nodes=n,
+        message_loss=loss,
+        availability=availability,
+        mean_outage_periods=outage,
+        withhold_share=float(rng.choice([0.0, 0.0, rng.uniform(0.0, 0.4)])),
+        ddos_nodes=ddos,
+        ddos_mode=str(rng.choice(["offline", "slow"])),
+        ddos_slowdown=float(rng.uniform(1.0, 50.0)),
+        jitter_ms=float(rng.choice([0.0, rng.uniform(0.0, 5.0)])),
+        base_delay_ms=float(rng.choice([0.0, rng.uniform(0.0, 10.0)])),
+        delay_per_km_ms=float(rng.uniform(0.0, 1.0)),
+        area_km=float(rng.choice([0.0, rng.uniform(1.0, 100.0)])),
+        view_change_timeout_ms=float(rng.uniform(1.0, 500.0)),
+    )
+
+
+def compare_pbft_rounds(params: ChainParams, seed: int, periods: int) -> list[RoundOutcome]:
+    """Two protocols from one seed, one per path; compare every period's outcome and state."""
+    fast = PBFTProtocol(params, *np.random.default_rng(seed).spawn(2))
+    slow = PBFTProtocol(params, *np.random.default_rng(seed).spawn(2))
+    plan = np.random.default_rng(seed + 1)
+    outcomes = []
+    for _ in range(periods):
+        has_block = bool(plan.random() < 0.8)
+        if plan.random() < 0.2:  # jump the view: any node can be the primary
+            fast.view = slow.view = int(plan.integers(0, 10 * params.n_nodes))
+        a = fast.decide(has_block)
+        with numpy_path():
+            b = slow.decide(has_block)
+        same_outcome(a, b)
+        assert fast.view == slow.view
+        ra, rb = fast.last_round, slow.last_round
+        assert ra is not None and rb is not None and ra.altered == rb.altered
+        same_array(ra.online, rb.online)
+        assert (ra.holders is None) == (rb.holders is None)
+        if ra.holders is not None:
+            same_array(ra.holders, rb.holders)
+        same_array(fast.network.online_state, slow.network.online_state)
+        assert fast._rng.bit_generator.state == slow._rng.bit_generator.state
+        outcomes.append(a)
+    return outcomes
+
+
+@pytest.mark.parametrize("n", [4, 5, 7, 10, 13, 16, 31, 40, 64])
+def test_pbft_round_matches_numpy_on_random_networks(n: int) -> None:
+    rng = np.random.default_rng(1000 + n)
+    reasons: set[int] = set()
+    for trial in range(12 if n <= 16 else 4):
+        params = random_pbft_params(rng, n)
+        outcomes = compare_pbft_rounds(params, seed=n * 100 + trial, periods=40)
+        reasons |= {o.reason for o in outcomes}
+    assert len(reasons) >= 2  # the random networks reach more than one verdict
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"message_loss": 0.0, "availability": 1.0},  # everything delivered
+        {"message_loss": 1.0, "availability": 1.0},  # every message lost: no quorum
+        {"availability": 0.0},  # every node offline: no leader
+        {"availability": 0.6, "message_loss": 0.1},  # primary often offline: view changes
+        {"availability": 0.9, "mean_outage_periods": 3.0},  # Markov outages
+        {"withhold_share": 0.25, "message_loss": 0.02},  # withholding voters
+        {"withhold_share": 1.0},  # nobody votes
+        {"ddos_nodes": 2, "ddos_mode": "offline", "n_nodes": 7},
+        {"ddos_nodes": 2, "ddos_mode": "slow", "n_nodes": 7, "ddos_slowdown": 30.0},
+        {"jitter_ms": 0.0, "base_delay_ms": 0.0, "delay_per_km_ms": 0.0},  # zero delays
+        {"n_nodes": 100, "message_loss": 0.05},  # large: np.sort instead of insertion
+    ],
+)
+def test_pbft_round_matches_numpy_on_edge_cases(fields: dict[str, object]) -> None:
+    params = ChainParams(**{"protocol": "pbft", **fields})  # type: ignore[arg-type]
+    for seed in range(3):
+        compare_pbft_rounds(params, seed, periods=30)
+
+
+def test_pbft_round_edge_cases_reach_their_verdicts() -> None:
+    """The edge cases above do reach what they are meant to (so they test something)."""
+    base = {"protocol": "pbft"}
+
+    def reasons(**fields: object) -> set[int]:
+        params = ChainParams(**{**base, **fields})  # type: ignore[arg-type]
+        return {o.reason for o in compare_pbft_rounds(params, 0, 30)}
+
+    assert reasons(message_loss=1.0, availability=1.0) == {1}
+    assert reasons(availability=0.0) == {1, 3}  # no_quorum without block, primary_offline
+    changes = compare_pbft_rounds(ChainParams(protocol="pbft", availability=0.6), 0, 60)
+    assert any(o.view_changes > 0 and o.committed for o in changes)
+
+
+# ------------------------------------------------------------------ the node view
+
+
+def tamper_prev_hash(ledger: Ledger, index: int) -> None:
+    """Give a kept block another prev_hash (its recorded hash kept): a broken link."""
+    block = ledger[index]
+    fields = list(HEADER_STRUCT.unpack(block.header))
+    fields[2] = bytes(32 - 1) + b"\x01"
+    ledger._blocks[index] = dataclasses.replace(block, header=HEADER_STRUCT.pack(*fields))
+
+
+def compare_node_views(seed: int, n: int, window: int, periods: int) -> int:
+    """A random history of blocks, holders, outages and corruptions through both paths.
+
+    Returns how many periods needed the catch-up (so that the caller can check coverage).
+    """
+    rng = np.random.default_rng(seed)
+    malicious = rng.random(n) < 0.2
+    fast, slow = NodeHeads(malicious), NodeHeads(malicious)
+    ledger = Ledger(window)
+    slowish = 0
+    for t in range(periods):
+        block: Block | None = None
+        if rng.random() < 0.7:
+            block = ledger.append(t, [rng.bytes(104)], t)
+        online = rng.random(n) < rng.choice([1.0, 0.9, 0.5, 0.0])
+        kind = rng.random()
+        if kind < 0.15:
+            rnd = None
+        elif block is None or kind < 0.3:
+            rnd = NodeRound(online, None, False)
+        else:
+            holders = online & (rng.random(n) < rng.choice([1.0, 0.8, 0.3]))
+            rnd = NodeRound(online, holders, False)
+        if rng.random() < 0.05:  # a corrupted stored head
+            i, b = int(rng.integers(n)), int(rng.integers(32))
+            fast.head[i, b] ^= 1
+            slow.head[i, b] ^= 1
+        if len(ledger) > 1 and rng.random() < 0.03:  # a broken link in the ledger
+            tamper_prev_hash(ledger, int(rng.integers(len(ledger))))
+        before = fast.height.copy()
+        got = fast.update(t, ledger, block, rnd)
+        with numpy_path():
+            want = slow.update(t, ledger, block, rnd)
+        assert got == want and list(got) == list(want), t
+        assert all(type(v) is float for v in got.values())
+        for name in ("height", "head", "forked", "honest"):
+            same_array(getattr(fast, name), getattr(slow, name))
+        assert fast.link_failures == slow.link_failures
+        slowish += bool(rnd is not None and (before < ledger.next_height).any() and got)
+    return slowish
+
+
+@pytest.mark.parametrize("n", [1, 4, 7, 16, 64])
+@pytest.mark.parametrize("window", [1, 3, 256])
+def test_node_view_matches_numpy(n: int, window: int) -> None:
+    caught_up = sum(compare_node_views(seed, n, window, periods=80) for seed in range(6))
+    assert caught_up > 10
+
+
+def test_node_view_with_altered_blocks_and_link_failures_matches_numpy() -> None:
+    """Colluders' forks (the numpy path runs for them) mixed with the compiled periods."""
+    n = 7
+    malicious = np.array([0, 0, 0, 0, 0, 1, 1], bool)
+    fast, slow = NodeHeads(malicious), NodeHeads(malicious)
+    ledger = Ledger(4)
+    rng = np.random.default_rng(5)
+    forks = 0
+    for t in range(120):
+        online = rng.random(n) < 0.8
+        if rng.random() < 0.2:
+            rnd, block = NodeRound(online, malicious & online, True), None
+        else:
+            block = ledger.append(t, [rng.bytes(72)], t)
+            rnd = NodeRound(online, online & (rng.random(n) < 0.7), False)
+        if t % 17 == 3:
+            fast.head[1, 3] ^= 4
+            slow.head[1, 3] ^= 4
+        got = fast.update(t, ledger, block, rnd)
+        with numpy_path():
+            want = slow.update(t, ledger, block, rnd)
+        assert got == want
+        for name in ("height", "head", "forked"):
+            same_array(getattr(fast, name), getattr(slow, name))
+        assert fast.link_failures == slow.link_failures
+        forks += int(fast.forked.any())
+    assert fast.link_failures > 0 and forks > 0
+
+
+# ------------------------------------------------------------------ the whole chain stage
+
+
+def chain_pair(**fields: object) -> tuple[Chain, Chain]:
+    params = ChainParams(**fields)  # type: ignore[arg-type]
+
+    def make() -> Chain:
+        net, adv = np.random.default_rng(7).spawn(2)
+        return Chain(params, 10, net, adv, key_seed=99, period_h=0.25)
+
+    return make(), make()
+
+
+def same_result(a: ConsensusResult, b: ConsensusResult) -> None:
+    same_array(a.committed, b.committed)
+    same_array(a.reason, b.reason)
+    for x, y in zip(a[2:5], b[2:5], strict=True):
+        assert type(x) is type(y) and x == y
+    assert a.block == b.block
+    assert a.extra == b.extra and list(a.extra) == list(b.extra)
+    assert all(type(v) is float for v in a.extra.values())
+
+
+def trades(rng: np.random.Generator, t: int) -> tuple[np.ndarray, ...]:
+    n_tx = int(rng.choice([0, 1, 2, 5, 9]))
+    seller = rng.integers(0, 5, n_tx)
+    buyer = rng.integers(5, 10, n_tx)
+    q = rng.uniform(0.1, 30.0, n_tx)
+    p = rng.uniform(0.3, 1.2, n_tx)
+    if t % 7 == 3 and n_tx:  # invalid trades: zero, negative, nan kWh; a self-trade
+        q[0] = rng.choice([0.0, -1.0, math.nan, math.inf])
+        buyer[-1] = seller[-1]
+    return seller, buyer, q, p
+
+
+def flip_hook(period: int, payloads: list[bytes], ss: list[bytes], bs: list[bytes]) -> None:
+    if payloads and period % 3 == 0:
+        ss[0] = bytes(len(ss[0]))  # a forged seller signature
+    if len(payloads) > 1 and period % 4 == 1:
+        payloads[1] = payloads[1][:-1] + bytes([payloads[1][-1] ^ 1])  # altered in flight
+
+
+HOOKS: dict[str, Callable[..., None] | None] = {"none": None, "flip": flip_hook}
+
+
+@pytest.mark.parametrize("hook", list(HOOKS))
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"protocol": "pbft", "message_loss": 0.05, "availability": 0.98},
+        {"protocol": "pbft", "message_loss": 0.3, "availability": 0.7, "withhold_share": 0.2},
+        {"protocol": "pbft", "n_nodes": 10, "availability": 0.8, "mean_outage_periods": 4.0},
+        {"protocol": "pbft", "message_loss": 1.0},
+        {"protocol": "pbft", "signatures": "ed25519", "message_loss": 0.1},
+        {"protocol": "pbft", "ledger_window": 2, "availability": 0.6, "message_loss": 0.2},
+        {"protocol": "ideal"},
+        {"protocol": "ideal", "signatures": "ed25519"},
+    ],
+)
+def test_chain_stage_matches_numpy(fields: dict[str, object], hook: str) -> None:
+    fast, slow = chain_pair(**fields)
+    fast.tamper_hook = slow.tamper_hook = HOOKS[hook]
+    rng = np.random.default_rng(3)
+    periods = 25 if fields.get("signatures") == "ed25519" else 60
+    for t in range(periods):
+        inputs = trades(rng, t)
+        a = fast.process(t, *inputs)
+        with numpy_path():
+            b = slow.process(t, *inputs)
+        same_result(a, b)
+        assert fast.node_heads() == slow.node_heads()
+        assert fast.ledger.head_hash == slow.ledger.head_hash
+        assert fast.nodes.link_failures == slow.nodes.link_failures
+        assert fast.next_serial == slow.next_serial
+    fast.ledger.verify()
+    fast.sync_nodes()
+    with numpy_path():
+        slow.sync_nodes()
+    assert fast.node_heads() == slow.node_heads()
+
+
+def test_copies_and_pickles_keep_running_the_same() -> None:
+    """A deep copy made mid-run continues on the kernels exactly like the numpy original."""
+    fast, slow = chain_pair(protocol="pbft", message_loss=0.1, availability=0.9)
+    rng = np.random.default_rng(0)
+    for t in range(10):
+        inputs = trades(rng, t)
+        fast.process(t, *inputs)
+        with numpy_path():
+            slow.process(t, *inputs)
+    fast = copy.deepcopy(fast)
+    for t in range(10, 30):
+        inputs = trades(rng, t)
+        a = fast.process(t, *inputs)
+        with numpy_path():
+            b = slow.process(t, *inputs)
+        same_result(a, b)
