@@ -17,8 +17,6 @@ from numpy.typing import NDArray
 
 from mgenv import _jit
 
-_NO_LEVELS = np.zeros(0, dtype=np.int64)
-
 
 @_jit.kernel
 def _same_hash(head: NDArray[np.uint8], i: int, digest: NDArray[np.uint8] | bytes) -> bool:
@@ -58,7 +56,7 @@ def deliver(
     top: int,
     block_hash: bytes,
     head_hash: bytes,
-) -> NDArray[np.int64]:
+) -> bool:
     """Step 1 (delivery of a committed block), then whether every node is at the head.
 
     Mirrors ``NodeHeads.update`` up to its first ``_at_head`` check: with ``give``, the
@@ -76,8 +74,8 @@ def deliver(
         head_hash: The ledger's head hash (32 bytes).
 
     Returns:
-        Empty if the nodes are synced (the figures are the synced ones), else the sorted
-        distinct heights of the nodes, shape (k,), int64: where the caller looks hashes up.
+        Whether the nodes are synced (the figures are then the synced ones); if not, the
+        caller looks the committed chain's hashes up for :func:`catch_up_figures`.
     """
     n = height.size
     if give:
@@ -90,15 +88,19 @@ def deliver(
                 for b in range(32):
                     head[i, b] = block_hash[b]
         if n_holders == n:
-            return _NO_LEVELS
-    at_head = True
-    for i in range(n):
+            return True
+    return _at_head(height, head, top, head_hash)
+
+
+@_jit.kernel
+def _at_head(
+    height: NDArray[np.int64], head: NDArray[np.uint8], top: int, head_hash: bytes
+) -> bool:
+    """``NodeHeads._at_head``: every node's head is ``head_hash`` at height ``top``."""
+    for i in range(height.size):
         if height[i] != top or not _same_hash(head, i, head_hash):
-            at_head = False
-            break
-    if at_head:
-        return _NO_LEVELS
-    return np.unique(height)
+            return False
+    return True
 
 
 @_jit.kernel
@@ -110,13 +112,15 @@ def catch_up_figures(
     online: NDArray[np.bool_],
     top: int,
     head_hash: bytes,
-    levels: NDArray[np.int64],
-    prev_hash: NDArray[np.uint8],
-    prev_known: NDArray[np.bool_],
-    chain_hash: NDArray[np.uint8],
-    chain_known: NDArray[np.bool_],
+    prev_hash: bytes,
+    prev_known: bytes,
+    chain_hash: bytes,
+    chain_known: bytes,
 ) -> tuple[bool, int, int, int]:
     """Steps 2 and 3 (``NodeHeads.catch_up`` then ``NodeHeads.figures``) for nodes not synced.
+
+    The tables are indexed by level, the k-th of the nodes' sorted distinct heights (as this
+    function finds them, before any node catches up).
 
     Args:
         height: Shape (n,), int64, updated in place.
@@ -126,22 +130,23 @@ def catch_up_figures(
         online: Shape (n,), bool: nodes that try to catch up (and may serve).
         top: The ledger's next height.
         head_hash: The ledger's head hash (32 bytes).
-        levels: Shape (k,), the sorted distinct heights :func:`deliver` returned.
-        prev_hash: Shape (k, 32): ``prev_hash`` of the block at each level (what a node at
-            that height checks its head against when it fetches), where ``prev_known``.
-        prev_known: Shape (k,), bool: that block is in the ledger's window.
-        chain_hash: Shape (k, 32): the committed chain's head hash at each level (block
-            level - 1's hash, zeros at 0), where ``chain_known``.
-        chain_known: Shape (k,), bool: that hash is known (level 0 or block in the window).
+        prev_hash: 32 bytes per level: ``prev_hash`` of the block at that height (what a
+            node there checks its head against when it fetches), where ``prev_known``.
+        prev_known: One byte per level, nonzero if that block is in the ledger's window.
+        chain_hash: 32 bytes per level: the committed chain's head hash at that height
+            (block height - 1's hash; zeros at 0), where ``chain_known``.
+        chain_known: One byte per level, nonzero if that hash is known (height 0 or the
+            block in the window).
 
     Returns:
         ``(honest_heads_agree, lagging_nodes, forked_nodes, link_failures)``, the last to be
         added to ``NodeHeads.link_failures``.
     """
     n = height.size
-    level = np.empty(n, dtype=np.int64)  # each node's index into levels (its height's)
-    for i in range(n):
-        level[i] = np.searchsorted(levels, height[i])
+    levels = np.unique(height)
+    level = np.searchsorted(levels, height)  # each node's index into the tables
+    prev = np.frombuffer(prev_hash, dtype=np.uint8).reshape(levels.size, 32)
+    chain = np.frombuffer(chain_hash, dtype=np.uint8).reshape(levels.size, 32)
     # catch_up: behind = online & ~forked & height < top; servers at the head, honest
     any_behind = False
     any_server = False
@@ -155,7 +160,7 @@ def catch_up_figures(
             if not (online[i] and not forked[i] and height[i] < top):
                 continue
             k = level[i]
-            if prev_known[k] and not _same_hash(head, i, prev_hash[k]):
+            if prev_known[k] and not _same_hash(head, i, prev[k]):
                 failures += 1  # the first fetched block does not link to its head
                 continue
             height[i] = top
@@ -163,19 +168,14 @@ def catch_up_figures(
             for b in range(32):
                 head[i, b] = head_hash[b]
     # figures: the synced ones if every node is at the head, else by height
-    at_head = True
-    for i in range(n):
-        if height[i] != top or not _same_hash(head, i, head_hash):
-            at_head = False
-            break
-    if at_head:
+    if _at_head(height, head, top, head_hash):
         return True, 0, 0, failures
     agree = True
     lagging = 0
     off_chain = 0
     for i in range(n):
         k = level[i]
-        on_chain = not forked[i] and (not chain_known[k] or _same_hash(head, i, chain_hash[k]))
+        on_chain = not forked[i] and (not chain_known[k] or _same_hash(head, i, chain[k]))
         off_chain += not on_chain
         if honest[i]:
             agree &= on_chain

@@ -30,6 +30,7 @@ NO_BLOCK = 0  # nothing to agree on: only the online draw was made
 NO_LEADER = 1  # primary offline and fewer than 2f + 1 online: no view change can complete
 NO_QUORUM = 2  # fewer than 2f + 1 nodes committed locally
 COMMITTED = 3  # the block commits; the phase durations are set
+N_WORK_ROWS = 7  # rows of pbft_round's bool work array: 3 outputs, 4 scratch
 
 _INF = np.inf
 _INSERTION_MAX = 32  # up to this many values, an insertion sort beats np.sort's allocation
@@ -73,7 +74,8 @@ def pbft_round(
     has_slow: bool,
     jitter_ms: float,
     has_block: bool,
-) -> tuple[NDArray[np.bool_], int, int, int, int, float, float, float]:
+    work: NDArray[np.bool_],
+) -> tuple[int, int, int, float, float, float]:
     """One PBFT period on the network's uniforms (see the module docstring).
 
     Args:
@@ -94,18 +96,21 @@ def pbft_round(
         has_slow: Whether the jitter is multiplied by ``slow``.
         jitter_ms: Mean exponential jitter (ms).
         has_block: Whether there is a block to agree on.
+        work: Shape (N_WORK_ROWS, n), bool, filled here (passed in: returning a new array
+            costs more than allocating it in Python); the outputs are row [0] the new online
+            state (before the DDoS, as ``NetworkModel.online_state``), [1] online this
+            period, [2] committed locally (``Votes.committed``; all False unless the round
+            ran); the other rows are scratch.
 
     Returns:
-        ``(masks, n_online, code, primary, view_changes, phase0_ms, phase1_ms, phase2_ms)``:
-        masks has shape (3, n), bool: [0] the new online state (before the DDoS, as
-        ``NetworkModel.online_state``), [1] online this period, [2] committed locally
-        (``Votes.committed``; all False unless the round ran); ``code`` is one of
-        NO_BLOCK, NO_LEADER, NO_QUORUM, COMMITTED; ``primary`` is -1 without a leader; the
-        phase durations (``quorum_latency_ms``'s three terms) are 0.0 unless COMMITTED.
+        ``(n_online, code, view_changes, phase0_ms, phase1_ms, phase2_ms)``: ``code`` is one of
+        NO_BLOCK, NO_LEADER, NO_QUORUM, COMMITTED; the phase durations
+        (``quorum_latency_ms``'s three terms) are 0.0 unless COMMITTED.
     """
     n = down.size
-    masks = np.zeros((3, n), dtype=np.bool_)
-    state_new, online, committed = masks[0], masks[1], masks[2]
+    work[:] = False
+    state_new, online, committed = work[0], work[1], work[2]
+    has_pp, prepared, prep_send, com_send = work[3], work[4], work[5], work[6]
     n_online = 0
     for i in range(n):  # NetworkModel.next_online
         if not has_state:
@@ -118,13 +123,13 @@ def pbft_round(
         online[i] = on and not down[i]
         n_online += online[i]
     if not has_block:
-        return masks, n_online, NO_BLOCK, -1, 0, 0.0, 0.0, 0.0
+        return n_online, NO_BLOCK, 0, 0.0, 0.0, 0.0
 
     primary = view % n  # select_primary
     changes = 0
     if not online[primary]:
         if n_online < 2 * f + 1:
-            return masks, n_online, NO_LEADER, -1, 0, 0.0, 0.0, 0.0
+            return n_online, NO_LEADER, 0, 0.0, 0.0, 0.0
         for k in range(1, n):
             if online[(primary + k) % n]:
                 primary = (primary + k) % n
@@ -133,10 +138,6 @@ def pbft_round(
 
     # count_votes: a message j -> i of phase p is delivered iff j != i, the receiver is
     # online and u[n + (p n + j) n + i] >= message_loss (senders are online by construction)
-    has_pp = np.zeros(n, dtype=np.bool_)
-    prepared = np.zeros(n, dtype=np.bool_)
-    prep_send = np.zeros(n, dtype=np.bool_)
-    com_send = np.zeros(n, dtype=np.bool_)
     for i in range(n):
         has_pp[i] = i == primary or (online[i] and u[n + primary * n + i] >= message_loss)
         prep_send[i] = has_pp[i] and voters[i]
@@ -148,20 +149,22 @@ def pbft_round(
         committed[i] = com_send[i] and _votes(u, 2, com_send, i, message_loss) >= 2 * f
         n_committed += committed[i]
     if n_committed < 2 * f + 1:
-        return masks, n_online, NO_QUORUM, primary, changes, 0.0, 0.0, 0.0
+        return n_online, NO_QUORUM, changes, 0.0, 0.0, 0.0
 
     # quorum_latency_ms with NetworkModel.delays_ms's delays, computed only where used
-    done = np.full(n, _INF)  # each node's completion time of the pre-prepare
+    times = np.empty((2, n), dtype=np.float64)  # scratch: completions, arrivals
+    done = times[0]  # each node's completion time of the pre-prepare
     for i in range(n):  # the primary at once, the others when the pre-prepare arrives
+        done[i] = _INF
         if i == primary:
             done[i] = 0.0
         elif has_pp[i]:
             done[i] = _delay(u, 0, primary, i, base_delay_ms, slow, has_slow, jitter_ms)
     phase0 = _kth_smallest(done, n, 2 * f)
-    args = (message_loss, f, base_delay_ms, slow, has_slow, jitter_ms)
+    args = (message_loss, f, base_delay_ms, slow, has_slow, jitter_ms, times)
     phase1 = _vote_phase_ms(u, 1, prep_send, prepared, *args)
     phase2 = _vote_phase_ms(u, 2, com_send, committed, *args)
-    return masks, n_online, COMMITTED, primary, changes, phase0, phase1, phase2
+    return n_online, COMMITTED, changes, phase0, phase1, phase2
 
 
 @_jit.kernel
@@ -190,17 +193,19 @@ def _vote_phase_ms(
     slow: NDArray[np.float64],
     has_slow: bool,
     jitter_ms: float,
+    times: NDArray[np.float64],
 ) -> float:
     """Duration of vote phase ``p`` (1 prepare, 2 commit): ``quorum_latency_ms``'s term (ms).
 
     A node that ``reached`` the phase completes it at the arrival of the 2f-th vote delivered
     to it from ``senders``; the phase lasts until the (2f + 1)-th node completes it.
+    ``times`` is (2, n) scratch.
     """
     n = senders.size
     loss = n + p * n * n  # this phase's loss uniforms, [sender, receiver]
-    arrival = np.empty(n, dtype=np.float64)
-    done = np.full(n, _INF)
+    done, arrival = times[0], times[1]
     for i in range(n):
+        done[i] = _INF
         if not reached[i]:
             continue
         m = 0

@@ -156,7 +156,7 @@ class NodeHeads:
                 kernels_nodeview.deliver_all(self.height, self.head, self.forked, top, block.hash)
             return {}
         holders = rnd.holders
-        levels = kernels_nodeview.deliver(
+        if kernels_nodeview.deliver(
             self.height,
             self.head,
             self.forked,
@@ -165,25 +165,19 @@ class NodeHeads:
             top,
             head_hash if block is None else block.hash,
             head_hash,
-        )
-        if not levels.size:
+        ):
             return dict(_SYNCED)
-        # The committed chain's hashes at the nodes' heights, as _hashes_at looks them up.
+        # The committed chain's hashes at the nodes' distinct heights, as _hashes_at looks
+        # them up, 32 bytes per height (zeros where unknown) and a known flag per height.
         first = top - len(ledger)
-        k = levels.size
-        prev_hash = np.zeros((k, 32), dtype=np.uint8)
-        chain_hash = np.zeros((k, 32), dtype=np.uint8)
-        prev_known = np.zeros(k, dtype=bool)
-        chain_known = np.zeros(k, dtype=bool)
-        for j, h in enumerate(levels.tolist()):
-            if first <= h < top:
-                prev_hash[j] = _row(ledger[h - first].prev_hash)
-                prev_known[j] = True
-            if h == 0:
-                chain_known[j] = True  # GENESIS_PREV_HASH: zeros
-            elif first <= h - 1 < top:
-                chain_hash[j] = _row(ledger[h - 1 - first].hash)
-                chain_known[j] = True
+        prev_rows, prev_known, chain_rows, chain_known = [], [], [], []
+        for h in sorted(set(self.height.tolist())):
+            known = first <= h < top
+            prev_rows.append(ledger[h - first].prev_hash if known else GENESIS_PREV_HASH)
+            prev_known.append(known)
+            known = first <= h - 1 < top
+            chain_rows.append(ledger[h - 1 - first].hash if known else GENESIS_PREV_HASH)
+            chain_known.append(known or h == 0)  # height 0: the genesis zeros
         agree, lagging, off_chain, failures = kernels_nodeview.catch_up_figures(
             self.height,
             self.head,
@@ -192,11 +186,10 @@ class NodeHeads:
             rnd.online,
             top,
             head_hash,
-            levels,
-            prev_hash,
-            prev_known,
-            chain_hash,
-            chain_known,
+            b"".join(prev_rows),
+            bytes(prev_known),
+            b"".join(chain_rows),
+            bytes(chain_known),
         )
         self.link_failures += failures
         return {

@@ -216,7 +216,8 @@ class PBFTProtocol:
         u = net.draw_uniforms(self._rng)
         state, slow = net.online_state, net.slow
         p_down, p_up = net.transition
-        masks, n_online, code, _, changes, *phase_ms = kernels_pbft.pbft_round(
+        masks = np.empty((kernels_pbft.N_WORK_ROWS, self.voters.size), dtype=bool)
+        n_online, code, changes, *phase_ms = kernels_pbft.pbft_round(
             u,
             net.down if state is None else state,
             state is not None,
@@ -233,22 +234,26 @@ class PBFTProtocol:
             slow is not None,
             net.jitter_ms,
             has_block,
+            masks,
         )
         net.online_state = masks[0]
         online = masks[1]
         share = n_online / online.size
+        if code == kernels_pbft.COMMITTED:
+            self.view += changes
+            self.last_round = NodeRound(online, masks[2], False)
+            # Python's sum over the three phases, as quorum_latency_ms's
+            latency = changes * self.timeout_ms + sum(phase_ms)
+            return RoundOutcome(True, COMMITTED, latency, share, changes)
         self.last_round = NodeRound(online, None, False)
         if code == kernels_pbft.NO_BLOCK:
             return RoundOutcome(False, NO_QUORUM, 0.0, share, 0)
         if code == kernels_pbft.NO_LEADER:
             return RoundOutcome(False, PRIMARY_OFFLINE, self.timeout_ms, share, 0)
         self.view += changes
-        waited_ms = changes * self.timeout_ms
-        if code == kernels_pbft.NO_QUORUM:
-            return RoundOutcome(False, NO_QUORUM, waited_ms + self.timeout_ms, share, changes)
-        self.last_round = NodeRound(online, masks[2], False)
-        latency = waited_ms + sum(phase_ms)  # Python's sum, as quorum_latency_ms's
-        return RoundOutcome(True, COMMITTED, latency, share, changes)
+        return RoundOutcome(
+            False, NO_QUORUM, changes * self.timeout_ms + self.timeout_ms, share, changes
+        )
 
     def run_round(self, draw: RoundDraw, has_block: bool) -> RoundOutcome:
         """Run one round on a given network draw (tests feed their own draws here).
