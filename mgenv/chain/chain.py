@@ -190,11 +190,13 @@ class Chain:
                 *arrays, serial, period, n_participants
             )
             sellers, buyers = arrays[0].tolist(), arrays[1].tolist()
+            self._next_serial = serial + len(sellers)
         else:
             sellers, buyers, quantities, prices = screening.trade_lists(*arrays, n_participants)
+            # advanced before packing, which raises for a period outside int64
+            self._next_serial = serial + len(sellers)
             payloads = screening.pack_payloads(serial, period, sellers, buyers, quantities, prices)
         n_tx = len(sellers)
-        self._next_serial = serial + n_tx
         seller_sigs, buyer_sigs = self._signer.sign_pairs(sellers, buyers, payloads)
         hook = self.tamper_hook
         if hook is not None:

@@ -45,8 +45,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mgenv import _jit
-from mgenv.chain import kernels_pbft
 from mgenv.chain.adversary import draw_withholding
+from mgenv.chain.kernels_pbft import COMMITTED as ROUND_COMMITTED
+from mgenv.chain.kernels_pbft import N_WORK_ROWS, NO_BLOCK, NO_LEADER, pbft_round
 from mgenv.chain.network import NetworkModel, RoundDraw
 from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.types import COMMITTED, NO_QUORUM, PRIMARY_OFFLINE, RoundOutcome
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from mgenv.chain.params import ChainParams
 
 _PHASE = np.arange(3)
+_new = tuple.__new__
 
 
 class Votes(NamedTuple):
@@ -213,16 +215,13 @@ class PBFTProtocol:
         ``run_round(network.draw_round(rng), has_block)``.
         """
         net = self.network
-        u = net.draw_uniforms(self._rng)
         state, slow = net.online_state, net.slow
-        p_down, p_up = net.transition
-        masks = np.empty((kernels_pbft.N_WORK_ROWS, self.voters.size), dtype=bool)
-        n_online, code, changes, *phase_ms = kernels_pbft.pbft_round(
-            u,
-            net.down if state is None else state,
+        work = np.empty((N_WORK_ROWS, net.n_nodes), dtype=bool)
+        n_online, code, changes, *phase_ms = pbft_round(
+            net.draw_uniforms(self._rng),
+            work if state is None else state,
             state is not None,
-            p_down,
-            p_up,
+            *net.transition,
             net.availability,
             net.down,
             net.message_loss,
@@ -234,26 +233,27 @@ class PBFTProtocol:
             slow is not None,
             net.jitter_ms,
             has_block,
-            masks,
+            work,
         )
-        net.online_state = masks[0]
-        online = masks[1]
+        net.online_state = work[0]
+        online = work[1]
         share = n_online / online.size
-        if code == kernels_pbft.COMMITTED:
+        # tuple.__new__ builds the same NamedTuples as their constructors, without the
+        # Python-level __new__ call (this method runs every period)
+        if code == ROUND_COMMITTED:
             self.view += changes
-            self.last_round = NodeRound(online, masks[2], False)
+            self.last_round = _new(NodeRound, (online, work[2], False))
             # Python's sum over the three phases, as quorum_latency_ms's
             latency = changes * self.timeout_ms + sum(phase_ms)
-            return RoundOutcome(True, COMMITTED, latency, share, changes)
-        self.last_round = NodeRound(online, None, False)
-        if code == kernels_pbft.NO_BLOCK:
-            return RoundOutcome(False, NO_QUORUM, 0.0, share, 0)
-        if code == kernels_pbft.NO_LEADER:
-            return RoundOutcome(False, PRIMARY_OFFLINE, self.timeout_ms, share, 0)
+            return _new(RoundOutcome, (True, COMMITTED, latency, share, changes))
+        self.last_round = _new(NodeRound, (online, None, False))
+        if code == NO_BLOCK:
+            return _new(RoundOutcome, (False, NO_QUORUM, 0.0, share, 0))
+        if code == NO_LEADER:
+            return _new(RoundOutcome, (False, PRIMARY_OFFLINE, self.timeout_ms, share, 0))
         self.view += changes
-        return RoundOutcome(
-            False, NO_QUORUM, changes * self.timeout_ms + self.timeout_ms, share, changes
-        )
+        waited_ms = changes * self.timeout_ms + self.timeout_ms
+        return _new(RoundOutcome, (False, NO_QUORUM, waited_ms, share, changes))
 
     def run_round(self, draw: RoundDraw, has_block: bool) -> RoundOutcome:
         """Run one round on a given network draw (tests feed their own draws here).
