@@ -136,6 +136,38 @@ def test_pbft_round_matches_numpy_on_edge_cases(fields: dict[str, object]) -> No
         compare_pbft_rounds(params, seed, periods=30)
 
 
+class GridStream:
+    """Stands in for the network stream: uniforms on a coarse grid, so that some equal the
+    loss probability or the availability exactly (the comparisons' edge, >= vs >)."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def random(self, size: int) -> np.ndarray:
+        return self._rng.integers(0, 4, size) / 4.0
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.25, 0.5, 1.0])
+@pytest.mark.parametrize("availability", [0.25, 0.75, 1.0])
+def test_pbft_round_matches_numpy_on_grid_uniforms(loss: float, availability: float) -> None:
+    params = ChainParams(protocol="pbft", n_nodes=7, message_loss=loss, availability=availability)
+    fast = PBFTProtocol(params, *np.random.default_rng(0).spawn(2))
+    slow = PBFTProtocol(params, *np.random.default_rng(0).spawn(2))
+    fast._rng, slow._rng = GridStream(1), GridStream(1)  # type: ignore[assignment]
+    for t in range(60):
+        a = fast.decide(t % 5 != 0)
+        with numpy_path():
+            b = slow.decide(t % 5 != 0)
+        same_outcome(a, b)
+        assert fast.view == slow.view
+        ra, rb = fast.last_round, slow.last_round
+        assert ra is not None and rb is not None
+        same_array(ra.online, rb.online)
+        assert (ra.holders is None) == (rb.holders is None)
+        if ra.holders is not None:
+            same_array(ra.holders, rb.holders)
+
+
 def test_pbft_round_edge_cases_reach_their_verdicts() -> None:
     """The edge cases above do reach what they are meant to (so they test something)."""
     base = {"protocol": "pbft"}
@@ -255,6 +287,9 @@ def chain_pair(**fields: object) -> tuple[Chain, Chain]:
 def same_result(a: ConsensusResult, b: ConsensusResult) -> None:
     same_array(a.committed, b.committed)
     same_array(a.reason, b.reason)
+    # The glue both paths share: a trade commits iff its reason is 0, and only in a block.
+    same_array(a.committed, a.reason == 0)
+    assert a.block is not None or not a.committed.any()
     for x, y in zip(a[2:5], b[2:5], strict=True):
         assert type(x) is type(y) and x == y
     assert a.block == b.block
