@@ -28,6 +28,42 @@ def _same_hash(head: NDArray[np.uint8], i: int, digest: NDArray[np.uint8] | byte
 
 
 @_jit.kernel
+def _same_row(head: NDArray[np.uint8], i: int, table: bytes, k: int) -> bool:
+    """``(head[i] == table[32 k : 32 k + 32]).all()``: node i's head is row k of the table."""
+    for b in range(32):
+        if head[i, b] != table[32 * k + b]:
+            return False
+    return True
+
+
+@_jit.kernel
+def _level_of(height: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Each node's index among the sorted distinct heights (``np.unique``'s inverse).
+
+    Written out (a sort and a scan of n values) because np.unique takes seconds to compile.
+    """
+    n = height.size
+    levels = height.copy()
+    for a in range(1, n):  # insertion sort: n is small and this runs only when nodes lag
+        x = levels[a]
+        b = a - 1
+        while b >= 0 and levels[b] > x:
+            levels[b + 1] = levels[b]
+            b -= 1
+        levels[b + 1] = x
+    level = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        k = 0  # distinct heights below height[i]
+        for a in range(n):
+            if levels[a] >= height[i]:
+                break
+            if a == 0 or levels[a] != levels[a - 1]:
+                k += 1
+        level[i] = k
+    return level
+
+
+@_jit.kernel
 def deliver_all(
     height: NDArray[np.int64],
     head: NDArray[np.uint8],
@@ -143,10 +179,11 @@ def catch_up_figures(
         added to ``NodeHeads.link_failures``.
     """
     n = height.size
-    levels = np.unique(height)
-    level = np.searchsorted(levels, height)  # each node's index into the tables
-    prev = np.frombuffer(prev_hash, dtype=np.uint8).reshape(levels.size, 32)
-    chain = np.frombuffer(chain_hash, dtype=np.uint8).reshape(levels.size, 32)
+    level = _level_of(height)  # each node's index into the tables
+    top_level = -1  # the level of height top, if a node is there
+    for i in range(n):
+        if height[i] == top:
+            top_level = level[i]
     # catch_up: behind = online & ~forked & height < top; servers at the head, honest
     any_behind = False
     any_server = False
@@ -160,11 +197,11 @@ def catch_up_figures(
             if not (online[i] and not forked[i] and height[i] < top):
                 continue
             k = level[i]
-            if prev_known[k] and not _same_hash(head, i, prev[k]):
+            if prev_known[k] and not _same_row(head, i, prev_hash, k):
                 failures += 1  # the first fetched block does not link to its head
                 continue
             height[i] = top
-            level[i] = np.searchsorted(levels, top)  # a server is at top: it is a level
+            level[i] = top_level  # a server is at top, so top is a level
             for b in range(32):
                 head[i, b] = head_hash[b]
     # figures: the synced ones if every node is at the head, else by height
@@ -175,7 +212,7 @@ def catch_up_figures(
     off_chain = 0
     for i in range(n):
         k = level[i]
-        on_chain = not forked[i] and (not chain_known[k] or _same_hash(head, i, chain[k]))
+        on_chain = not forked[i] and (not chain_known[k] or _same_row(head, i, chain_hash, k))
         off_chain += not on_chain
         if honest[i]:
             agree &= on_chain

@@ -33,26 +33,35 @@ COMMITTED = 3  # the block commits; the phase durations are set
 N_WORK_ROWS = 7  # rows of pbft_round's bool work array: 3 outputs, 4 scratch
 
 _INF = np.inf
-_INSERTION_MAX = 32  # up to this many values, an insertion sort beats np.sort's allocation
 
 
 @_jit.kernel
 def _kth_smallest(buf: NDArray[np.float64], m: int, k: int) -> float:
     """The (k+1)-th smallest of ``buf[:m]`` (inf if m <= k); reorders ``buf[:m]``.
 
-    Mirrors ``np.sort(...)[k]`` of the numpy path for values without nan.
+    Mirrors ``np.sort(...)[k]`` of the numpy path for values without nan: Wirth's selection
+    (Hoare's partitioning around ``buf[k]``, average O(m)), which picks the same value as a
+    sort; np.sort itself would take seconds to compile.
     """
     if m <= k:
         return _INF
-    if m > _INSERTION_MAX:
-        return float(np.sort(buf[:m])[k])
-    for a in range(1, m):
-        x = buf[a]
-        b = a - 1
-        while b >= 0 and buf[b] > x:
-            buf[b + 1] = buf[b]
-            b -= 1
-        buf[b + 1] = x
+    lo, hi = 0, m - 1
+    while lo < hi:
+        x = buf[k]
+        i, j = lo, hi
+        while i <= j:
+            while buf[i] < x:
+                i += 1
+            while x < buf[j]:
+                j -= 1
+            if i <= j:
+                buf[i], buf[j] = buf[j], buf[i]
+                i += 1
+                j -= 1
+        if j < k:
+            lo = i
+        if k < i:
+            hi = j
     return float(buf[k])
 
 
@@ -108,7 +117,9 @@ def pbft_round(
         (``quorum_latency_ms``'s three terms) are 0.0 unless COMMITTED.
     """
     n = down.size
-    work[:] = False
+    for r in range(work.shape[0]):
+        for i in range(n):
+            work[r, i] = False
     state_new, online, committed = work[0], work[1], work[2]
     has_pp, prepared, prep_send, com_send = work[3], work[4], work[5], work[6]
     n_online = 0
@@ -161,9 +172,12 @@ def pbft_round(
         elif has_pp[i]:
             done[i] = _delay(u, 0, primary, i, base_delay_ms, slow, has_slow, jitter_ms)
     phase0 = _kth_smallest(done, n, 2 * f)
-    args = (message_loss, f, base_delay_ms, slow, has_slow, jitter_ms, times)
-    phase1 = _vote_phase_ms(u, 1, prep_send, prepared, *args)
-    phase2 = _vote_phase_ms(u, 2, com_send, committed, *args)
+    phase1 = _vote_phase_ms(
+        u, 1, prep_send, prepared, message_loss, f, base_delay_ms, slow, has_slow, jitter_ms, times
+    )
+    phase2 = _vote_phase_ms(
+        u, 2, com_send, committed, message_loss, f, base_delay_ms, slow, has_slow, jitter_ms, times
+    )
     return n_online, COMMITTED, changes, phase0, phase1, phase2
 
 
