@@ -135,6 +135,21 @@ def test_pbft_round_matches_numpy_on_edge_cases(fields: dict[str, object]) -> No
         compare_pbft_rounds(params, seed, periods=30)
 
 
+@pytest.mark.parametrize("n", [4, 7, 16])
+def test_pbft_round_with_numpys_log1p_matches_numpy(
+    n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path for machines where numpy's log1p differs from the kernel's: numpy's values
+    are passed in (here both agree, so this checks the plumbing)."""
+    import mgenv.chain.pbft as pbft_module
+
+    assert isinstance(pbft_module.log1p_matches_numpy(), bool)
+    monkeypatch.setattr(pbft_module, "log1p_matches_numpy", lambda: False)
+    rng = np.random.default_rng(n)
+    for trial in range(6):
+        compare_pbft_rounds(random_pbft_params(rng, n), seed=trial, periods=30)
+
+
 class GridStream:
     """Stands in for the network stream: uniforms on a coarse grid, so that some equal the
     loss probability or the availability exactly (the comparisons' edge, >= vs >)."""

@@ -18,6 +18,10 @@ Per period (:meth:`Chain.process`):
    ``Chain.node_heads``); protocols with a node model (PBFT, SPFT, SBET, PoS) add
    ``honest_heads_agree``, ``lagging_nodes`` and ``forked_nodes`` to ``extra``.
 
+Compiled paths (numba, :data:`mgenv._jit.ENABLED`): step 1's checks, payloads and validity
+verdicts (:mod:`mgenv.chain.screening`, one kernel), PBFT's round and the nodes' view run as
+kernels with the same results; signing, verification and hashing stay in Python's hashlib.
+
 Random streams: ``network_rng`` belongs to the network model (node positions at
 construction, one fixed-size draw per period), ``adversary_rng`` to the adversaries (the
 withholding nodes at construction); see :mod:`mgenv.chain.network`,

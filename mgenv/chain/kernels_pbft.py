@@ -9,7 +9,9 @@
   caller), read with the same layout: online | loss (3, n, n) | jitter (3, n, n);
 * comparisons and vote counts are exact whatever the order;
 * a delay is the same expression, ``base + ((-jitter_ms) * log1p(-u)) * slow``, evaluated per
-  element (numba calls the same libm ``log1p`` as numpy's scalar loop; the tests compare both);
+  element; numba calls the C library's ``log1p``, as numpy's ufunc does unless it has a
+  vectorised version (AVX-512): :func:`log1p_matches_numpy` checks once, and where they
+  differ the caller passes numpy's ``log1p(-u)`` values in;
 * a phase's duration is an order statistic, a value picked, not computed, so any correct
   selection gives the same float (no delay is nan or -0.0: base >= 0 and jitter >= +0.0);
 * the three phase durations are returned separately and summed by the caller with Python's
@@ -19,6 +21,8 @@ The numpy functions stay the reference, the fallback without numba and what SPFT
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from numpy.typing import NDArray
@@ -83,6 +87,7 @@ def pbft_round(
     has_slow: bool,
     jitter_ms: float,
     has_block: bool,
+    jitter_is_log: bool,
     work: NDArray[np.bool_],
 ) -> tuple[int, int, int, float, float, float]:
     """One PBFT period on the network's uniforms (see the module docstring).
@@ -105,6 +110,8 @@ def pbft_round(
         has_slow: Whether the jitter is multiplied by ``slow``.
         jitter_ms: Mean exponential jitter (ms).
         has_block: Whether there is a block to agree on.
+        jitter_is_log: The jitter part of ``u`` already holds ``np.log1p(-u)`` (computed by
+            numpy, where its log1p differs from the kernel's: see :func:`log1p_matches_numpy`).
         work: Shape (N_WORK_ROWS, n), bool, filled here (passed in: returning a new array
             costs more than allocating it in Python); the outputs are row [0] the new online
             state (before the DDoS, as ``NetworkModel.online_state``), [1] online this
@@ -170,13 +177,37 @@ def pbft_round(
         if i == primary:
             done[i] = 0.0
         elif has_pp[i]:
-            done[i] = _delay(u, 0, primary, i, base_delay_ms, slow, has_slow, jitter_ms)
+            done[i] = _delay(
+                u, 0, primary, i, base_delay_ms, slow, has_slow, jitter_ms, jitter_is_log
+            )
     phase0 = _kth_smallest(done, n, 2 * f)
     phase1 = _vote_phase_ms(
-        u, 1, prep_send, prepared, message_loss, f, base_delay_ms, slow, has_slow, jitter_ms, times
+        u,
+        1,
+        prep_send,
+        prepared,
+        message_loss,
+        f,
+        base_delay_ms,
+        slow,
+        has_slow,
+        jitter_ms,
+        jitter_is_log,
+        times,
     )
     phase2 = _vote_phase_ms(
-        u, 2, com_send, committed, message_loss, f, base_delay_ms, slow, has_slow, jitter_ms, times
+        u,
+        2,
+        com_send,
+        committed,
+        message_loss,
+        f,
+        base_delay_ms,
+        slow,
+        has_slow,
+        jitter_ms,
+        jitter_is_log,
+        times,
     )
     return n_online, COMMITTED, changes, phase0, phase1, phase2
 
@@ -207,6 +238,7 @@ def _vote_phase_ms(
     slow: NDArray[np.float64],
     has_slow: bool,
     jitter_ms: float,
+    jitter_is_log: bool,
     times: NDArray[np.float64],
 ) -> float:
     """Duration of vote phase ``p`` (1 prepare, 2 commit): ``quorum_latency_ms``'s term (ms).
@@ -225,7 +257,9 @@ def _vote_phase_ms(
         m = 0
         for j in range(n):
             if senders[j] and j != i and u[loss + j * n + i] >= message_loss:
-                arrival[m] = _delay(u, p, j, i, base_delay_ms, slow, has_slow, jitter_ms)
+                arrival[m] = _delay(
+                    u, p, j, i, base_delay_ms, slow, has_slow, jitter_ms, jitter_is_log
+                )
                 m += 1
         done[i] = _kth_smallest(arrival, m, 2 * f - 1)
     return _kth_smallest(done, n, 2 * f)
@@ -241,15 +275,42 @@ def _delay(
     slow: NDArray[np.float64],
     has_slow: bool,
     jitter_ms: float,
+    jitter_is_log: bool,
 ) -> float:
     """``NetworkModel.delays_ms(jitter_u)[p, j, i]``, message j -> i of phase p (ms).
 
     Same expression and order as the numpy code: ``(-jitter_ms) * log1p(-u)``, times the
     link's slowdown if any, added to the base delay; ``u`` is the whole draw (jitter part at
-    ``n + 3 n^2``).
+    ``n + 3 n^2``), whose jitter part holds ``log1p(-u)`` already if ``jitter_is_log``.
     """
     n = base_delay_ms.shape[0]
-    jitter = -jitter_ms * np.log1p(-u[n + 3 * n * n + (p * n + j) * n + i])
+    at = n + 3 * n * n + (p * n + j) * n + i
+    jitter = -jitter_ms * (u[at] if jitter_is_log else np.log1p(-u[at]))
     if has_slow:
         jitter *= slow[j, i]
     return float(base_delay_ms[j, i] + jitter)
+
+
+@_jit.kernel
+def _log1p_of_negated(u: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``np.log1p(-u)`` computed as :func:`_delay` computes it, one element at a time."""
+    out = np.empty(u.size, dtype=np.float64)
+    for k in range(u.size):
+        out[k] = np.log1p(-u[k])
+    return out
+
+
+@functools.cache
+def log1p_matches_numpy() -> bool:
+    """Whether the kernels' ``log1p`` gives numpy's, bit for bit, on 65,536 uniforms.
+
+    numba calls the C library's ``log1p``; numpy's ufunc does too, except where it has a
+    vectorised version (with AVX-512, for instance), which may round some results
+    differently. Where they differ, the caller fills the jitter part of the draw with numpy's
+    ``log1p(-u)`` before the kernel runs (``jitter_is_log``).
+    """
+    u = np.random.default_rng(0).random(1 << 16)
+    u[:4] = (0.0, 0.5, 1.0 - 2.0**-53, 2.0**-60)
+    want = np.log1p(-u)
+    got = _log1p_of_negated(u)
+    return bool(np.array_equal(got, want) and np.array_equal(np.signbit(got), np.signbit(want)))

@@ -39,6 +39,10 @@ block); ``forked[i]``: node i's head is not on the committed chain.
 Protocols without a node model (ideal, cross-chain) report no round: every node then holds
 every committed block and no figures are added. No randomness is drawn: the trajectory
 (verdicts, blocks, random streams) is the same with or without this view.
+
+Compiled path: with numba (:data:`mgenv._jit.ENABLED`), :meth:`NodeHeads.update` runs steps
+1-3 in one or two kernels (:mod:`mgenv.chain.kernels_nodeview`), except for a period with an
+altered block; same state and figures as the numpy code, which stays the reference.
 """
 
 from __future__ import annotations

@@ -35,6 +35,12 @@ pre-prepare at 0); the phase lasts until the (2f + 1)-th node completes it. The 
 is the sum of the three phase durations plus ``view_change_timeout_ms`` per view change. A
 round that does not commit reports the view-change time plus one more timeout (the request
 timer that expired); a round that cannot elect a leader reports one timeout.
+
+Compiled path: with numba (:data:`mgenv._jit.ENABLED`), :meth:`PBFTProtocol.decide` runs the
+whole round (online chain, leader, votes, latency) in one kernel,
+:func:`mgenv.chain.kernels_pbft.pbft_round`, on the same draw, with bit-identical results.
+The numpy functions here (:func:`select_primary`, :func:`count_votes`,
+:func:`quorum_latency_ms`, :meth:`PBFTProtocol.run_round`) stay the reference and fallback.
 """
 
 from __future__ import annotations
@@ -47,7 +53,13 @@ from numpy.typing import NDArray
 from mgenv import _jit
 from mgenv.chain.adversary import draw_withholding
 from mgenv.chain.kernels_pbft import COMMITTED as ROUND_COMMITTED
-from mgenv.chain.kernels_pbft import N_WORK_ROWS, NO_BLOCK, NO_LEADER, pbft_round
+from mgenv.chain.kernels_pbft import (
+    N_WORK_ROWS,
+    NO_BLOCK,
+    NO_LEADER,
+    log1p_matches_numpy,
+    pbft_round,
+)
 from mgenv.chain.network import NetworkModel, RoundDraw
 from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.types import COMMITTED, NO_QUORUM, PRIMARY_OFFLINE, RoundOutcome
@@ -217,8 +229,13 @@ class PBFTProtocol:
         net = self.network
         state, slow = net.online_state, net.slow
         work = np.empty((N_WORK_ROWS, net.n_nodes), dtype=bool)
+        u = net.draw_uniforms(self._rng)
+        jitter_is_log = not log1p_matches_numpy()
+        if jitter_is_log:  # numpy's log1p rounds differently here: the kernel takes its values
+            jitter = u[net.n_nodes * (1 + 3 * net.n_nodes) :]
+            np.log1p(np.negative(jitter), out=jitter)
         n_online, code, changes, *phase_ms = pbft_round(
-            net.draw_uniforms(self._rng),
+            u,
             work if state is None else state,
             state is not None,
             *net.transition,
@@ -233,6 +250,7 @@ class PBFTProtocol:
             slow is not None,
             net.jitter_ms,
             has_block,
+            jitter_is_log,
             work,
         )
         net.online_state = work[0]
