@@ -18,6 +18,10 @@ Per period (:meth:`Chain.process`):
    ``Chain.node_heads``); protocols with a node model (PBFT, SPFT, SBET, PoS) add
    ``honest_heads_agree``, ``lagging_nodes`` and ``forked_nodes`` to ``extra``.
 
+Compiled paths (numba, :data:`mgenv._jit.ENABLED`): step 1's checks, payloads and validity
+verdicts (:mod:`mgenv.chain.screening`, one kernel), PBFT's round and the nodes' view run as
+kernels with the same results; signing, verification and hashing stay in Python's hashlib.
+
 Random streams: ``network_rng`` belongs to the network model (node positions at
 construction, one fixed-size draw per period), ``adversary_rng`` to the adversaries (the
 withholding nodes at construction); see :mod:`mgenv.chain.network`,
@@ -30,19 +34,21 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from itertools import compress, repeat
+from itertools import compress
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from mgenv import _jit
+from mgenv.chain import screening
 from mgenv.chain.auth import make_auth
 from mgenv.chain.ledger import Block, Ledger
 from mgenv.chain.nodeview import NodeHeads
 from mgenv.chain.params import ChainParams
 from mgenv.chain.protocols import PROTOCOLS, ConsensusProtocol
 from mgenv.chain.store import LedgerStore
-from mgenv.chain.transactions import TX_STRUCT, Signer, check_key_seed, make_signer
-from mgenv.chain.types import BAD_SIGNATURE, INVALID_TRADE, ConsensusResult, TxOutcome
+from mgenv.chain.transactions import Signer, check_key_seed, make_signer
+from mgenv.chain.types import ConsensusResult, TxOutcome
 
 #: Called as ``hook(period, payloads, seller_sigs, buyer_sigs)`` after signing and before
 #: verification; may replace list items in place (lists of length T, aligned with the trades).
@@ -51,6 +57,9 @@ TamperHook = Callable[[int, list[bytes], list[bytes], list[bytes]], None]
 MAX_PARTICIPANTS = 2**32 - 1  # participant indices are packed as uint32
 _INF = math.inf
 _MS_PER_H = 3_600_000.0
+_join = b"".join
+_ALL_TRUE = np.ones(256, dtype=bool)  # sliced and copied: cheaper than reason == 0
+_ALL_TRUE.flags.writeable = False
 
 
 class Chain:
@@ -174,42 +183,60 @@ class Chain:
                 or a participant index is outside [0, n_participants).
         """
         period = operator.index(period)
-        sellers, buyers, quantities, prices = self._trade_lists(seller, buyer, quantity_kwh, price)
-        n_tx = len(sellers)
         serial = self._next_serial
-        self._next_serial = serial + n_tx
-        payloads = list(
-            map(
-                TX_STRUCT.pack,
-                range(serial, serial + n_tx),
-                repeat(period, n_tx),
-                quantities,
-                prices,
-                sellers,
-                buyers,
+        n_participants = self.n_participants
+        arrays = screening.trade_arrays(seller, buyer, quantity_kwh, price)  # 4 x (T,)
+        verdict: NDArray[np.int8] | None = None  # the compiled validity verdicts, if any
+        quantities: list[float] | None = None  # made only when needed on the compiled path
+        prices: list[float] | None = None
+        if _jit.ENABLED and screening.compilable(*arrays, serial, period):
+            payloads, verdict, n_invalid = screening.screen_compiled(
+                *arrays, serial, period, n_participants
             )
-        )
+            sellers, buyers = arrays[0].tolist(), arrays[1].tolist()
+            self._next_serial = serial + len(sellers)
+        else:
+            sellers, buyers, quantities, prices = screening.trade_lists(*arrays, n_participants)
+            # advanced before packing, which raises for a period outside int64
+            self._next_serial = serial + len(sellers)
+            payloads = screening.pack_payloads(serial, period, sellers, buyers, quantities, prices)
+        n_tx = len(sellers)
         seller_sigs, buyer_sigs = self._signer.sign_pairs(sellers, buyers, payloads)
-        if self.tamper_hook is not None:
-            self.tamper_hook(period, payloads, seller_sigs, buyer_sigs)
+        hook = self.tamper_hook
+        if hook is not None:
+            hook(period, payloads, seller_sigs, buyer_sigs)
             # The nodes judge the transactions as received, not as the market sent them.
-            sellers, buyers, quantities, prices = _as_received(
-                payloads, serial, period, self.n_participants
+            sellers, buyers, quantities, prices = screening.as_received(
+                payloads, serial, period, n_participants
             )
-        if self.tamper_hook is None and self._signer.kind == "modelled":
+            verdict = None  # about the trades as sent
+        # payload || seller sig || buyer sig; b"".join of a 3-tuple is cheaper than two +
+        records = list(map(_join, zip(payloads, seller_sigs, buyer_sigs, strict=True)))
+        if hook is None and self._signer.kind == "modelled":
             # Nothing altered the payloads or tags since they were computed a moment ago, and
             # recomputing an HMAC gives the same tag: every one verifies by construction. The
             # check runs whenever an adversary hook is set, and always for Ed25519.
-            signed = [True] * n_tx
+            signed = None
         else:
             signed = self._signer.verify_pairs(sellers, buyers, payloads, seller_sigs, buyer_sigs)
-        records = [p + s + b for p, s, b in zip(payloads, seller_sigs, buyer_sigs, strict=True)]
-        if all(signed) and _all_valid(sellers, buyers, quantities, prices):
-            reason = np.zeros(n_tx, dtype=np.int8)  # (T,)
+        # clean: every trade valid and signed, so every reason is 0 (the usual period)
+        if verdict is not None and (signed is None or all(signed)):
+            reason, clean = verdict, n_invalid == 0  # = reject_reasons with every sig good
         else:
-            reason = _reject_reasons(signed, sellers, buyers, quantities, prices)
+            if quantities is None or prices is None:
+                quantities, prices = arrays[2].tolist(), arrays[3].tolist()
+            clean = (signed is None or all(signed)) and screening.all_valid(
+                sellers, buyers, quantities, prices
+            )
+            if clean:
+                reason = np.zeros(n_tx, dtype=np.int8)  # (T,)
+            else:
+                signed = [True] * n_tx if signed is None else signed
+                reason = screening.reject_reasons(signed, sellers, buyers, quantities, prices)
+        if not clean:
             records = list(compress(records, (reason == 0).tolist()))
         if self.auth is not None:  # seed 001: trades of unauthenticated nodes are refused
+            clean = False
             brokers = None if intermediary is None else np.asarray(intermediary).tolist()
             reason = self.auth.screen(sellers, buyers, reason, brokers)
             ok = (reason == 0).tolist()
@@ -225,7 +252,10 @@ class Chain:
             )
         outcome = self._protocol.decide(len(records) > 0)
         if not (records and outcome.committed):
-            reason[reason == 0] = outcome.reason
+            if clean:  # every reason is 0: all become the round's
+                reason.fill(outcome.reason)
+            else:
+                reason[reason == 0] = outcome.reason
             return ConsensusResult(
                 np.zeros(n_tx, dtype=bool),
                 reason,
@@ -238,7 +268,7 @@ class Chain:
         stamp = round(period * self._ms_per_period + outcome.latency_ms)
         block = self.ledger.append(period, records, stamp)
         return ConsensusResult(
-            reason == 0,
+            _ALL_TRUE[:n_tx].copy() if clean and n_tx <= _ALL_TRUE.size else reason == 0,
             reason,
             outcome.latency_ms,
             outcome.online_share,
@@ -280,90 +310,3 @@ class Chain:
         return ConsensusResult(
             committed, reason, out.latency_ms, out.online_share, out.view_changes, block, extra
         )
-
-    def _trade_lists(
-        self, seller: ArrayLike, buyer: ArrayLike, quantity_kwh: ArrayLike, price: ArrayLike
-    ) -> tuple[list[int], list[int], list[float], list[float]]:
-        """Validate the trade arrays and convert them to Python lists (cheap per element)."""
-        s, b, q, p = (
-            np.asarray(seller),
-            np.asarray(buyer),
-            np.asarray(quantity_kwh),
-            np.asarray(price),
-        )
-        shape = s.shape
-        if len(shape) != 1 or b.shape != shape or q.shape != shape or p.shape != shape:
-            raise ValueError(
-                "seller, buyer, quantity_kwh, price must be 1-D of one length, got shapes "
-                f"{s.shape}, {b.shape}, {q.shape}, {p.shape}"
-            )
-        if s.dtype.kind not in "iu" or b.dtype.kind not in "iu":
-            raise ValueError(f"seller and buyer must be integer arrays, got {s.dtype}, {b.dtype}")
-        sellers, buyers = s.tolist(), b.tolist()
-        if sellers:
-            lo, hi = min(min(sellers), min(buyers)), max(max(sellers), max(buyers))
-            if lo < 0 or hi >= self.n_participants:
-                raise ValueError(
-                    f"participant index {lo if lo < 0 else hi} is outside "
-                    f"[0, {self.n_participants - 1}]"
-                )
-        return sellers, buyers, q.tolist(), p.tolist()
-
-
-def _all_valid(
-    sellers: list[int], buyers: list[int], quantities: list[float], prices: list[float]
-) -> bool:
-    """Fast check that every trade passes the validity predicate (see ``_reject_reasons``)."""
-    if not quantities:
-        return True
-    # A sum is finite only if no term is nan or +-inf; min is reliable once there is no nan.
-    return (
-        math.isfinite(sum(quantities))
-        and math.isfinite(sum(prices))
-        and min(quantities) > 0.0
-        and not any(map(operator.eq, sellers, buyers))
-    )
-
-
-def _as_received(
-    payloads: list[bytes], serial: int, period: int, n_participants: int
-) -> tuple[list[int], list[int], list[float], list[float]]:
-    """Decode possibly altered payloads; a malformed one decodes as an invalid trade.
-
-    A payload is malformed if it is not 40 bytes, its serial or period is not the one issued
-    for its slot (a replay), or a party index is out of range; it then decodes as a self-trade
-    of participant 0 with nan kWh, which the validity predicate rejects.
-    """
-    sellers, buyers, quantities, prices = [], [], [], []
-    for k, payload in enumerate(payloads):
-        fields = TX_STRUCT.unpack(payload) if len(payload) == TX_STRUCT.size else None
-        if (
-            fields is None
-            or fields[:2] != (serial + k, period)
-            or not (0 <= fields[4] < n_participants and 0 <= fields[5] < n_participants)
-        ):
-            fields = (serial + k, period, math.nan, math.nan, 0, 0)
-        quantities.append(fields[2])
-        prices.append(fields[3])
-        sellers.append(fields[4])
-        buyers.append(fields[5])
-    return sellers, buyers, quantities, prices
-
-
-def _reject_reasons(
-    signed: list[bool],
-    sellers: list[int],
-    buyers: list[int],
-    quantities: list[float],
-    prices: list[float],
-) -> NDArray[np.int8]:
-    """Reason codes of the trades, shape (T,), int8, for a period with some rejection.
-
-    INVALID_TRADE if the trade fails the validity predicate (quantity_kwh in (0, inf), price
-    finite, seller != buyer), else BAD_SIGNATURE if a signature fails, else 0.
-    """
-    reason = np.where(signed, np.int8(0), np.int8(BAD_SIGNATURE))
-    for i, (s, b, q, p) in enumerate(zip(sellers, buyers, quantities, prices, strict=True)):
-        if not (0.0 < q < _INF and -_INF < p < _INF and s != b):
-            reason[i] = INVALID_TRADE
-    return reason

@@ -42,26 +42,39 @@ GENESIS_PREV_HASH: Final = bytes(32)
 EMPTY_MERKLE_ROOT: Final = hashlib.sha256(b"").digest()
 
 _sha256 = hashlib.sha256
+_SHA256_FRESH = hashlib.sha256()  # never updated: copied for each hash
 
 
 def merkle_root(leaves: list[bytes], _sha256: Callable[[bytes], HASH] = hashlib.sha256) -> bytes:
     """Bitcoin-style Merkle root (single SHA-256) of 32-byte leaf hashes.
 
     Args:
-        leaves: Transaction hashes, in block order.
+        leaves: Transaction hashes, in block order (not modified).
         _sha256: The hash constructor, bound as a default argument for speed.
 
     Returns:
         The 32-byte root; SHA-256(b"") for no leaves, the leaf itself for one leaf.
     """
-    if not leaves:
-        return EMPTY_MERKLE_ROOT
-    level = leaves
-    while len(level) > 1:
-        if len(level) & 1:
-            level = [*level, level[-1]]
-        pairs = iter(level)
-        level = [_sha256(left + right).digest() for left, right in zip(pairs, pairs, strict=True)]
+    if len(leaves) <= 1:
+        return leaves[0] if leaves else EMPTY_MERKLE_ROOT
+    return _tree_root(list(leaves))  # a copy: the caller's list stays as it was
+
+
+def _tree_root(level: list[bytes]) -> bytes:
+    """:func:`merkle_root` of at least one leaf; ``level`` is consumed (appended to)."""
+    fresh = _SHA256_FRESH.copy  # copying a started state is cheaper than sha256(data)
+    n = len(level)
+    while n > 1:
+        if n & 1:  # an odd level duplicates its last node
+            level.append(level[-1])
+            n += 1
+        parents = []
+        for i in range(0, n, 2):
+            h = fresh()
+            h.update(level[i] + level[i + 1])
+            parents.append(h.digest())
+        level = parents
+        n >>= 1
     return level[0]
 
 
@@ -156,9 +169,17 @@ def make_block(
     Returns:
         The block.
     """
-    root = merkle_root([_sha256(r).digest() for r in records])
+    fresh = _SHA256_FRESH.copy  # copying a started state is cheaper than sha256(data)
+    leaves = []
+    for record in records:
+        h = fresh()
+        h.update(record)
+        leaves.append(h.digest())
+    root = _tree_root(leaves) if leaves else EMPTY_MERKLE_ROOT
     header = HEADER_STRUCT.pack(height, period, prev_hash, root, len(records), timestamp_ms)
-    return Block(header, b"".join(records), _sha256(header).digest())
+    h = fresh()
+    h.update(header)
+    return Block(header, b"".join(records), h.digest())
 
 
 class LedgerError(Exception):

@@ -205,6 +205,25 @@ class NetworkModel:
             online = online & ~self._down
         return online
 
+    @property
+    def transition(self) -> tuple[float, float]:
+        """``(p_up_from_down, p_up_from_up)`` of the online chain (:func:`online_transition`)."""
+        return self._p_on
+
+    def draw_uniforms(self, rng: np.random.Generator) -> NDArray[np.float64]:
+        """The period's uniforms, exactly the ``rng.random`` call of :meth:`draw_round`.
+
+        For compiled protocols that read the layout (online | loss | jitter | extra) themselves;
+        the caller then advances :attr:`online_state` as :meth:`next_online` would.
+
+        Args:
+            rng: The network stream.
+
+        Returns:
+            Shape (n + 2 P n^2 + E,), float64 in [0, 1).
+        """
+        return rng.random(self._draw_size)
+
     def draw_round(self, rng: np.random.Generator) -> RoundDraw:
         """Draw who is online and which messages arrive this period (one ``rng.random`` call).
 

@@ -39,6 +39,10 @@ block); ``forked[i]``: node i's head is not on the committed chain.
 Protocols without a node model (ideal, cross-chain) report no round: every node then holds
 every committed block and no figures are added. No randomness is drawn: the trajectory
 (verdicts, blocks, random streams) is the same with or without this view.
+
+Compiled path: with numba (:data:`mgenv._jit.ENABLED`), :meth:`NodeHeads.update` runs steps
+1-3 in one or two kernels (:mod:`mgenv.chain.kernels_nodeview`), except for a period with an
+altered block; same state and figures as the numpy code, which stays the reference.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from mgenv import _jit
+from mgenv.chain import kernels_nodeview
 from mgenv.chain.ledger import GENESIS_PREV_HASH
 
 if TYPE_CHECKING:
@@ -108,6 +114,8 @@ class NodeHeads:
             block: The block appended this period, or None.
             rnd: The protocol's report of the round, or None (every node holds every block).
         """
+        if _jit.ENABLED and not (rnd is not None and rnd.altered):
+            return self._update_compiled(ledger, block, rnd)
         top = ledger.next_height
         if rnd is None:
             if block is not None:
@@ -137,6 +145,62 @@ class NodeHeads:
             return dict(_SYNCED)
         self.catch_up(rnd.online, ledger)
         return self.figures(ledger)
+
+    def _update_compiled(
+        self, ledger: Ledger, block: Block | None, rnd: NodeRound | None
+    ) -> dict[str, float]:
+        """:meth:`update` (no altered block) with :mod:`mgenv.chain.kernels_nodeview`.
+
+        Same state changes (``height``, ``head``, ``forked``, ``link_failures``) and figures.
+        """
+        top = ledger.next_height
+        head_hash = ledger.head_hash
+        if rnd is None:  # every node holds every block
+            if block is not None:
+                kernels_nodeview.deliver_all(self.height, self.head, self.forked, top, block.hash)
+            return {}
+        holders = rnd.holders
+        if kernels_nodeview.deliver(
+            self.height,
+            self.head,
+            self.forked,
+            self.honest if holders is None else holders,
+            block is not None and holders is not None,
+            top,
+            head_hash if block is None else block.hash,
+            head_hash,
+        ):
+            return dict(_SYNCED)
+        # The committed chain's hashes at the nodes' distinct heights, as _hashes_at looks
+        # them up, 32 bytes per height (zeros where unknown) and a known flag per height.
+        first = top - len(ledger)
+        prev_rows, prev_known, chain_rows, chain_known = [], [], [], []
+        for h in sorted(set(self.height.tolist())):
+            known = first <= h < top
+            prev_rows.append(ledger[h - first].prev_hash if known else GENESIS_PREV_HASH)
+            prev_known.append(known)
+            known = first <= h - 1 < top
+            chain_rows.append(ledger[h - 1 - first].hash if known else GENESIS_PREV_HASH)
+            chain_known.append(known or h == 0)  # height 0: the genesis zeros
+        agree, lagging, off_chain, failures = kernels_nodeview.catch_up_figures(
+            self.height,
+            self.head,
+            self.forked,
+            self.honest,
+            rnd.online,
+            top,
+            head_hash,
+            b"".join(prev_rows),
+            bytes(prev_known),
+            b"".join(chain_rows),
+            bytes(chain_known),
+        )
+        self.link_failures += failures
+        return {
+            "honest_heads_agree": float(agree),
+            "lagging_nodes": float(lagging),
+            "forked_nodes": float(off_chain),
+        }
 
     def catch_up(self, online: NDArray[np.bool_], ledger: Ledger) -> None:
         """Step 2 of the module docstring for the nodes in ``online``.

@@ -35,6 +35,12 @@ pre-prepare at 0); the phase lasts until the (2f + 1)-th node completes it. The 
 is the sum of the three phase durations plus ``view_change_timeout_ms`` per view change. A
 round that does not commit reports the view-change time plus one more timeout (the request
 timer that expired); a round that cannot elect a leader reports one timeout.
+
+Compiled path: with numba (:data:`mgenv._jit.ENABLED`), :meth:`PBFTProtocol.decide` runs the
+whole round (online chain, leader, votes, latency) in one kernel,
+:func:`mgenv.chain.kernels_pbft.pbft_round`, on the same draw, with bit-identical results.
+The numpy functions here (:func:`select_primary`, :func:`count_votes`,
+:func:`quorum_latency_ms`, :meth:`PBFTProtocol.run_round`) stay the reference and fallback.
 """
 
 from __future__ import annotations
@@ -44,7 +50,16 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from mgenv import _jit
 from mgenv.chain.adversary import draw_withholding
+from mgenv.chain.kernels_pbft import COMMITTED as ROUND_COMMITTED
+from mgenv.chain.kernels_pbft import (
+    N_WORK_ROWS,
+    NO_BLOCK,
+    NO_LEADER,
+    log1p_matches_numpy,
+    pbft_round,
+)
 from mgenv.chain.network import NetworkModel, RoundDraw
 from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.types import COMMITTED, NO_QUORUM, PRIMARY_OFFLINE, RoundOutcome
@@ -53,6 +68,7 @@ if TYPE_CHECKING:
     from mgenv.chain.params import ChainParams
 
 _PHASE = np.arange(3)
+_new = tuple.__new__
 
 
 class Votes(NamedTuple):
@@ -199,7 +215,63 @@ class PBFTProtocol:
         Returns:
             The round's outcome.
         """
+        if _jit.ENABLED:
+            return self._decide_compiled(has_block)
         return self.run_round(self.network.draw_round(self._rng), has_block)
+
+    def _decide_compiled(self, has_block: bool) -> RoundOutcome:
+        """:meth:`decide` with the round in one kernel (:mod:`mgenv.chain.kernels_pbft`).
+
+        Same draw (one ``rng.random`` of the same size), same state changes (``view``,
+        ``last_round``, the network's ``online_state``) and the same outcome as
+        ``run_round(network.draw_round(rng), has_block)``.
+        """
+        net = self.network
+        state, slow = net.online_state, net.slow
+        work = np.empty((N_WORK_ROWS, net.n_nodes), dtype=bool)
+        u = net.draw_uniforms(self._rng)
+        jitter_is_log = not log1p_matches_numpy()
+        if jitter_is_log:  # numpy's log1p rounds differently here: the kernel takes its values
+            jitter = u[net.n_nodes * (1 + 3 * net.n_nodes) :]
+            np.log1p(np.negative(jitter), out=jitter)
+        n_online, code, changes, *phase_ms = pbft_round(
+            u,
+            work if state is None else state,
+            state is not None,
+            *net.transition,
+            net.availability,
+            net.down,
+            net.message_loss,
+            self.voters,
+            self.view,
+            self.f,
+            net.base_delay_ms,
+            net.base_delay_ms if slow is None else slow,
+            slow is not None,
+            net.jitter_ms,
+            has_block,
+            jitter_is_log,
+            work,
+        )
+        net.online_state = work[0]
+        online = work[1]
+        share = n_online / online.size
+        # tuple.__new__ builds the same NamedTuples as their constructors, without the
+        # Python-level __new__ call (this method runs every period)
+        if code == ROUND_COMMITTED:
+            self.view += changes
+            self.last_round = _new(NodeRound, (online, work[2], False))
+            # Python's sum over the three phases, as quorum_latency_ms's
+            latency = changes * self.timeout_ms + sum(phase_ms)
+            return _new(RoundOutcome, (True, COMMITTED, latency, share, changes))
+        self.last_round = _new(NodeRound, (online, None, False))
+        if code == NO_BLOCK:
+            return _new(RoundOutcome, (False, NO_QUORUM, 0.0, share, 0))
+        if code == NO_LEADER:
+            return _new(RoundOutcome, (False, PRIMARY_OFFLINE, self.timeout_ms, share, 0))
+        self.view += changes
+        waited_ms = changes * self.timeout_ms + self.timeout_ms
+        return _new(RoundOutcome, (False, NO_QUORUM, waited_ms, share, changes))
 
     def run_round(self, draw: RoundDraw, has_block: bool) -> RoundOutcome:
         """Run one round on a given network draw (tests feed their own draws here).
