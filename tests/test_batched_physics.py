@@ -15,6 +15,7 @@ from gymnasium.utils import seeding
 
 import baselines
 import mgenv
+from mgenv import _jit
 from mgenv import observe as mobs
 from mgenv.batched import observe as bobs
 from mgenv.batched.opponents import SUPPORTED, BatchedPublicInfo, batched_opponent
@@ -56,6 +57,9 @@ class Buffers:
     """
 
     def __init__(self, monkeypatch):
+        # The numpy path's buffers: the single env's compiled observation kernel builds the
+        # same values without one (tests/test_jit.py compares the two paths).
+        monkeypatch.setattr(_jit, "ENABLED", False)
         self.single, self.batched = [], []
         finish = mobs._finish
 
