@@ -260,3 +260,22 @@ def test_block_merkle_root_is_the_reference(n: int) -> None:
     assert block.hash == hashlib.sha256(block.header).digest()
     header = HEADER_STRUCT.pack(7, 3, bytes(range(32)), want, n, 99)
     assert block.header == header and block.txs == b"".join(records)
+
+
+def test_combine_verdicts_is_the_numpy_merge() -> None:
+    from mgenv.chain.kernels_chain import combine_verdicts
+
+    rng = np.random.default_rng(5)
+    for n in range(0, 12):
+        for _ in range(50):
+            reason = rng.choice(np.array([0, 0, 0, 1, 2], np.int8), n)
+            proto_ok = rng.random(n) < 0.6
+            proto_reason = rng.integers(0, 6, n).astype(np.int8)
+            valid = reason == 0
+            want_ok = valid & proto_ok
+            want_reason = np.where(valid & ~want_ok, proto_reason, reason).astype(np.int8)
+            got_reason, got_ok = reason.copy(), np.empty(n, dtype=bool)
+            n_ok = combine_verdicts(got_reason, proto_ok, proto_reason, got_ok)
+            np.testing.assert_array_equal(got_ok, want_ok)
+            np.testing.assert_array_equal(got_reason, want_reason)
+            assert n_ok == int(want_ok.sum())

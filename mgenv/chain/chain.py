@@ -42,6 +42,7 @@ from numpy.typing import ArrayLike, NDArray
 from mgenv import _jit
 from mgenv.chain import screening
 from mgenv.chain.auth import make_auth
+from mgenv.chain.kernels_chain import combine_verdicts
 from mgenv.chain.ledger import Block, Ledger
 from mgenv.chain.nodeview import NodeHeads
 from mgenv.chain.params import ChainParams
@@ -210,8 +211,6 @@ class Chain:
                 payloads, serial, period, n_participants
             )
             verdict = None  # about the trades as sent
-        # payload || seller sig || buyer sig; b"".join of a 3-tuple is cheaper than two +
-        records = list(map(_join, zip(payloads, seller_sigs, buyer_sigs, strict=True)))
         if hook is None and self._signer.kind == "modelled":
             # Nothing altered the payloads or tags since they were computed a moment ago, and
             # recomputing an HMAC gives the same tag: every one verifies by construction. The
@@ -233,23 +232,19 @@ class Chain:
             else:
                 signed = [True] * n_tx if signed is None else signed
                 reason = screening.reject_reasons(signed, sellers, buyers, quantities, prices)
-        if not clean:
-            records = list(compress(records, (reason == 0).tolist()))
         if self.auth is not None:  # seed 001: trades of unauthenticated nodes are refused
             clean = False
             brokers = None if intermediary is None else np.asarray(intermediary).tolist()
             reason = self.auth.screen(sellers, buyers, reason, brokers)
-            ok = (reason == 0).tolist()
-            records = [
-                p + s + b
-                for p, s, b, k in zip(payloads, seller_sigs, buyer_sigs, ok, strict=True)
-                if k
-            ]
         decide_tx = getattr(self._protocol, "decide_transactions", None)
-        if decide_tx is not None:
+        if decide_tx is not None:  # it builds the records of what it commits
             return self._per_transaction(
                 decide_tx, period, sellers, buyers, payloads, seller_sigs, buyer_sigs, reason
             )
+        # payload || seller sig || buyer sig; b"".join of a 3-tuple is cheaper than two +
+        records = list(map(_join, zip(payloads, seller_sigs, buyer_sigs, strict=True)))
+        if not clean:
+            records = list(compress(records, (reason == 0).tolist()))
         outcome = self._protocol.decide(len(records) > 0)
         if not (records and outcome.committed):
             if clean:  # every reason is 0: all become the round's
@@ -295,13 +290,20 @@ class Chain:
         """
         valid = reason == 0
         out = decide_tx(period, sellers, buyers, valid, payloads)
-        committed = valid & out.committed
-        reason = np.where(valid & ~committed, out.reason, reason).astype(np.int8)
+        if _jit.ENABLED:  # the same three lines as below, in one compiled call
+            committed = np.empty(valid.size, dtype=bool)
+            reason = reason.astype(np.int8)  # a copy: the caller's array stays as it was
+            n_ok = combine_verdicts(reason, out.committed, out.reason, committed)
+        else:
+            committed = valid & out.committed
+            reason = np.where(valid & ~committed, out.reason, reason).astype(np.int8)
+            n_ok = int(np.count_nonzero(committed))
         block = None
-        if committed.any():
+        if n_ok:
             records = [
-                payloads[i] + seller_sigs[i] + buyer_sigs[i]
-                for i in np.flatnonzero(committed).tolist()
+                b"".join((payloads[i], seller_sigs[i], buyer_sigs[i]))
+                for i, ok in enumerate(committed.tolist())
+                if ok
             ]
             stamp = round(period * self._ms_per_period + out.latency_ms)
             block = self.ledger.append(period, records, stamp)

@@ -86,3 +86,28 @@ def screen_and_pack(
 def payload_splitter(n_tx: int) -> struct.Struct:
     """A struct that unpacks ``n_tx`` concatenated payloads into separate bytes objects."""
     return struct.Struct(f"{PAYLOAD_SIZE}s" * n_tx)
+
+
+@_jit.kernel
+def combine_verdicts(
+    reason: NDArray[np.int8],
+    protocol_committed: NDArray[np.bool_],
+    protocol_reason: NDArray[np.int8],
+    committed: NDArray[np.bool_],
+) -> int:
+    """A per-transaction protocol's verdicts merged with the chain's own checks, in place.
+
+    The numpy code of ``Chain._per_transaction``: ``valid = reason == 0``; ``committed =
+    valid & protocol_committed``; ``reason = where(valid & ~committed, protocol_reason,
+    reason)``. Writes ``committed`` (T,) and overwrites ``reason`` (T,); returns how many
+    committed.
+    """
+    n_ok = 0
+    for t in range(reason.shape[0]):
+        valid = reason[t] == 0
+        ok = valid and protocol_committed[t]
+        committed[t] = ok
+        if valid and not ok:
+            reason[t] = protocol_reason[t]
+        n_ok += ok
+    return n_ok
