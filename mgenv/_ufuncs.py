@@ -189,3 +189,25 @@ def argsort_stable(keys: np.ndarray, order: np.ndarray, tmp: np.ndarray) -> None
     if src is not order:
         for i in range(n):
             order[i] = src[i]
+
+
+@_jit.kernel
+def stack_rows(rows: tuple[np.ndarray, ...], out: np.ndarray) -> int:
+    """``out[:] = np.array(rows, dtype=np.float64)``, stopping at the first non-finite value.
+
+    Args:
+        rows: k 1-D float arrays as long as ``out``'s rows.
+        out: ``(k, d)`` float64, written row by row (each value converted exactly).
+
+    Returns:
+        The index of the first row with a NaN or infinite value (``out`` then partly
+        written), or -1.
+    """
+    for i in range(len(rows)):
+        row = rows[i]
+        for j in range(row.shape[0]):
+            x = row[j]
+            if not np.isfinite(x):
+                return i
+            out[i, j] = x
+    return -1

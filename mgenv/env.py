@@ -45,12 +45,14 @@ import gymnasium
 import numpy as np
 from pettingzoo import ParallelEnv
 
-from mgenv import streams
+from mgenv import _jit, streams
+from mgenv._ufuncs import stack_rows
 from mgenv.chain import Chain, ConsensusResult
 from mgenv.config import EnvConfig
 from mgenv.core import MarketCore, PeriodResult
 
 RENDER_MODES = ("ansi", "rgb_array")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # action dtypes the kernel copies
 
 
 class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
@@ -198,22 +200,25 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         """
         mats = self.core.empty_actions()
         for role, members in self._learners.items():
-            try:  # the usual case: one array of the role's rows at once
-                block = np.array([actions[a] for a in members], dtype=np.float64)
+            try:
+                rows = [actions[a] for a in members]
             except KeyError:
                 missing = [a for a in self.agents if a not in actions]
                 raise ValueError(f"actions missing for agents {missing}") from None
-            except (ValueError, TypeError):  # ragged: the row by row path names the agent
-                block = None
-            if block is None or block.shape != mats[role].shape:
-                self._fill_rows(mats[role], members, actions)
+            mat = mats[role]
+            width = mat.shape[1:]
+            if _jit.ENABLED and all(
+                type(r) is np.ndarray and r.shape == width and r.dtype in _FLOATS for r in rows
+            ):  # the usual case: the rows copied and checked in one compiled call
+                first_bad = stack_rows(tuple(rows), mat)
             else:
-                mats[role] = block
-            if not np.isfinite(mats[role]).all():
-                bad = [a for i, a in enumerate(members) if not np.isfinite(mats[role][i]).all()]
+                self._fill_rows(mat, members, actions)
+                finite = np.isfinite(mat).all(axis=1)
+                first_bad = -1 if finite.all() else int(np.argmin(finite))
+            if first_bad >= 0:
+                bad = members[first_bad]
                 raise ValueError(
-                    f"action of {bad[0]} has non-finite values: "
-                    f"{np.asarray(actions[bad[0]]).tolist()}"
+                    f"action of {bad} has non-finite values: {np.asarray(actions[bad]).tolist()}"
                 )
         return mats
 

@@ -7,6 +7,7 @@ import pytest
 
 import baselines
 import mgenv
+from mgenv import _jit
 
 
 def test_unknown_scenario_lists_scenarios():
@@ -48,15 +49,19 @@ def _state(env):
     return (env.core.t, env.core.physics.soc.copy(), len(env.history), env.core.last_price)
 
 
+@pytest.mark.parametrize("jit", [True, False], ids=["kernels", "numpy"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_action_raises_naming_agent_and_changes_nothing(bad):
+def test_non_finite_action_raises_naming_agent_and_changes_nothing(bad, jit, monkeypatch):
+    monkeypatch.setattr(_jit, "ENABLED", jit and _jit.ENABLED)
     env = mgenv.parallel_env("default")
     env.reset(seed=0)
     acts = {a: np.zeros(env.action_space(a).shape, np.float32) for a in env.agents}
     before = _state(env)
     acts["mg_2"][1] = bad
+    acts["mg_3"][0] = bad  # the first bad agent is named
     with pytest.raises(ValueError, match="mg_2"):
         env.step(acts)
+    acts["mg_3"][0] = 0.0
     after = _state(env)
     assert before[0] == after[0] and before[2] == after[2]
     np.testing.assert_array_equal(before[1], after[1])
