@@ -101,17 +101,18 @@ def compilable(
 ) -> bool:
     """Whether :func:`screen_compiled` takes these inputs (the kernel's one signature).
 
-    int64 indices, float64 amounts (compared by identity: any other dtype object, say a
-    non-native byte order, takes the Python path), a serial and period that fit int64
+    int64 indices, float64 amounts of native byte order (dtype equality tells byte orders
+    apart; identity would not do: numba hands back arrays with dtype objects of their own,
+    e.g. the market kernel's trades), a serial and period that fit int64
     (``TX_STRUCT.pack`` raises for a period outside int64: the Python path then runs), a
     little-endian machine (the payload words are written in native order).
     """
     return (
         _LITTLE_ENDIAN
-        and s.dtype is _I8
-        and b.dtype is _I8
-        and q.dtype is _F8
-        and p.dtype is _F8
+        and s.dtype == _I8
+        and b.dtype == _I8
+        and q.dtype == _F8
+        and p.dtype == _F8
         and _I64_MIN <= period <= _I64_MAX
         and serial + s.size <= _I64_MAX
     )
