@@ -242,7 +242,7 @@ class MarketCore:
             self._public = None
             actions = {**actions, "mg": mg[:, : self.n_market_mg]}
         d = self.dispatch
-        inputs = MarketInputs(
+        inputs = MarketInputs(  # positional: a NamedTuple's keyword call costs twice as much
             d.surplus + d.gen_headroom,
             d.deficit,
             p.user_load_forecast[t],
@@ -252,20 +252,16 @@ class MarketCore:
             self.buyer_global,
             cfg.n_microgrids,
             cfg.n_aggregators,
-            load_kwh=p.load_forecast[t],
-            period=t,
-            dt_h=cfg.dt_h,
+            p.load_forecast[t],  # load_kwh
+            t,  # period
+            cfg.dt_h,
         )
         out = self.mechanism.clear(actions, inputs)
         trades = out.trades
         t1 = time.perf_counter()
+        # period, seller, buyer, quantity_kwh, price, intermediary
         res = self.chain.process(
-            period=t,
-            seller=trades.seller,
-            buyer=trades.buyer,
-            quantity_kwh=trades.kwh,
-            price=trades.price,
-            intermediary=trades.agg,
+            t, trades.seller, trades.buyer, trades.kwh, trades.price, trades.agg
         )
         t2 = time.perf_counter()
         result = self._settle(
