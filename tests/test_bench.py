@@ -9,8 +9,27 @@ from train.bench import main, measure, stage_profile
 def test_bench_prints_table(capsys):
     main(["--steps", "30", "--repeats", "1", "--protocols", "ideal"])
     out = capsys.readouterr().out
-    assert "| default | ideal | 4 |" in out
+    assert "| default | ideal | kernels | 4 |" in out
     assert "microseconds per step" in out and "chain" in out
+
+
+def test_bench_measures_both_paths(capsys):
+    from mgenv import _jit
+
+    before = _jit.ENABLED
+    main(["--steps", "30", "--repeats", "1", "--protocols", "ideal", "--paths", "kernels,numpy"])
+    out = capsys.readouterr().out
+    assert "| default | ideal | kernels | 4 |" in out and "| default | ideal | numpy | 4 |" in out
+    assert _jit.ENABLED == before  # restored
+
+
+def test_bench_jit_prints_start_up_times(capsys):
+    from train.bench_jit import main as bench_jit
+
+    bench_jit(["--scenarios", "default"])
+    out = capsys.readouterr().out
+    for row in ("| cold", "| warm", "| numpy only"):
+        assert row in out
 
 
 def test_measure_and_profile_fields():

@@ -9,6 +9,7 @@ Usage::
 
     mgenv bench                                    # default scenario, pbft and ideal
     mgenv bench --scenarios all --steps 5000 --repeats 5
+    mgenv bench --paths kernels,numpy              # with and without the compiled kernels
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import mgenv
+from mgenv import _jit
 
 
 def timed_steps(env: Any, actions: list[dict[str, np.ndarray]], steps: int) -> float:
@@ -103,6 +105,31 @@ def _env_factory(scenario: str, protocol: str) -> Callable[[], Any]:
     return lambda: mgenv.parallel_env(scenario, **overrides)
 
 
+def _print_row(
+    scen: str,
+    proto: str,
+    label: str,
+    path: str,
+    args: argparse.Namespace,
+    mpe_rate: dict[str, float] | None,
+) -> None:
+    """Measure one scenario, protocol and path (kernels or numpy) and print its row."""
+    enabled = _jit.ENABLED
+    _jit.ENABLED = path == "kernels"
+    try:
+        r = measure(_env_factory(scen, proto), args.steps, args.repeats)
+    except ValueError as exc:  # e.g. a protocol that needs more nodes
+        print(f"| {scen} | {label} | {path} | - | not valid: {str(exc).splitlines()[0][:60]} |")
+        return
+    finally:
+        _jit.ENABLED = enabled
+    ratio = f" {r['steps_per_s'] / mpe_rate['steps_per_s']:.2f} |" if mpe_rate else ""
+    print(
+        f"| {scen} | {label} | {path} | {r['agents']} | {r['steps_per_s']:,.0f} | "
+        f"{r['min']:,.0f}-{r['max']:,.0f} | {r['agent_steps_per_s']:,.0f} |{ratio}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the table of env steps/s per scenario and protocol, and the stage profile."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -116,34 +143,37 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--paths",
+        default="kernels",
+        help="comma-separated: 'kernels' (the compiled kernels, mgenv._jit) and/or 'numpy' "
+        "(the numpy code only, as with MGENV_JIT=0), measured in the same run",
+    )
     args = ap.parse_args(argv)
     names = mgenv.scenarios.names() if args.scenarios == "all" else args.scenarios.split(",")
     protocols = args.protocols.split(",")
+    paths = args.paths.split(",")
+    if not set(paths) <= {"kernels", "numpy"}:
+        ap.error(f"--paths takes 'kernels' and/or 'numpy', got {args.paths!r}")
+    if "kernels" in paths and not _jit.ENABLED:
+        ap.error("--paths kernels: numba is not importable or MGENV_JIT=0")
     mpe = mpe_factory()
     mpe_rate = measure(mpe, args.steps, args.repeats) if mpe else None
     print(
-        "| env | protocol | agents | env steps/s (median) | spread | agent-steps/s |"
+        "| env | protocol | path | agents | env steps/s (median) | spread | agent-steps/s |"
         + (" x MPE |" if mpe_rate else "")
     )
-    print("|---|---|---|---|---|---|" + ("---|" if mpe_rate else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|" if mpe_rate else ""))
     for scen in names:
         for proto in protocols:
             label = mgenv.make_config(scen).chain.protocol if proto == "own" else proto
             if proto == "own" and label in protocols:
                 continue  # measured below under its own name
-            try:
-                r = measure(_env_factory(scen, proto), args.steps, args.repeats)
-            except ValueError as exc:  # e.g. a protocol that needs more nodes
-                print(f"| {scen} | {label} | - | not valid: {str(exc).splitlines()[0][:60]} |")
-                continue
-            ratio = f" {r['steps_per_s'] / mpe_rate['steps_per_s']:.2f} |" if mpe_rate else ""
-            print(
-                f"| {scen} | {label} | {r['agents']} | {r['steps_per_s']:,.0f} | "
-                f"{r['min']:,.0f}-{r['max']:,.0f} | {r['agent_steps_per_s']:,.0f} |{ratio}"
-            )
+            for path in paths:
+                _print_row(scen, proto, label, path, args, mpe_rate)
     if mpe_rate:
         print(
-            f"| MPE simple_spread_v3 | - | {mpe_rate['agents']} | "
+            f"| MPE simple_spread_v3 | - | - | {mpe_rate['agents']} | "
             f"{mpe_rate['steps_per_s']:,.0f} | {mpe_rate['min']:,.0f}-{mpe_rate['max']:,.0f}"
             f" | {mpe_rate['agent_steps_per_s']:,.0f} | 1.00 |"
         )

@@ -40,7 +40,7 @@ for scenario in sys.argv[1].split(","):
         env.reset(seed=0)
         env.step({a: env.action_space(a).sample() for a in env.agents})
 t2 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "first_steps_s": t2 - t1}))
+print(json.dumps({"import_s": t1 - t0, "first_steps_s": t2 - t1, "mgenv": mgenv.__file__}))
 """
 
 
@@ -51,14 +51,17 @@ def _run(package_parent: Path, scenarios: str, jit: bool) -> dict[str, float]:
         [str(package_parent), str(Path(mgenv.__file__).parents[1]), env.get("PYTHONPATH", "")]
     )
     env["MGENV_JIT"] = "1" if jit else "0"
-    out = subprocess.run(
+    out = subprocess.run(  # in the copy's directory: `-c` puts the working directory first
         [sys.executable, "-c", _SCRIPT, scenarios],
         env=env,
+        cwd=package_parent,
         check=True,
         capture_output=True,
         text=True,
     )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    if not str(result.pop("mgenv")).startswith(str(package_parent)):
+        raise RuntimeError("the timed process did not import the copy of mgenv")
     return result
 
 
