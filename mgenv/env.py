@@ -75,10 +75,13 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             a for a in self.all_agents if self.role_of(a) in config.learning_roles
         ]
         self.agents: list[str] = []
-        # Each learning role's agents in row order (every member of a learning role learns).
+        # Each learning role's agents in row order (every member of a learning role learns),
+        # the roles in the agents' order (mg, agg, user), so that the learners' rows follow
+        # each other as in possible_agents.
         self._learners = {
             r: [f"{r}_{i}" for i in range(self.core.role_index[r].size)]
-            for r in config.learning_roles
+            for r in ("mg", "agg", "user")
+            if r in config.learning_roles
         }
         self._obs_spaces = {a: self._space_for(self.role_of(a)) for a in self.all_agents}
         self._act_spaces = {
@@ -190,8 +193,10 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
     def _split(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Rows of the per-role observation matrices for the live agents."""
-        rows = self.core.role_rows
-        return {a: obs[rows[a][0]][rows[a][1]] for a in self.agents}
+        out: dict[str, np.ndarray] = {}
+        for role, members in self._learners.items():  # the live agents are all the learners
+            out.update(zip(members, obs[role], strict=True))  # row views, in row order
+        return out
 
     def _check_actions(self, actions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Validate the learners' actions and write them into per-role action matrices.
