@@ -82,12 +82,14 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from mgenv import _jit
 from mgenv.batched.chain_draws import _ChildBuffer, _Draws, _episode_draws, _geometry, _lines
 from mgenv.batched.chain_draws import _Round as _Round
 from mgenv.batched.chain_pbft import _pbft
 from mgenv.batched.chain_sbet import _Groups as _Groups
 from mgenv.batched.chain_sbet import _sbet
 from mgenv.batched.chain_sbet_block import _SBETBlock as _SBETBlock
+from mgenv.batched.chain_sbet_jit import CompiledSBET, sbet_compiled
 from mgenv.batched.chain_select import _any, _count, _u8
 from mgenv.batched.chain_select import kth_smallest as kth_smallest
 from mgenv.batched.chain_types import F64, I64, Bool, _validity
@@ -201,6 +203,8 @@ class BatchedChain:
         self._pbft_senders = np.empty((2, n, 1, nb), dtype=bool)
         self._pbft_done = np.empty((3, n, nb), dtype=bool)
         self._pbft_times = np.empty((3, n, nb))
+        self._proportional = params.creator_election == "proportional"
+        self._compiled: CompiledSBET | None = None
         self._ready = False
 
     def _index_tables(self, phases: int) -> None:
@@ -302,6 +306,7 @@ class BatchedChain:
         self._online_state: Bool | None = None
         self._view = np.zeros(nb, dtype=np.int64)
         self._ready = True
+        self._compiled = None  # built by the first compiled period of the episode
         if network_rngs is None or p.protocol == "ideal":  # no node model, nothing drawn
             return
         positions, storage, withhold, malicious, children = _episode_draws(
@@ -382,8 +387,12 @@ class BatchedChain:
             return BatchedConsensus(
                 valid, reason, np.zeros(nb), np.ones(nb), np.zeros(nb, dtype=np.int64), {}
             )
-        self._draws.next(self.horizon - self._t % self.horizon)
+        periods_left = self.horizon - self._t % self.horizon
         self._t += 1
+        if self.params.protocol == "sbet" and _jit.ENABLED and not self._proportional:
+            k = self._draws.advance(periods_left)  # the kernels read the draws in place
+            return sbet_compiled(self, period, k, seller, valid, n_live, reason)
+        self._draws.next(periods_left)
         if self.params.protocol == "pbft":
             return _pbft(self, valid, reason)
         net = _Round(self)

@@ -107,8 +107,10 @@ class _Draws:
         self.rngs = list(rngs)
         self.k = self.n_block = 0
 
-    def next(self, periods_left: int) -> None:
-        """Copy the next period's draws to ``period`` (drawing a block first if needed).
+    def advance(self, periods_left: int) -> int:
+        """Move to the next period (drawing a block first if needed); its index in ``block``.
+
+        The compiled path reads ``block[:, k]`` in place; :meth:`next` also copies it.
 
         Args:
             periods_left: Periods until the end of the episode (a block never crosses it).
@@ -118,10 +120,19 @@ class _Draws:
             for rng, out in zip(self.rngs, self.block[:, : self.n_block], strict=True):
                 rng.random(out=out)  # = n_block calls of rng.random(size)
             self.k = 0
-        np.copyto(self.period, self.block[:, self.k])  # contiguous: the gathers hit the cache
+        self.k += 1
+        return self.k - 1
+
+    def next(self, periods_left: int) -> None:
+        """Copy the next period's draws to ``period`` (:meth:`advance`, then the copy).
+
+        Args:
+            periods_left: Periods until the end of the episode (a block never crosses it).
+        """
+        k = self.advance(periods_left)
+        np.copyto(self.period, self.block[:, k])  # contiguous: the gathers hit the cache
         if self.by_draw.size:
             np.copyto(self.by_draw, self.period.T)  # transposed in the cache: cheaper
-        self.k += 1
 
 
 class _ChildBuffer:

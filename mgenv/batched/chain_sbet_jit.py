@@ -1,0 +1,156 @@
+"""The batched chain's compiled SBET path: constants, buffers and the calls of a period.
+
+With :data:`mgenv._jit.ENABLED`, ``BatchedChain.process`` decides an SBET period by
+:func:`sbet_compiled`: the three kernels of :mod:`mgenv.batched.chain_kernels`, which run the
+single chain's compiled steps copy by copy, with numpy's ``log1p`` of the jitters they list
+between them (see that module). The numpy path (:mod:`mgenv.batched.chain_sbet`) stays the
+reference, the fallback without numba, and the path of the proportional creator election
+(whose keys need numpy's logarithms of the election's delays within the period).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mgenv.batched.chain_kernels import (
+    CHANGES,
+    FIGURES,
+    N_ADM,
+    N_COUNTS,
+    N_FIGURES,
+    sbet_close,
+    sbet_elect,
+    sbet_open,
+)
+from mgenv.batched.chain_types import F64, I64, BatchedConsensus, Bool
+from mgenv.chain.packed import ABLE, BASE, MALICIOUS, SLOW, VOTERS, WAIT
+from mgenv.chain.sbet_steps import N_PHASES
+
+if TYPE_CHECKING:
+    from mgenv.batched.chain import BatchedChain
+
+
+class CompiledSBET:
+    """One episode's constants of the compiled path, copies first, and its buffers.
+
+    Built from the chain's episode state (``BatchedChain.reset``'s draws) on the first
+    compiled period of an episode.
+
+    Attributes:
+        constants: ``(geo (B, 3, n, n), nodes (B, 3, n), storage (B, n))``, as
+            :class:`~mgenv.chain.packed.PackedPlane`'s ``geo`` and ``nodes`` and SBET's
+            storage spaces, per copy.
+        fc: ``PackedPlane.fc``: t_max, header and record times (ms), loss, jitter (ms).
+        ic: ``PackedPlane.ic``: quorum, block size, nodes each trade misses.
+        p_on: ``(availability, P(up | down before), P(up | up before))``.
+        down: Shape (n, B), bool: nodes a DDoS takes offline (all False without one).
+        state: Shape (n, B), bool: the online chain, advanced in place.
+    """
+
+    def __init__(self, c: BatchedChain) -> None:
+        p, n, nb = c.params, c._n, c.n_copies
+        geo = np.empty((nb, 3, n, n))
+        geo[:, BASE] = c._geo.base_ms.transpose(2, 0, 1)
+        geo[:, SLOW] = 1.0 if c._geo.slow is None else c._geo.slow.transpose(2, 0, 1)
+        geo[:, WAIT] = c._geo.wait_ms.transpose(2, 0, 1)
+        nodes = np.empty((nb, 3, n), dtype=bool)
+        nodes[:, MALICIOUS], nodes[:, ABLE], nodes[:, VOTERS] = (
+            c._malicious.T,
+            c._able.T,
+            c._voters.T,
+        )
+        self.constants = (geo, nodes, np.ascontiguousarray(c._storage.T))
+        self.fc = np.array(
+            [p.t_max_ms, c._header_ms, c._ms_per_record, p.message_loss, p.jitter_ms]
+        )
+        self.ic = np.array([c._q, p.block_size, c._n_missing], dtype=np.int64)
+        self.p_on = np.array([p.availability, *c._p_on])
+        down = c._geo.down
+        self.down = np.zeros((n, nb), dtype=bool) if down is None else down
+        self.state = np.empty((n, nb), dtype=bool)
+        self.online = np.empty((nb, n), dtype=bool)
+        self.counts = np.empty((N_COUNTS, nb), dtype=np.int64)
+        self.elapsed = np.empty(nb)
+        self.starts = np.empty((2, nb + 1), dtype=np.int64)
+        cap = nb * N_PHASES * n * n  # at most every jitter of every copy is listed
+        self.neg = np.empty((2, cap))
+        self.pos = np.empty((2, 2, cap), dtype=np.int64)
+        # the links the steps read (the others are never read: zeros, not garbage)
+        self.links = np.zeros((nb, N_PHASES, n, n), dtype=bool)
+        self.no_keys = np.empty((nb, 0))
+        self.no_start = np.zeros(nb, dtype=np.int64)
+        self._width = -1
+
+    def buffers(self, width: int) -> tuple[I64, NDArray[np.int8]]:
+        """``(admitted (2, B, T), copies (B, T, n))`` for T = ``width`` trade slots."""
+        if width != self._width:
+            nb, n = self.online.shape
+            self._admitted = np.empty((2, nb, width), dtype=np.int64)
+            self._copies = np.empty((nb, width, n), dtype=np.int8)
+            self._width = width
+        return self._admitted, self._copies
+
+
+def sbet_compiled(
+    c: BatchedChain,
+    period: int,
+    k: int,
+    seller: NDArray[np.integer],
+    valid: Bool,
+    n_live: I64,
+    reason: NDArray[np.int8],
+) -> BatchedConsensus:
+    """One SBET period of every copy by the kernels (``SBETProtocol.decide_transactions``).
+
+    Args:
+        c: The batched chain (its episode state is updated: online chain, node view).
+        period: Market period.
+        k: The period's index in the chain's draw block.
+        seller: Shape (B, T), integer: seller of each trade.
+        valid: Shape (B, T), bool: passed the validity checks.
+        n_live: Shape (B,): trades per copy.
+        reason: Shape (B, T), int8: ``INVALID_TRADE`` where live but not valid; the
+            verdicts are written into it.
+    """
+    cs = c._compiled
+    if cs is None:
+        cs = c._compiled = CompiledSBET(c)
+    nb, n = cs.online.shape
+    admitted, copies = cs.buffers(valid.shape[1])
+    before = c._online_state
+    if before is not None and before is not cs.state:  # the numpy path ran before
+        np.copyto(cs.state, before)
+    c._online_state = cs.state
+    sellers = np.ascontiguousarray(seller, dtype=np.int64)
+    start, start_next = cs.starts
+    neg, neg_next = cs.neg
+    pos, pos_next = cs.pos
+    draws = c._draws.block
+    m = sbet_open(
+        period, draws, k, cs.p_on, before is None, cs.state, cs.down, valid, sellers, cs.fc, cs.ic,
+        reason, cs.online, admitted, cs.counts, cs.links, neg, pos, start,
+    )  # fmt: skip
+    lj = np.log1p(neg[:m], out=neg[:m])
+    keys, key_start = cs.no_keys, cs.no_start
+    if c._children is not None and valid.shape[1] > 0:
+        keys, key_start = c._children.take(cs.counts[N_ADM] * n)
+    m = sbet_elect(
+        period, draws, k, cs.online, admitted, keys, key_start, cs.constants, cs.fc, cs.ic,
+        (lj, pos, start), cs.counts, cs.links, copies, cs.elapsed, neg_next, pos_next,
+        start_next,
+    )  # fmt: skip
+    lj = np.log1p(neg_next[:m], out=neg_next[:m])
+    committed = np.zeros(valid.shape, dtype=bool)
+    latency = np.empty(nb)
+    figures: F64 = np.empty((N_FIGURES + 1, nb))
+    sbet_close(
+        cs.online, admitted, cs.counts, cs.links, copies, cs.elapsed, cs.constants, cs.fc,
+        cs.ic, (lj, pos_next, start_next), n_live, (c._top, c._height, c._forked), committed,
+        reason, latency, figures,
+    )  # fmt: skip
+    extra = dict(zip(FIGURES, figures[:N_FIGURES], strict=True))
+    changes: I64 = cs.counts[CHANGES].copy()
+    return BatchedConsensus(committed, reason, latency, figures[N_FIGURES], changes, extra)
