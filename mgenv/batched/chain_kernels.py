@@ -148,6 +148,63 @@ def _fill_delays(
         flat[pos[0, m]] = base[ji] + (-jitter_ms * lj[m]) * slow[ji]
 
 
+@inlined
+def update_view(
+    b: int,
+    online: NDArray[np.bool_],
+    malicious: NDArray[np.bool_],
+    holders: NDArray[np.bool_],
+    some: bool,
+    altered: bool,
+    block: bool,
+    node_view: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]],
+) -> tuple[float, int, int]:
+    """Copy b's node view after a period: ``BatchedChain._update_nodes`` for one copy.
+
+    Delivery (the holders of a committed block take it; of an altered one, fork), then the
+    catch-up (online nodes behind the top, not forked, take it if an online honest node
+    that is not forked holds it), then the figures.
+
+    Args:
+        b: The copy.
+        online: Shape (n,), bool: its online nodes.
+        malicious: Shape (n,), bool: its malicious nodes.
+        holders: Shape (n,), bool: nodes holding the period's decided block (read only if
+            ``some``).
+        some: A block was decided (a transaction verified).
+        altered: The decided block is the colluders' altered one.
+        block: A block was appended (a transaction committed).
+        node_view: ``(top (B,), height (n, B), forked (n, B))``, updated in place.
+
+    Returns:
+        ``(honest_heads_agree, lagging_nodes, forked_nodes)``.
+    """
+    top, height, forked = node_view
+    n = online.size
+    top[b] += block
+    head = top[b]
+    serving = False
+    for i in range(n):
+        held = some and holders[i]
+        take = held and block and not altered
+        fork = held and altered and not block
+        if take:
+            height[i, b] = head
+        elif fork:
+            height[i, b] = head + 1
+        forked[i, b] = (forked[i, b] and not take) or fork
+        serving |= online[i] and not malicious[i] and not forked[i, b] and height[i, b] == head
+    agree, lagging, n_forked = 1.0, 0, 0
+    for i in range(n):
+        if serving and online[i] and not forked[i, b] and height[i, b] < head:
+            height[i, b] = head
+        if not malicious[i] and forked[i, b]:
+            agree = 0.0
+        lagging += not malicious[i] and height[i, b] < head
+        n_forked += forked[i, b]
+    return agree, lagging, n_forked
+
+
 @kernel
 def sbet_open(
     period: int,
@@ -381,6 +438,7 @@ def sbet_close(
     ic: NDArray[np.int64],
     listed: tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64]],
     n_live: NDArray[np.int64],
+    safety: float,
     node_view: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]],
     committed: NDArray[np.bool_],
     reason: NDArray[np.int8],
@@ -401,6 +459,7 @@ def sbet_close(
         ic: ``PackedPlane.ic``.
         listed: ``(lj, pos, start)`` of :func:`sbet_elect`'s list, ``lj`` its ``np.log1p``.
         n_live: Shape (B,): the period's trades.
+        safety: The ``safety_violation`` figure (1.0: malicious nodes >= n / 3).
         node_view: The batched chain's node view, updated in place: ``(top (B,) committed
             blocks, height (n, B) blocks each node holds, forked (n, B) bool)``.
         committed: Shape (B, T), bool, False: receives the committed trades.
@@ -411,16 +470,11 @@ def sbet_close(
     """
     geo, nodes, _ = constants
     lj, pos, start = listed
-    top, height, forked = node_view
     nb, n = online.shape
     w = work(n, copies.shape[1])
     delay = np.empty((N_PHASES, n, n))
     status, holders = w.status, w.holders
     q = ic[QUORUM]
-    n_bad = 0
-    for i in range(n):
-        n_bad += nodes[0, MALICIOUS, i]
-    safety = 1.0 if 3 * n_bad >= n else 0.0  # the same count in every copy
     for b in range(nb):
         n_adm = counts[N_ADM, b]
         p, c = counts[COORD, b], counts[CREATOR, b]
@@ -452,34 +506,13 @@ def sbet_close(
         figures[4, b] = counts[N_MISSING_COPIES, b]
         figures[5, b] = n_tampered
         figures[6, b] = creator
-        # the node view (BatchedChain._update_nodes): delivery, forks, catch-up, figures
-        block = n_ok > 0
-        top[b] += block
-        head = top[b]
-        serving = False
-        n_online = 0
-        for i in range(n):
-            held = some and holders[i]
-            take = held and block and not altered
-            fork = held and altered and not block
-            if take:
-                height[i, b] = head
-            elif fork:
-                height[i, b] = head + 1
-            forked[i, b] = (forked[i, b] and not take) or fork
-            honest = not nodes[b, MALICIOUS, i]
-            serving |= online[b, i] and honest and not forked[i, b] and height[i, b] == head
-            n_online += online[b, i]
-        agree, lagging, n_forked = 1.0, 0, 0
-        for i in range(n):
-            if serving and online[b, i] and not forked[i, b] and height[i, b] < head:
-                height[i, b] = head
-            honest = not nodes[b, MALICIOUS, i]
-            if honest and forked[i, b]:
-                agree = 0.0
-            lagging += honest and height[i, b] < head
-            n_forked += forked[i, b]
+        agree, lagging, n_forked = update_view(
+            b, online[b], nodes[b, MALICIOUS], holders, some, altered, n_ok > 0, node_view
+        )
         figures[7, b] = agree
         figures[8, b] = lagging
         figures[9, b] = n_forked
+        n_online = 0
+        for i in range(n):
+            n_online += online[b, i]
         figures[N_FIGURES, b] = n_online / n  # as numpy's count / n

@@ -148,7 +148,8 @@ def sbet_compiled(
     figures: F64 = np.empty((N_FIGURES + 1, nb))
     sbet_close(
         cs.online, admitted, cs.counts, cs.links, copies, cs.elapsed, cs.constants, cs.fc,
-        cs.ic, (lj, pos_next, start_next), n_live, (c._top, c._height, c._forked), committed,
+        cs.ic, (lj, pos_next, start_next), n_live, float(3 * c._n_mal >= n),
+        (c._top, c._height, c._forked), committed,
         reason, latency, figures,
     )  # fmt: skip
     extra = dict(zip(FIGURES, figures[:N_FIGURES], strict=True))
