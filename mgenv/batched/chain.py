@@ -83,6 +83,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mgenv import _jit
+from mgenv.batched import pcg64
 from mgenv.batched.chain_draws import _ChildBuffer, _Draws, _episode_draws, _geometry, _lines
 from mgenv.batched.chain_draws import _Round as _Round
 from mgenv.batched.chain_pbft import _pbft
@@ -94,6 +95,7 @@ from mgenv.batched.chain_select import _any, _count, _u8
 from mgenv.batched.chain_select import kth_smallest as kth_smallest
 from mgenv.batched.chain_types import F64, I64, Bool, _validity
 from mgenv.batched.chain_types import BatchedConsensus as BatchedConsensus
+from mgenv.batched.pcg64 import U64
 from mgenv.chain.adversary import n_malicious
 from mgenv.chain.dataplane import HEADER_BYTES, quorum, record_bytes
 from mgenv.chain.network import online_transition
@@ -205,6 +207,7 @@ class BatchedChain:
         self._pbft_times = np.empty((3, n, nb))
         self._proportional = params.creator_election == "proportional"
         self._compiled: CompiledSBET | None = None
+        self._tables: tuple[U64, U64] | None = None
         self._ready = False
 
     def _index_tables(self, phases: int) -> None:
@@ -390,13 +393,25 @@ class BatchedChain:
         periods_left = self.horizon - self._t % self.horizon
         self._t += 1
         if self.params.protocol == "sbet" and _jit.ENABLED and not self._proportional:
-            k = self._draws.advance(periods_left)  # the kernels read the draws in place
-            return sbet_compiled(self, period, k, seller, valid, n_live, reason)
+            tables = self._pcg_tables()
+            k = self._draws.advance(periods_left, virtual=tables is not None)
+            return sbet_compiled(self, period, k, tables, seller, valid, n_live, reason)
         self._draws.next(periods_left)
         if self.params.protocol == "pbft":
             return _pbft(self, valid, reason)
         net = _Round(self)
         return _sbet(self, period, net, np.asarray(seller), valid, n_live, reason)
+
+    def _pcg_tables(self) -> tuple[U64, U64] | None:
+        """PCG64 jump tables for the kernels' own draws (:mod:`mgenv.batched.pcg64`).
+
+        By offset (D + 1 entries) and by period (K + 1), built on first use; None if D >
+        2**16 (the tables would be large: the draws are then made in blocks).
+        """
+        if self._tables is None and self._draw_size <= 2**16:
+            d, k = self._draw_size, self._draws.block.shape[1]
+            self._tables = (pcg64.jump_table(d), pcg64.jump_table(k, step=d))
+        return self._tables
 
     def _online(self, u: F64) -> Bool:
         """Advance every copy's online chain (``NetworkModel.next_online``), shape (n, B)."""

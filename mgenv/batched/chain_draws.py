@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
+from mgenv.batched import pcg64
 from mgenv.batched.chain_types import F64, I64, Bool
 from mgenv.chain.network import child_stream
 from mgenv.chain.params import ChainParams
 from mgenv.streams import PresetSeedSequence
 
+_DRAWN = np.empty((0, 4), dtype=np.uint64)  # _Draws.start of a block that is drawn
 # Seed sequences whose spawn(1)[0] is the child Generator.spawn would seed a PCG64 with.
 _SPAWNABLE = (np.random.SeedSequence, PresetSeedSequence)
 
@@ -86,11 +88,19 @@ class _Draws:
     The buffers are allocated once, not per block or episode: a fresh large array costs a
     page fault per 4 KiB page on first touch, more than drawing the numbers.
 
+    A block may instead be *virtual* (the compiled path, PCG64 streams): the generators'
+    states at its start are kept in ``start`` and each is advanced past the block's draws
+    (``PCG64.advance``: the state it would have after drawing them), and the kernels compute
+    the uniforms they read from ``start`` (:mod:`mgenv.batched.pcg64`); the numpy path
+    draws the block from ``start`` if it needs it (:meth:`next`).
+
     Attributes:
-        block: Shape (B, K, D): K periods' draws of every copy.
+        block: Shape (B, K, D): K periods' draws of every copy (if not virtual).
         flat: The current period's draws (B, D), flattened.
         by_draw: The current period's draws (D, B), if asked for (``transposed``): every
             message's uniforms of all copies are then a contiguous slice.
+        start: Shape (B, 4) uint64: the copies' PCG64 states at the start of a virtual
+            block (:func:`~mgenv.batched.pcg64.states`); shape (0, 4) if the block is drawn.
     """
 
     def __init__(self, n_copies: int, size: int, n_periods: int, transposed: bool) -> None:
@@ -101,24 +111,36 @@ class _Draws:
         self.by_draw = np.empty((size, n_copies) if transposed else (0, 0))
         self.k = 0
         self.n_block = 0
+        self.start = _DRAWN
 
     def restart(self, rngs: Sequence[np.random.Generator]) -> None:
         """Draw from these generators from now on (a new episode)."""
         self.rngs = list(rngs)
         self.k = self.n_block = 0
+        self.start = _DRAWN
 
-    def advance(self, periods_left: int) -> int:
-        """Move to the next period (drawing a block first if needed); its index in ``block``.
+    def advance(self, periods_left: int, virtual: bool = False) -> int:
+        """Move to the next period (starting a block first if needed); its index in the block.
 
-        The compiled path reads ``block[:, k]`` in place; :meth:`next` also copies it.
+        The compiled path reads ``block[:, k]`` in place, or computes a virtual block's
+        draws; :meth:`next` copies the period out.
 
         Args:
             periods_left: Periods until the end of the episode (a block never crosses it).
+            virtual: Start a virtual block if the generators allow (PCG64 streams).
         """
         if self.k == self.n_block:
             self.n_block = min(self.block.shape[1], periods_left)
-            for rng, out in zip(self.rngs, self.block[:, : self.n_block], strict=True):
-                rng.random(out=out)  # = n_block calls of rng.random(size)
+            start = pcg64.states(self.rngs) if virtual else None
+            if start is None:
+                for rng, out in zip(self.rngs, self.block[:, : self.n_block], strict=True):
+                    rng.random(out=out)  # = n_block calls of rng.random(size)
+                self.start = _DRAWN
+            else:
+                skip = self.n_block * self.block.shape[2]
+                for rng in self.rngs:  # all PCG64s (pcg64.states checked)
+                    cast(np.random.PCG64, rng.bit_generator).advance(skip)
+                self.start = start
             self.k = 0
         self.k += 1
         return self.k - 1
@@ -130,9 +152,25 @@ class _Draws:
             periods_left: Periods until the end of the episode (a block never crosses it).
         """
         k = self.advance(periods_left)
+        if self.start.shape[0]:
+            self._draw_virtual()
         np.copyto(self.period, self.block[:, k])  # contiguous: the gathers hit the cache
         if self.by_draw.size:
             np.copyto(self.by_draw, self.period.T)  # transposed in the cache: cheaper
+
+    def _draw_virtual(self) -> None:
+        """Draw the virtual block into ``block``: what its generators drew from ``start``."""
+        bits = np.random.PCG64()
+        rng = np.random.Generator(bits)
+        for (s_hi, s_lo, i_hi, i_lo), out in zip(
+            self.start.tolist(), self.block[:, : self.n_block], strict=True
+        ):
+            state = {"state": (s_hi << 64) | s_lo, "inc": (i_hi << 64) | i_lo}
+            bits.state = cast(
+                Any, {"bit_generator": "PCG64", "state": state, "has_uint32": 0, "uinteger": 0}
+            )
+            rng.random(out=out)
+        self.start = _DRAWN
 
 
 class _ChildBuffer:

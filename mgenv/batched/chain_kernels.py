@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mgenv._jit import inlined, kernel
+from mgenv.batched import pcg64
 from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain.dataplane import MISSING
 from mgenv.chain.kernels_sbet import choose_creator, finish_block
@@ -93,9 +94,49 @@ FIGURES: Final = (
 N_FIGURES: Final = len(FIGURES)
 
 
+#: A period's network draws: ``(draws (B, K, D), k, start, by_offset, by_period)``. Either
+#: the draws of period k are ``draws[:, k]`` (``by_offset`` empty), or they are computed
+#: from each copy's PCG64 state at the start of the block ``start`` (B, 4) uint64, with
+#: :func:`mgenv.batched.pcg64.jump_table`'s tables by offset (D + 1) and by period (K + 1).
+Source = tuple[NDArray[np.float64], int, NDArray[np.uint64], NDArray[np.uint64], NDArray[np.uint64]]
+# The helpers below take the source's arrays one by one: unpacking a tuple of arrays at
+# every uniform would take and release a reference to each of them every time.
+
+
+@inlined
+def _period(
+    pcg_start: NDArray[np.uint64], by_period: NDArray[np.uint64], period_k: int, b: int
+) -> pcg64.State:
+    """Copy b's PCG64 state and increment at the start of period ``period_k`` (or zeros)."""
+    if by_period.shape[0] == 0:
+        zero = np.uint64(0)
+        return zero, zero, zero, zero
+    hi, lo = pcg64.jump(pcg_start[b], by_period, period_k)
+    return hi, lo, pcg_start[b, 2], pcg_start[b, 3]
+
+
+@inlined
+def _u(
+    draws: NDArray[np.float64],
+    by_offset: NDArray[np.uint64],
+    period_k: int,
+    b: int,
+    at: pcg64.State,
+    offset: int,
+) -> float:
+    """Uniform ``offset`` of copy b's period draw (``at``: :func:`_period`'s state)."""
+    if by_offset.shape[0] == 0:
+        return float(draws[b, period_k, offset])
+    return pcg64.uniform(at, by_offset, offset)
+
+
 @inlined
 def _link(
-    u: NDArray[np.float64],
+    draws: NDArray[np.float64],
+    by_offset: NDArray[np.uint64],
+    period_k: int,
+    b: int,
+    at: pcg64.State,
     on: NDArray[np.bool_],
     loss: float,
     link: NDArray[np.bool_],
@@ -103,16 +144,27 @@ def _link(
     j: int,
     i: int,
 ) -> bool:
-    """Message (k, j -> i)'s link into ``link``: ``kernels_dataplane.links``' expression."""
+    """Message (k, j -> i)'s link into ``link``: ``kernels_dataplane.links``' value.
+
+    Its loss uniform is read only if both ends are online and j != i (else the link is
+    down whatever the uniform).
+    """
     n = on.size
-    up: bool = (u[n + (k * n + j) * n + i] >= loss) & (j != i) & on[j] & on[i]
+    if j == i or not (on[j] and on[i]):
+        link[k, j, i] = False
+        return False
+    up: bool = _u(draws, by_offset, period_k, b, at, n + (k * n + j) * n + i) >= loss
     link[k, j, i] = up
     return up
 
 
 @inlined
 def _emit(
-    u: NDArray[np.float64],
+    draws: NDArray[np.float64],
+    by_offset: NDArray[np.uint64],
+    period_k: int,
+    b: int,
+    at: pcg64.State,
     k: int,
     j: int,
     i: int,
@@ -122,9 +174,11 @@ def _emit(
     m: int,
 ) -> int:
     """List message (k, j -> i)'s negated jitter uniform at ``m``; returns ``m + 1``."""
-    at = (k * n + j) * n + i
-    neg[m] = -u[n + N_PHASES * n * n + at]  # the draw: online | loss | jitter | extra
-    pos[0, m] = at
+    flat = (k * n + j) * n + i
+    neg[m] = -_u(
+        draws, by_offset, period_k, b, at, n + N_PHASES * n * n + flat
+    )  # online | loss | jitter | extra
+    pos[0, m] = flat
     pos[1, m] = j * n + i
     return m + 1
 
@@ -208,8 +262,7 @@ def update_view(
 @kernel
 def sbet_open(
     period: int,
-    draws: NDArray[np.float64],
-    k: int,
+    src: Source,
     p_on: NDArray[np.float64],
     first: bool,
     state: NDArray[np.bool_],
@@ -231,8 +284,7 @@ def sbet_open(
 
     Args:
         period: Market period.
-        draws: Shape (B, K, D): every copy's network draws; period ``k`` is this one's.
-        k: This period's index in ``draws``.
+        src: The period's network draws (:data:`Source`).
         p_on: ``(availability, P(up | down before), P(up | up before))``.
         first: The episode's first period (the chain starts from the availability).
         state: Shape (n, B), bool: the online chain, advanced in place
@@ -257,18 +309,21 @@ def sbet_open(
     Returns:
         The number of listed uniforms.
     """
+    draws, period_k, pcg_start, by_offset, by_period = src
     nb = valid.shape[0]
     n = state.shape[0]
     loss, block_size = fc[LOSS], ic[BLOCK_SIZE]
     m = 0
     for b in range(nb):
         start[b] = m
-        u, on, lk = draws[b, k], online[b], links[b]
+        at, on, lk = _period(pcg_start, by_period, period_k, b), online[b], links[b]
         for i in range(n):  # NetworkModel.next_online
             if first:
-                up = u[i] < p_on[0]
+                up = _u(draws, by_offset, period_k, b, at, i) < p_on[0]
             else:
-                up = u[i] < (p_on[2] if state[i, b] else p_on[1])
+                up = _u(draws, by_offset, period_k, b, at, i) < (
+                    p_on[2] if state[i, b] else p_on[1]
+                )
             state[i, b] = up
             on[i] = up and not down[i, b]
         n_adm, n_valid = kd.admit_into(
@@ -284,18 +339,20 @@ def sbet_open(
             continue
         for j in range(n):
             for i in range(n):
-                if _link(u, on, loss, lk, DATA, j, i):
-                    m = _emit(u, DATA, j, i, n, neg, pos, m)
+                if _link(draws, by_offset, period_k, b, at, on, loss, lk, DATA, j, i):
+                    m = _emit(draws, by_offset, period_k, b, at, DATA, j, i, n, neg, pos, m)
         p, _ = coordinator(on, period)
         counts[COORD, b] = p
         if p < 0:
             continue
         for i in range(n):
-            if _link(u, on, loss, lk, ELECT, p, i):
-                m = _emit(u, ELECT, p, i, n, neg, pos, m)
-            if _link(u, on, loss, lk, YES, i, p):
-                m = _emit(u, YES, i, p, n, neg, pos, m)
-            _link(u, on, loss, lk, ANNOUNCE, p, i)  # its jitter only if a creator is found
+            if _link(draws, by_offset, period_k, b, at, on, loss, lk, ELECT, p, i):
+                m = _emit(draws, by_offset, period_k, b, at, ELECT, p, i, n, neg, pos, m)
+            if _link(draws, by_offset, period_k, b, at, on, loss, lk, YES, i, p):
+                m = _emit(draws, by_offset, period_k, b, at, YES, i, p, n, neg, pos, m)
+            _link(
+                draws, by_offset, period_k, b, at, on, loss, lk, ANNOUNCE, p, i
+            )  # its jitter only if a creator is found
     start[nb] = m
     return m
 
@@ -303,8 +360,7 @@ def sbet_open(
 @kernel
 def sbet_elect(
     period: int,
-    draws: NDArray[np.float64],
-    k: int,
+    src: Source,
     online: NDArray[np.bool_],
     admitted: NDArray[np.int64],
     keys: NDArray[np.float64],
@@ -325,8 +381,7 @@ def sbet_elect(
 
     Args:
         period: Market period.
-        draws: As :func:`sbet_open`.
-        k: As :func:`sbet_open`.
+        src: As :func:`sbet_open`.
         online: Shape (B, n), bool, from :func:`sbet_open`.
         admitted: Shape (2, B, T), from :func:`sbet_open`.
         keys: Shape (B, W): the interruption uniforms (``DataPlane.interruption_uniforms``)
@@ -353,6 +408,7 @@ def sbet_elect(
     """
     geo, nodes, storage = constants
     lj, pos_in, start_in = listed
+    draws, period_k, pcg_start, by_offset, by_period = src
     nb, n = online.shape
     w = work(n, copies.shape[1])
     delay = np.empty((N_PHASES, n, n))
@@ -365,17 +421,17 @@ def sbet_elect(
         n_adm = counts[N_ADM, b]
         if n_adm == 0:
             continue
-        u, on, lk = draws[b, k], online[b], links[b]
+        at, on, lk = _period(pcg_start, by_period, period_k, b), online[b], links[b]
         _fill_delays(lj, pos_in, start_in[b], start_in[b + 1], geo[b], fc[JITTER], delay)
         org = admitted[1, b][:n_adm]
         cut = w.cut[:0]
         if n_missing > 0:
             cut = w.cut[:n_adm]
-            at = key_start[b]
+            key = key_start[b]
             for t in range(n_adm):  # n uniforms per admitted trade, in order
                 for i in range(n):
-                    cut_keys[t, i] = keys[b, at]
-                    at += 1
+                    cut_keys[t, i] = keys[b, key]
+                    key += 1
             kd.interruptions_into(cut_keys[:n_adm], org, n_missing, cut)
         held = copies[b][:n_adm]
         data_ms = kd.broadcast_into(
@@ -395,20 +451,20 @@ def sbet_elect(
             continue
         for i in range(n):
             if lk[ANNOUNCE, p, i]:
-                m = _emit(u, ANNOUNCE, p, i, n, neg, pos, m)
-            if _link(u, on, loss, lk, LISTS, i, c):
-                m = _emit(u, LISTS, i, c, n, neg, pos, m)
-            if _link(u, on, loss, lk, COMPLETE, c, i):
-                m = _emit(u, COMPLETE, c, i, n, neg, pos, m)
-            if _link(u, on, loss, lk, INTEGRITY, i, c):
-                m = _emit(u, INTEGRITY, i, c, n, neg, pos, m)
-            if _link(u, on, loss, lk, BLOCK, c, i):
-                m = _emit(u, BLOCK, c, i, n, neg, pos, m)
-            if _link(u, on, loss, lk, COMMIT, i, c):
-                m = _emit(u, COMMIT, i, c, n, neg, pos, m)
+                m = _emit(draws, by_offset, period_k, b, at, ANNOUNCE, p, i, n, neg, pos, m)
+            if _link(draws, by_offset, period_k, b, at, on, loss, lk, LISTS, i, c):
+                m = _emit(draws, by_offset, period_k, b, at, LISTS, i, c, n, neg, pos, m)
+            if _link(draws, by_offset, period_k, b, at, on, loss, lk, COMPLETE, c, i):
+                m = _emit(draws, by_offset, period_k, b, at, COMPLETE, c, i, n, neg, pos, m)
+            if _link(draws, by_offset, period_k, b, at, on, loss, lk, INTEGRITY, i, c):
+                m = _emit(draws, by_offset, period_k, b, at, INTEGRITY, i, c, n, neg, pos, m)
+            if _link(draws, by_offset, period_k, b, at, on, loss, lk, BLOCK, c, i):
+                m = _emit(draws, by_offset, period_k, b, at, BLOCK, c, i, n, neg, pos, m)
+            if _link(draws, by_offset, period_k, b, at, on, loss, lk, COMMIT, i, c):
+                m = _emit(draws, by_offset, period_k, b, at, COMMIT, i, c, n, neg, pos, m)
             for j in range(n):
-                if _link(u, on, loss, lk, HASH, j, i):
-                    m = _emit(u, HASH, j, i, n, neg, pos, m)
+                if _link(draws, by_offset, period_k, b, at, on, loss, lk, HASH, j, i):
+                    m = _emit(draws, by_offset, period_k, b, at, HASH, j, i, n, neg, pos, m)
         for i in range(n):  # nodes that got the complete list and miss a copy may ask
             asks = False
             if lk[COMPLETE, c, i] or i == c:
@@ -417,10 +473,10 @@ def sbet_elect(
             if not asks:
                 continue
             for j in range(n):  # recover reads these for the asking nodes only
-                ask = _link(u, on, loss, lk, REQUEST, i, j)
-                if _link(u, on, loss, lk, REPLY, j, i) and ask:
-                    m = _emit(u, REQUEST, i, j, n, neg, pos, m)
-                    m = _emit(u, REPLY, j, i, n, neg, pos, m)
+                ask = _link(draws, by_offset, period_k, b, at, on, loss, lk, REQUEST, i, j)
+                if _link(draws, by_offset, period_k, b, at, on, loss, lk, REPLY, j, i) and ask:
+                    m = _emit(draws, by_offset, period_k, b, at, REQUEST, i, j, n, neg, pos, m)
+                    m = _emit(draws, by_offset, period_k, b, at, REPLY, j, i, n, neg, pos, m)
     start[nb] = m
     return m
 

@@ -26,11 +26,14 @@ from mgenv.batched.chain_kernels import (
     sbet_open,
 )
 from mgenv.batched.chain_types import F64, I64, BatchedConsensus, Bool
+from mgenv.batched.pcg64 import U64
 from mgenv.chain.packed import ABLE, BASE, MALICIOUS, SLOW, VOTERS, WAIT
 from mgenv.chain.sbet_steps import N_PHASES
 
 if TYPE_CHECKING:
     from mgenv.batched.chain import BatchedChain
+
+_NO_TABLE = np.empty((0, 4), dtype=np.uint64)
 
 
 class CompiledSBET:
@@ -98,6 +101,7 @@ def sbet_compiled(
     c: BatchedChain,
     period: int,
     k: int,
+    tables: tuple[U64, U64] | None,
     seller: NDArray[np.integer],
     valid: Bool,
     n_live: I64,
@@ -109,6 +113,7 @@ def sbet_compiled(
         c: The batched chain (its episode state is updated: online chain, node view).
         period: Market period.
         k: The period's index in the chain's draw block.
+        tables: PCG64 jump tables by offset and by period, if the block may be virtual.
         seller: Shape (B, T), integer: seller of each trade.
         valid: Shape (B, T), bool: passed the validity checks.
         n_live: Shape (B,): trades per copy.
@@ -128,9 +133,12 @@ def sbet_compiled(
     start, start_next = cs.starts
     neg, neg_next = cs.neg
     pos, pos_next = cs.pos
-    draws = c._draws.block
+    by_offset, by_period = _NO_TABLE, _NO_TABLE
+    if tables is not None and c._draws.start.shape[0]:  # a virtual block
+        by_offset, by_period = tables
+    draws = (c._draws.block, k, c._draws.start, by_offset, by_period)
     m = sbet_open(
-        period, draws, k, cs.p_on, before is None, cs.state, cs.down, valid, sellers, cs.fc, cs.ic,
+        period, draws, cs.p_on, before is None, cs.state, cs.down, valid, sellers, cs.fc, cs.ic,
         reason, cs.online, admitted, cs.counts, cs.links, neg, pos, start,
     )  # fmt: skip
     lj = np.log1p(neg[:m], out=neg[:m])
@@ -138,7 +146,7 @@ def sbet_compiled(
     if c._children is not None and valid.shape[1] > 0:
         keys, key_start = c._children.take(cs.counts[N_ADM] * n)
     m = sbet_elect(
-        period, draws, k, cs.online, admitted, keys, key_start, cs.constants, cs.fc, cs.ic,
+        period, draws, cs.online, admitted, keys, key_start, cs.constants, cs.fc, cs.ic,
         (lj, pos, start), cs.counts, cs.links, copies, cs.elapsed, neg_next, pos_next,
         start_next,
     )  # fmt: skip
