@@ -2,7 +2,9 @@
 
 Bit-identical per copy to :func:`mgenv.physics.profiles.draw_profiles` and
 :class:`mgenv.physics.model.ElectricModel` with rule dispatch (the batched core's scope): the
-same elementwise operations in the same order, broadcast over a leading copy axis.
+same elementwise operations in the same order, broadcast over a leading copy axis. With
+:data:`mgenv._jit.ENABLED` the profiles' arithmetic runs copy by copy in the single env's
+kernels instead (:func:`_profiles_copies`), on the same draws.
 """
 
 from __future__ import annotations
@@ -11,12 +13,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mgenv import _jit
 from mgenv.config import EnvConfig, tile
+from mgenv.physics.kernels import profiles_into, wind_speeds_into
 from mgenv.physics.model import ElectricModel
 from mgenv.physics.profiles import (
+    CUT_IN_MS,
+    CUT_OUT_MS,
+    RATED_MS,
     DayProfiles,
     commercial_load_shape,
     period_hours,
+    profile_bases,
     pv_shape,
     residential_load_shape,
     wind_power_curve,
@@ -76,6 +84,8 @@ def draw_profiles_batch(
         cloud_raw[b] = _uniform_raw(weather)
         weather.standard_normal(out=zw[b])
         load.standard_normal(out=zl[b])
+    if _jit.ENABLED:
+        return _profiles_compiled(cfg, zw, zl, _cloudiness(cloud_raw, p.cloudiness_max))
     hours = period_hours(cfg)
     fleet = cfg.fleet
     cloud = _cloudiness(cloud_raw, p.cloudiness_max)[:, None] + 0.05 * zw[:, cut[0]]
@@ -108,6 +118,123 @@ def draw_profiles_batch(
         load_real=_realise(load_f, err, zl[:, n + nu : real]),
         user_load_real=_realise(user_f, err, zl[:, real:]),
     )
+
+
+def _profiles_compiled(
+    cfg: EnvConfig, zw: np.ndarray, zl: np.ndarray, cloud: np.ndarray
+) -> DayProfiles:
+    """:func:`draw_profiles_batch`'s arithmetic by the single env's kernels, copy by copy.
+
+    Args:
+        cfg: The environment config.
+        zw: Shape (B, W): each copy's weather normals (:func:`_weather_normals`).
+        zl: Shape (B, L): its load normals (levels, users' levels, load and users' errors).
+        cloud: Shape (B,): the regional cloudiness draws.
+
+    Returns:
+        The profiles, fields (B, H, n) (views of two arrays).
+    """
+    p, h, n, nu = cfg.profiles, cfg.horizon, cfg.n_microgrids, cfg.n_users
+    phi, sigma = WIND_PHI, WIND_SIGMA_SHARE * p.wind_mean_ms
+    speed = np.empty((zw.shape[0], h, n))
+    # Generator.normal(0, scale) is 0.0 + scale * z: the scales as numpy computes them
+    _wind_copies(zw, sigma * np.sqrt(1.0 - phi**2), sigma, p.wind_mean_ms, phi, speed)
+    bases = profile_bases(cfg)
+    data = tuple(
+        np.ascontiguousarray(np.asarray(d, dtype=np.float64)[:h]) if d else np.zeros((0, 0))
+        for d in (p.pv_data_kwh, p.load_data_kwh)
+    )
+    out, out_user = np.empty((zw.shape[0], 6, h, n)), np.empty((zw.shape[0], 2, h, nu))
+    _profiles_copies(
+        (zw, zl),
+        cloud,
+        (speed, speed**3),  # numpy's pow, as wind_power_curve's
+        bases,
+        (data[0], data[1]),
+        (cfg.dt_h, p.load_noise, p.forecast_error),
+        (CUT_IN_MS, CUT_OUT_MS, CUT_IN_MS**3, RATED_MS**3 - CUT_IN_MS**3),
+        out,
+        out_user,
+    )
+    return DayProfiles(
+        out[:, 0], out[:, 1], out[:, 2], out_user[:, 0], out[:, 3], out[:, 4], out[:, 5],
+        out_user[:, 1],
+    )  # fmt: skip
+
+
+@_jit.kernel
+def _wind_copies(
+    zw: np.ndarray, scale: float, sigma: float, mean_ms: float, phi: float, out: np.ndarray
+) -> None:
+    """Every copy's wind speeds (m/s, ``out`` (B, H, n)) from its weather normals.
+
+    ``profiles._wind_speeds``'s draws, ``normal(0, scale, h)`` and ``normal(0, sigma)``, are
+    ``0.0 + scale * z``; then :func:`mgenv.physics.kernels.wind_speeds_into`.
+    """
+    h, n = out.shape[1], out.shape[2]
+    shocks = np.empty(h)
+    local = np.empty((h, n))
+    first = n + h + 1  # cloud (n), shocks (h), level (1), then the gusts
+    for b in range(zw.shape[0]):
+        for t in range(h):
+            shocks[t] = 0.0 + scale * zw[b, n + t]
+            for j in range(n):
+                local[t, j] = zw[b, first + t * n + j]
+        level = mean_ms + (0.0 + sigma * zw[b, n + h])
+        wind_speeds_into(shocks, level, local, mean_ms, phi, out[b])
+
+
+@_jit.kernel
+def _profiles_copies(
+    normals: tuple[np.ndarray, np.ndarray],
+    cloud: np.ndarray,
+    wind: tuple[np.ndarray, np.ndarray],
+    bases: tuple[np.ndarray, ...],
+    data: tuple[np.ndarray, np.ndarray],
+    params: tuple[float, float, float],
+    wind_curve: tuple[float, float, float, float],
+    out: np.ndarray,
+    out_user: np.ndarray,
+) -> None:
+    """Every copy's profiles: :func:`mgenv.physics.kernels.profiles_into` on its draws.
+
+    Args:
+        normals: ``(zw (B, W), zl (B, L))``: the weather and load normals, in
+            ``draw_profiles``' order of draws.
+        cloud: Shape (B,): the regional cloudiness draws.
+        wind: ``(speed, speed**3)``, (B, H, n) each (m/s, m³/s³; the cube by numpy).
+        bases: :class:`~mgenv.physics.profiles.ProfileBases`.
+        data: Tabulated PV and load, kWh, (H, n) or (0, 0).
+        params: ``(dt_h, load_noise, forecast_error)``.
+        wind_curve: As ``profiles_into``'s.
+        out: Shape (B, 6, H, n): receives PV, wind, load forecasts, then realisations, kWh.
+        out_user: Shape (B, 2, H, n_user): the users' forecast and realisation, kWh.
+    """
+    zw, zl = normals
+    speed, cube = wind
+    pv_shape, load_shape, user_shape, pv_kw, wind_kw, load_kw, user_kw = bases
+    h, n, nu = out.shape[2], out.shape[3], out_user.shape[3]
+    cloud_z, level_z, user_z = np.empty(n), np.empty(n), np.empty(nu)
+    noise = (np.empty((h, n)), np.empty((h, n)), np.empty((h, n)), np.empty((h, nu)))
+    at_pv, at_load = n + h + 1 + h * n, n + nu  # where the error normals start
+    for b in range(zw.shape[0]):
+        for j in range(n):
+            cloud_z[j] = zw[b, j]
+            level_z[j] = zl[b, j]
+        for k in range(nu):
+            user_z[k] = zl[b, n + k]
+        for t in range(h):
+            for j in range(n):
+                noise[0][t, j] = zw[b, at_pv + t * n + j]
+                noise[1][t, j] = zw[b, at_pv + h * n + t * n + j]
+                noise[2][t, j] = zl[b, at_load + t * n + j]
+            for k in range(nu):
+                noise[3][t, k] = zl[b, at_load + h * n + t * nu + k]
+        profiles_into(
+            cloud[b], cloud_z, pv_shape, pv_kw, speed[b], cube[b], wind_kw, level_z,
+            load_shape, load_kw, user_z, user_shape, user_kw, data[0], data[1], noise, params,
+            wind_curve, out[b], out_user[b],
+        )  # fmt: skip
 
 
 def _uniform_raw(rng: np.random.Generator) -> int:
