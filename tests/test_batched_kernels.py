@@ -21,6 +21,7 @@ from mgenv.batched.chain import BatchedChain
 from mgenv.batched.chain_kernels import update_view
 from mgenv.batched.core import BatchedCore
 from mgenv.batched.settlement import settle_batch, settle_copies
+from mgenv.batched.streams import EpisodeBatch
 from mgenv.chain import Chain, ChainParams, Ledger
 from mgenv.chain.nodeview import NodeHeads, NodeRound
 from mgenv.core import COMMIT_EMA
@@ -189,3 +190,60 @@ def test_paths_mix_within_an_episode(
             np.testing.assert_array_equal(chain.node_height, [s.nodes.height for s in singles])
     for a, b in zip(nets, single_nets, strict=True):
         assert a.bit_generator.state == b.bit_generator.state
+
+
+@pytest.mark.parametrize("flip", [False, True], ids=["kernels", "mixed"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"protocol": "sbet", "message_loss": 0.1, "availability": 0.8},
+        {"protocol": "sbet", "malicious_share": 0.3, "withhold_share": 0.2, "n_nodes": 7},
+    ],
+)
+def test_network_seeds_match_single_chains(
+    fields: dict[str, Any], flip: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``reset(network_seeds=...)`` (no network generator built) equals single chains on the
+    streams those seed words make; also with the numpy path taking some periods."""
+    params = ChainParams(**fields)
+    nb, horizon = 5, 6
+    chain = BatchedChain(params, 8, nb, horizon=horizon)
+    assert chain.takes_seeds
+    rng, flips = np.random.default_rng(6), np.random.default_rng(7)
+    seed_rngs = [np.random.default_rng(40 + b) for b in range(nb)]
+    for episode in range(2):
+        batch = EpisodeBatch(seed_rngs)
+        advs = batch.streams("adversary")
+        single_advs = copy.deepcopy(advs)
+        chain.reset(None, advs if chain.needs_adversary_streams else None, batch.network_seeds())
+        nets = batch.streams("network")  # the streams the seeds stand for, for the singles
+        singles = [Chain(params, 8, nets[b], single_advs[b], key_seed=episode) for b in range(nb)]
+        for t in range(horizon):
+            seller, buyer, kwh, price, live = random_period(rng, nb, 9)
+            monkeypatch.setattr(_jit, "ENABLED", not (flip and flips.random() < 0.5))
+            res = chain.process(t, seller, buyer, kwh, price, live)
+            monkeypatch.setattr(_jit, "ENABLED", True)
+            for b, one in enumerate(singles):
+                m = live[b]
+                out = one.process(t, seller[b, m], buyer[b, m], kwh[b, m], price[b, m])
+                assert_copy_matches(res, b, m, out)
+            np.testing.assert_array_equal(chain.node_height, [s.nodes.height for s in singles])
+
+
+def test_network_seeds_only_where_they_serve() -> None:
+    """Seeds need the compiled SBET path with computed draws, and no generators with them."""
+    nb = 2
+    seeds = EpisodeBatch([np.random.default_rng(b) for b in range(nb)]).network_seeds()
+    for fields in (
+        {"protocol": "pbft"},
+        {"protocol": "sbet", "creator_election": "proportional"},
+        {"protocol": "sbet", "missing_share": 0.3},
+        {"protocol": "sbet", "n_nodes": 64},  # D > 2**16: drawn in blocks
+    ):
+        chain = BatchedChain(ChainParams(**fields), 8, nb, horizon=4)
+        assert not chain.takes_seeds
+        with pytest.raises(ValueError, match="network_seeds"):
+            chain.reset(None, None, seeds)
+    chain = BatchedChain(ChainParams(protocol="sbet"), 8, nb, horizon=4)
+    with pytest.raises(ValueError, match="network_seeds"):
+        chain.reset(streams(0, nb)[0], None, seeds)

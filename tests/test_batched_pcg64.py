@@ -134,3 +134,28 @@ def test_python_primitives_are_numpys() -> None:
         moved.bit_generator.advance(50)
         hi, lo = pcg64._jump_py(*words, *[int(x) for x in table[50]])
         assert (hi << 64) | lo == moved.bit_generator.state["state"]["state"]
+
+
+def test_seeded_states_and_draws_are_numpys() -> None:
+    """``seeded`` gives the state ``PCG64(seed_seq)`` starts from, ``draws_into`` its draws,
+    ``advance_into`` its state after ``advance`` (seed words of numpy's seed sequences)."""
+    seqs = [np.random.SeedSequence(s, spawn_key=(2,)) for s in (0, 1, 2**63 - 1, 12345)]
+    seqs += [np.random.SeedSequence(2**127 + 5).spawn(1)[0]]
+    words = np.stack([q.generate_state(4, np.uint64) for q in seqs])
+    state = np.empty((len(seqs), 4), dtype=np.uint64)
+    pcg64.seeded(words, state)
+    table = pcg64.jump_table(64)
+    out = np.empty((len(seqs), 37))
+    pcg64.draws_into(state, table, out)
+    for b, q in enumerate(seqs):
+        bits = np.random.PCG64(q)
+        st = bits.state["state"]
+        assert (int(state[b, 0]) << 64 | int(state[b, 1])) == st["state"]
+        assert (int(state[b, 2]) << 64 | int(state[b, 3])) == st["inc"]
+        assert tuple(pcg64._seed_py(*(int(w) for w in words[b]))) == tuple(int(x) for x in state[b])
+        np.testing.assert_array_equal(out[b], np.random.Generator(bits).random(37))
+    pcg64.advance_into(state, table, 50)
+    for b, q in enumerate(seqs):
+        bits = np.random.PCG64(q)
+        bits.advance(50)
+        assert (int(state[b, 0]) << 64 | int(state[b, 1])) == bits.state["state"]["state"]

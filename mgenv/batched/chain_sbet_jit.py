@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from mgenv.batched import pcg64
 from mgenv.batched.chain_kernels import (
     CHANGES,
     FIGURES,
@@ -28,6 +29,7 @@ from mgenv.batched.chain_kernels import (
 from mgenv.batched.chain_types import F64, I64, BatchedConsensus, Bool
 from mgenv.batched.pcg64 import U64
 from mgenv.chain.packed import ABLE, BASE, MALICIOUS, SLOW, VOTERS, WAIT
+from mgenv.chain.params import ChainParams
 from mgenv.chain.sbet_steps import N_PHASES
 
 if TYPE_CHECKING:
@@ -95,6 +97,38 @@ class CompiledSBET:
             self._copies = np.empty((nb, width, n), dtype=np.int8)
             self._width = width
         return self._admitted, self._copies
+
+
+def seeded_draws(
+    params: ChainParams, seeds: tuple[U64, U64], tables: tuple[U64, U64] | None
+) -> tuple[F64, F64, U64]:
+    """``Chain.__init__``'s network draws from the streams' seed words (no generator built).
+
+    The positions are the stream's first 2 n uniforms (``uniform(0, area_km, (n, 2))``),
+    the storage spaces its first child's first n (``uniform(0.5, 1.5, n)``).
+
+    Args:
+        params: Chain parameters (SBET).
+        seeds: The network streams' seed words and their first children's, (B, 4) uint64.
+        tables: ``BatchedChain._pcg_tables()`` (the offsets' table covers 2 n draws).
+
+    Returns:
+        Positions (B, n, 2) km, storage spaces (B, n) and the streams' PCG64 states after
+        the positions' draws (B, 4) uint64, where the period draws start.
+    """
+    if tables is None:
+        raise ValueError("seeded_draws needs the PCG64 tables")
+    by_offset = tables[0]
+    n, nb = params.n_nodes, seeds[0].shape[0]
+    state, child = np.empty((nb, 4), dtype=np.uint64), np.empty((nb, 4), dtype=np.uint64)
+    pcg64.seeded(np.ascontiguousarray(seeds[0]), state)
+    pcg64.seeded(np.ascontiguousarray(seeds[1]), child)
+    unit, storage_u = np.empty((nb, n, 2)), np.empty((nb, n))
+    pcg64.draws_into(state, by_offset, unit.reshape(nb, 2 * n))
+    pcg64.draws_into(child, by_offset, storage_u)
+    pcg64.advance_into(state, by_offset, 2 * n)
+    # Generator.uniform(low, high) is low + (high - low) u
+    return params.area_km * unit, 0.5 + 1.0 * storage_u, state
 
 
 def sbet_compiled(

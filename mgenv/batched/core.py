@@ -156,10 +156,12 @@ class BatchedCore:
         # The chain's streams serve this episode's chain only: one it does not draw from
         # (ideal: neither; no withholding or malicious nodes: the adversary's) is not built.
         chain = self.chain
-        self.chain.reset(
-            streams.streams("network") if chain.needs_network_streams else None,
-            streams.streams("adversary") if chain.needs_adversary_streams else None,
-        )
+        adversary = streams.streams("adversary") if chain.needs_adversary_streams else None
+        if chain.takes_seeds:  # the kernels compute the network draws from the seed words
+            chain.reset(None, adversary, network_seeds=streams.network_seeds())
+        else:
+            network = streams.streams("network") if chain.needs_network_streams else None
+            chain.reset(network, adversary)
         self._streams = streams
         self.t = 0
         self.physics.reset()

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mgenv import _jit
-from mgenv._jit import inlined
+from mgenv._jit import inlined, kernel
 
 #: numpy's PCG64 multiplier (PCG_DEFAULT_MULTIPLIER_128).
 MULTIPLIER = (2549297995355413924 << 64) + 4865540595714422341
@@ -43,9 +43,17 @@ State = tuple[np.uint64, np.uint64, np.uint64, np.uint64]
 
 def _jump_py(*words: int) -> tuple[int, int]:
     """:func:`_jump` in Python integers: ``(s, inc, a, g)`` as hi/lo pairs in, ``(hi, lo)``."""
-    s, inc, a, g = (words[k] << 64 | words[k + 1] for k in range(0, 8, 2))
+    s, inc, a, g = (int(words[k]) << 64 | int(words[k + 1]) for k in range(0, 8, 2))
     state = (s * a + inc * g) % _MOD
     return state >> 64, state & _MASK64
+
+
+def _seed_py(*words: int) -> tuple[int, int, int, int]:
+    """:func:`_seed` in Python integers."""
+    initstate = int(words[0]) << 64 | int(words[1])
+    inc = ((int(words[2]) << 64 | int(words[3])) << 1 | 1) % _MOD
+    state = ((inc + initstate) * MULTIPLIER + inc) % _MOD
+    return state >> 64, state & _MASK64, inc >> 64, inc & _MASK64
 
 
 def _draw_py(*words: int) -> float:
@@ -57,8 +65,8 @@ def _draw_py(*words: int) -> float:
     return (out >> 11) * 2.0**-53
 
 
-def _intrinsics() -> tuple[Any, Any]:
-    """The two primitives as LLVM intrinsics (i128 arithmetic), for kernels."""
+def _intrinsics() -> tuple[Any, Any, Any]:
+    """The three primitives as LLVM intrinsics (i128 arithmetic), for kernels."""
     from llvmlite import ir  # type: ignore[import-untyped]
     from numba import types
     from numba.core.extending import intrinsic
@@ -140,13 +148,42 @@ def _intrinsics() -> tuple[Any, Any]:
 
         return sig, codegen
 
-    return _jump, _draw
+    @intrinsic
+    def _seed(typingctx: Any, w0: Any, w1: Any, w2: Any, w3: Any) -> Any:
+        """The state of numpy's ``pcg64_set_seed`` from a seed sequence's four words.
+
+        ``initstate = (w0, w1)``, ``inc = (w2, w3) << 1 | 1``; the state is stepped, has
+        initstate added and is stepped again: ``(inc + initstate) M + inc``. Returns
+        ``(s_hi, s_lo, inc_hi, inc_lo)``.
+        """
+        if (w0, w1, w2, w3) != _ARGS[:4]:
+            return None
+        sig = types.UniTuple(types.uint64, 4)(*_ARGS[:4])  # type: ignore[no-untyped-call]
+
+        def codegen(context: Any, builder: Any, signature: Any, llargs: Any) -> Any:
+            i64, i128 = ir.IntType(64), ir.IntType(128)
+            initstate = _wide(builder, llargs[0], llargs[1])
+            seq = _wide(builder, llargs[2], llargs[3])
+            inc = builder.or_(builder.shl(seq, ir.Constant(i128, 1)), ir.Constant(i128, 1))
+            mult = ir.Constant(i128, MULTIPLIER)
+            state = builder.add(builder.mul(builder.add(inc, initstate), mult), inc)
+            words = [
+                builder.trunc(builder.lshr(x, ir.Constant(i128, shift)), i64)
+                for x in (state, inc)
+                for shift in (64, 0)
+            ]
+            return context.make_tuple(builder, signature.return_type, words)
+
+        return sig, codegen
+
+    return _jump, _draw, _seed
 
 
 # numba's intrinsics, or the Python arithmetic without numba (MGENV_JIT=0 or not installed)
 _jump: Any
 _draw: Any
-_jump, _draw = _intrinsics() if _jit.AVAILABLE else (_jump_py, _draw_py)
+_seed: Any
+_jump, _draw, _seed = _intrinsics() if _jit.AVAILABLE else (_jump_py, _draw_py, _seed_py)
 
 
 @inlined
@@ -167,6 +204,39 @@ def uniform(state: State, table: U64, offset: int) -> float:
     s_hi, s_lo, i_hi, i_lo = state
     d = offset + 1
     return float(_draw(s_hi, s_lo, i_hi, i_lo, table[d, 0], table[d, 1], table[d, 2], table[d, 3]))
+
+
+@kernel
+def seeded(words: U64, out: U64) -> None:
+    """The states ``PCG64(seed_seq)`` starts from, given each seed sequence's words.
+
+    Args:
+        words: Shape (B, 4) uint64: ``seed_seq.generate_state(4, np.uint64)``.
+        out: Shape (B, 4) uint64: receives the states and increments.
+    """
+    for b in range(words.shape[0]):
+        out[b, 0], out[b, 1], out[b, 2], out[b, 3] = _seed(
+            words[b, 0], words[b, 1], words[b, 2], words[b, 3]
+        )
+
+
+@kernel
+def draws_into(state: U64, table: U64, out: NDArray[np.float64]) -> None:
+    """Each stream's next ``m`` doubles, ``rng.random(m)``: ``out`` (B, m) from ``state``.
+
+    ``table`` (:func:`jump_table`) has at least m + 1 entries; ``state`` is not advanced.
+    """
+    for b in range(state.shape[0]):
+        at = (state[b, 0], state[b, 1], state[b, 2], state[b, 3])
+        for o in range(out.shape[1]):
+            out[b, o] = uniform(at, table, o)
+
+
+@kernel
+def advance_into(state: U64, table: U64, d: int) -> None:
+    """Every state ``d`` entries of ``table`` on (``PCG64.advance``), in place."""
+    for b in range(state.shape[0]):
+        state[b, 0], state[b, 1] = jump(state[b], table, d)
 
 
 def jump_table(size: int, step: int = 1) -> U64:
