@@ -16,16 +16,19 @@ from typing import Any
 import numpy as np
 import pytest
 
+import mgenv
 from mgenv import _jit
 from mgenv.batched.chain import BatchedChain
 from mgenv.batched.chain_kernels import update_view
 from mgenv.batched.core import BatchedCore
+from mgenv.batched.physics import BatchedElectric
 from mgenv.batched.settlement import settle_batch, settle_copies
 from mgenv.batched.streams import EpisodeBatch
 from mgenv.chain import Chain, ChainParams, Ledger
 from mgenv.chain.nodeview import NodeHeads, NodeRound
-from mgenv.core import COMMIT_EMA
+from mgenv.core import COMMIT_EMA, MarketCore
 from mgenv.market.settle_kernels import SETTLE_ROWS
+from mgenv.physics.model import Forecast
 from tests.test_batched_chain import assert_copy_matches, random_period, streams
 from tests.test_batched_market import batched, config, make_case
 
@@ -247,3 +250,43 @@ def test_network_seeds_only_where_they_serve() -> None:
     chain = BatchedChain(ChainParams(protocol="sbet"), 8, nb, horizon=4)
     with pytest.raises(ValueError, match="network_seeds"):
         chain.reset(streams(0, nb)[0], None, seeds)
+
+
+@pytest.mark.parametrize("b", [1, 16, 256])
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"n_microgrids": 16}, {"battery_kwh": (100.0, 0.0, 80.0)}],  # a microgrid without battery
+)
+def test_physics_kernels_equal_numpy(
+    b: int, overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``BatchedElectric.plan`` and ``realise``: the kernels against the numpy code, on
+    random states with SOCs at their bounds, zero forecasts and sales beyond the surplus."""
+    cfg = mgenv.make_config("default", **overrides)
+    fleet = MarketCore(cfg).fleet
+    n = cfg.n_microgrids
+    rng = np.random.default_rng(b)
+    for _ in range(4):
+        soc = rng.uniform(0.0, 1.0, (b, n))
+        soc = np.where(rng.random((b, n)) < 0.2, fleet.soc_min, soc)
+        soc = np.where(rng.random((b, n)) < 0.2, fleet.soc_max, soc)
+        forecast = Forecast(
+            *(rng.exponential(30.0, (b, n)) * (rng.random((b, n)) < 0.8) for _ in range(3))
+        )
+        grid_buy = float(rng.choice([0.35, 0.68, 1.05]))
+        share, unsold = rng.uniform(0.0, 1.0, (b, n)), rng.random((b, n)) < 0.3
+        results = []
+        for jit in (True, False):
+            monkeypatch.setattr(_jit, "ENABLED", jit)
+            model = BatchedElectric(cfg, fleet, b)
+            model._soc = soc.copy()
+            d = model.plan(0, forecast, grid_buy, None)
+            sold = np.where(unsold, 0.0, d.surplus + d.gen_headroom * share)
+            r = model.realise(sold, d.surplus)
+            results.append((d, r, model.soc))
+        (d1, r1, s1), (d2, r2, s2) = results
+        for field in d1._fields:
+            np.testing.assert_array_equal(getattr(d1, field), getattr(d2, field), err_msg=field)
+        for k in range(5):
+            np.testing.assert_array_equal(r1[k], r2[k], err_msg=r1._fields[k])
+        np.testing.assert_array_equal(s1, s2)

@@ -4,7 +4,7 @@ Bit-identical per copy to :func:`mgenv.physics.profiles.draw_profiles` and
 :class:`mgenv.physics.model.ElectricModel` with rule dispatch (the batched core's scope): the
 same elementwise operations in the same order, broadcast over a leading copy axis. With
 :data:`mgenv._jit.ENABLED` the profiles' arithmetic runs copy by copy in the single env's
-kernels instead (:func:`_profiles_copies`), on the same draws.
+kernels instead (:mod:`mgenv.batched.physics_kernels`), on the same draws.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from mgenv import _jit
+from mgenv.batched.physics_kernels import plan_copies, profiles_copies, realise_copies, wind_copies
 from mgenv.config import EnvConfig, tile
-from mgenv.physics.kernels import profiles_into, wind_speeds_into
-from mgenv.physics.model import ElectricModel
+from mgenv.physics.model import ElectricModel, Forecast, Realised
 from mgenv.physics.profiles import (
     CUT_IN_MS,
     CUT_OUT_MS,
@@ -29,7 +29,7 @@ from mgenv.physics.profiles import (
     residential_load_shape,
     wind_power_curve,
 )
-from mgenv.physics.units import FleetArrays
+from mgenv.physics.units import Dispatch, FleetArrays
 
 # _wind_speeds's AR(1) coefficient and its speed std as a share of the mean wind speed.
 WIND_PHI, WIND_SIGMA_SHARE = 0.85, 0.25
@@ -138,14 +138,14 @@ def _profiles_compiled(
     phi, sigma = WIND_PHI, WIND_SIGMA_SHARE * p.wind_mean_ms
     speed = np.empty((zw.shape[0], h, n))
     # Generator.normal(0, scale) is 0.0 + scale * z: the scales as numpy computes them
-    _wind_copies(zw, sigma * np.sqrt(1.0 - phi**2), sigma, p.wind_mean_ms, phi, speed)
+    wind_copies(zw, sigma * np.sqrt(1.0 - phi**2), sigma, p.wind_mean_ms, phi, speed)
     bases = profile_bases(cfg)
     data = tuple(
         np.ascontiguousarray(np.asarray(d, dtype=np.float64)[:h]) if d else np.zeros((0, 0))
         for d in (p.pv_data_kwh, p.load_data_kwh)
     )
     out, out_user = np.empty((zw.shape[0], 6, h, n)), np.empty((zw.shape[0], 2, h, nu))
-    _profiles_copies(
+    profiles_copies(
         (zw, zl),
         cloud,
         (speed, speed**3),  # numpy's pow, as wind_power_curve's
@@ -160,81 +160,6 @@ def _profiles_compiled(
         out[:, 0], out[:, 1], out[:, 2], out_user[:, 0], out[:, 3], out[:, 4], out[:, 5],
         out_user[:, 1],
     )  # fmt: skip
-
-
-@_jit.kernel
-def _wind_copies(
-    zw: np.ndarray, scale: float, sigma: float, mean_ms: float, phi: float, out: np.ndarray
-) -> None:
-    """Every copy's wind speeds (m/s, ``out`` (B, H, n)) from its weather normals.
-
-    ``profiles._wind_speeds``'s draws, ``normal(0, scale, h)`` and ``normal(0, sigma)``, are
-    ``0.0 + scale * z``; then :func:`mgenv.physics.kernels.wind_speeds_into`.
-    """
-    h, n = out.shape[1], out.shape[2]
-    shocks = np.empty(h)
-    local = np.empty((h, n))
-    first = n + h + 1  # cloud (n), shocks (h), level (1), then the gusts
-    for b in range(zw.shape[0]):
-        for t in range(h):
-            shocks[t] = 0.0 + scale * zw[b, n + t]
-            for j in range(n):
-                local[t, j] = zw[b, first + t * n + j]
-        level = mean_ms + (0.0 + sigma * zw[b, n + h])
-        wind_speeds_into(shocks, level, local, mean_ms, phi, out[b])
-
-
-@_jit.kernel
-def _profiles_copies(
-    normals: tuple[np.ndarray, np.ndarray],
-    cloud: np.ndarray,
-    wind: tuple[np.ndarray, np.ndarray],
-    bases: tuple[np.ndarray, ...],
-    data: tuple[np.ndarray, np.ndarray],
-    params: tuple[float, float, float],
-    wind_curve: tuple[float, float, float, float],
-    out: np.ndarray,
-    out_user: np.ndarray,
-) -> None:
-    """Every copy's profiles: :func:`mgenv.physics.kernels.profiles_into` on its draws.
-
-    Args:
-        normals: ``(zw (B, W), zl (B, L))``: the weather and load normals, in
-            ``draw_profiles``' order of draws.
-        cloud: Shape (B,): the regional cloudiness draws.
-        wind: ``(speed, speed**3)``, (B, H, n) each (m/s, m³/s³; the cube by numpy).
-        bases: :class:`~mgenv.physics.profiles.ProfileBases`.
-        data: Tabulated PV and load, kWh, (H, n) or (0, 0).
-        params: ``(dt_h, load_noise, forecast_error)``.
-        wind_curve: As ``profiles_into``'s.
-        out: Shape (B, 6, H, n): receives PV, wind, load forecasts, then realisations, kWh.
-        out_user: Shape (B, 2, H, n_user): the users' forecast and realisation, kWh.
-    """
-    zw, zl = normals
-    speed, cube = wind
-    pv_shape, load_shape, user_shape, pv_kw, wind_kw, load_kw, user_kw = bases
-    h, n, nu = out.shape[2], out.shape[3], out_user.shape[3]
-    cloud_z, level_z, user_z = np.empty(n), np.empty(n), np.empty(nu)
-    noise = (np.empty((h, n)), np.empty((h, n)), np.empty((h, n)), np.empty((h, nu)))
-    at_pv, at_load = n + h + 1 + h * n, n + nu  # where the error normals start
-    for b in range(zw.shape[0]):
-        for j in range(n):
-            cloud_z[j] = zw[b, j]
-            level_z[j] = zl[b, j]
-        for k in range(nu):
-            user_z[k] = zl[b, n + k]
-        for t in range(h):
-            for j in range(n):
-                noise[0][t, j] = zw[b, at_pv + t * n + j]
-                noise[1][t, j] = zw[b, at_pv + h * n + t * n + j]
-                noise[2][t, j] = zl[b, at_load + t * n + j]
-            for k in range(nu):
-                noise[3][t, k] = zl[b, at_load + h * n + t * nu + k]
-        profiles_into(
-            cloud[b], cloud_z, pv_shape, pv_kw, speed[b], cube[b], wind_kw, level_z,
-            load_shape, load_kw, user_z, user_shape, user_kw, data[0], data[1], noise, params,
-            wind_curve, out[b], out_user[b],
-        )  # fmt: skip
 
 
 def _uniform_raw(rng: np.random.Generator) -> int:
@@ -319,3 +244,37 @@ class BatchedElectric(ElectricModel):
         """Every copy's batteries back to ``soc_init``: ``soc`` is ``(B, n_mg)``."""
         self._soc = np.repeat(self.fleet.soc_init[None, :], self.n_copies, axis=0)
         self._plan = None
+
+    def plan(
+        self, t: int, forecast: Forecast, grid_buy: float, setpoints: np.ndarray | None
+    ) -> Dispatch:
+        """The rule-based dispatch of every copy (``ElectricModel.plan``), fields (B, n_mg).
+
+        With :data:`mgenv._jit.ENABLED`, one kernel call: the single env's per-microgrid
+        dispatch (:func:`~mgenv.physics.kernels.plan_unit`) copy by copy.
+        """
+        if not _jit.ENABLED or setpoints is not None:
+            return super().plan(t, forecast, grid_buy, setpoints)
+        out = np.empty((6, *self._soc.shape))
+        consts = (self._economic(grid_buy), self._gen_cap, self._power)
+        plan_copies(
+            (forecast.pv, forecast.wind, forecast.load), self._soc, consts, self._plan_fleet, out
+        )
+        self._plan = Dispatch(out[0], out[1], out[2], out[3], out[4], out[5])
+        return self._plan
+
+    def realise(self, sold_kwh: np.ndarray, surplus_kwh: np.ndarray) -> Realised:
+        """``ElectricModel.realise`` of every copy, fields (B, n_mg).
+
+        With :data:`mgenv._jit.ENABLED`, one kernel call: the single env's per-microgrid
+        outcome (:func:`~mgenv.physics.kernels.realise_unit`) copy by copy.
+        """
+        d = self._plan
+        if not _jit.ENABLED or d is None:
+            return super().realise(sold_kwh, surplus_kwh)
+        before = self._soc
+        out = np.empty((4, *before.shape))
+        planned = (d.self_gen, d.charge, d.discharge)
+        realise_copies(planned, sold_kwh, surplus_kwh, before, self._realise_fleet, out)
+        self._soc = out[3]
+        return Realised(out[0], out[1], out[2], before, self._soc, {})
