@@ -18,6 +18,7 @@ import pytest
 
 import mgenv
 from mgenv import _jit
+from mgenv.batched import observe as bobs
 from mgenv.batched.chain import BatchedChain
 from mgenv.batched.chain_kernels import update_view
 from mgenv.batched.core import BatchedCore
@@ -31,6 +32,7 @@ from mgenv.market.settle_kernels import SETTLE_ROWS
 from mgenv.physics.model import Forecast
 from tests.test_batched_chain import assert_copy_matches, random_period, streams
 from tests.test_batched_market import batched, config, make_case
+from tests.test_batched_physics import random_state
 
 pytestmark = pytest.mark.skipif(not _jit.ENABLED, reason="numba is not installed")
 
@@ -290,3 +292,27 @@ def test_physics_kernels_equal_numpy(
         for k in range(5):
             np.testing.assert_array_equal(r1[k], r2[k], err_msg=r1._fields[k])
         np.testing.assert_array_equal(s1, s2)
+
+
+@pytest.mark.parametrize("b", [1, 16, 256])
+@pytest.mark.parametrize("overrides", [{}, {"n_microgrids": 16, "n_users": 3, "n_aggregators": 3}])
+def test_mg_observation_kernel_equals_numpy(
+    b: int, overrides: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The microgrids' batched observations: the kernel against the numpy builders, on
+    random states with zeros, tiny and huge values, SOCs and prices beyond the bounds (the
+    clipping), at several hours."""
+    cfg = mgenv.make_config("default", **overrides)
+    s = bobs.obs_scales(cfg)
+    rng = np.random.default_rng(b)
+    for t in (0, 5, 13, cfg.horizon):
+        state = random_state(rng, b, cfg)
+        state["sold_share"][rng.random(state["sold_share"].shape) < 0.1] = np.nan
+        c = bobs.batched_common(s, t, state["last_price"], state["online_share"])
+        args = (c, s, state["forecasts"][:3], state["dispatch"], state["soc"])
+        got = []
+        for jit in (True, False):
+            monkeypatch.setattr(_jit, "ENABLED", jit)
+            got.append(bobs.mg_observations(*args, state["sold_share"], state["commit"]))
+        assert got[0].dtype == got[1].dtype == np.float32
+        np.testing.assert_array_equal(got[0], got[1])
