@@ -27,6 +27,7 @@ from mgenv.batched.settlement import settle_batch, settle_copies
 from mgenv.batched.streams import EpisodeBatch
 from mgenv.chain import Chain, ChainParams, Ledger
 from mgenv.chain.nodeview import NodeHeads, NodeRound
+from mgenv.chain.packed import MALICIOUS
 from mgenv.core import COMMIT_EMA, MarketCore
 from mgenv.market.settle_kernels import SETTLE_ROWS
 from mgenv.physics.model import Forecast
@@ -139,15 +140,19 @@ def test_update_view_equals_node_heads(malicious_share: float) -> None:
         for b, (heads, ledger) in enumerate(zip(singles, ledgers, strict=True)):
             altered, block = bool(kind[b] == 2 and holders[:, b].any()), bool(kind[b] == 1)
             some = altered or block
+            nodes = np.zeros((nb, 3, n), dtype=bool)
+            nodes[:, MALICIOUS] = malicious.T
             figures = update_view(
                 b,
-                np.ascontiguousarray(online[:, b]),
-                np.ascontiguousarray(malicious[:, b]),
+                np.ascontiguousarray(online.T),
+                nodes,
                 np.ascontiguousarray(holders[:, b]) if some else np.ones(n, dtype=bool),
                 some,
                 altered,
                 block,
-                (top, height, forked),
+                top,
+                height,
+                forked,
             )
             appended = ledger.append(period, [], 0) if block else None
             held = holders[:, b] if some else None

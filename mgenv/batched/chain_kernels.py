@@ -206,35 +206,39 @@ def _fill_delays(
 def update_view(
     b: int,
     online: NDArray[np.bool_],
-    malicious: NDArray[np.bool_],
+    nodes: NDArray[np.bool_],
     holders: NDArray[np.bool_],
     some: bool,
     altered: bool,
     block: bool,
-    node_view: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]],
+    top: NDArray[np.int64],
+    height: NDArray[np.int64],
+    forked: NDArray[np.bool_],
 ) -> tuple[float, int, int]:
     """Copy b's node view after a period: ``BatchedChain._update_nodes`` for one copy.
 
     Delivery (the holders of a committed block take it; of an altered one, fork), then the
     catch-up (online nodes behind the top, not forked, take it if an online honest node
-    that is not forked holds it), then the figures.
+    that is not forked holds it), then the figures. Arrays are indexed by copy here
+    (not sliced per copy: a slice costs more than this step).
 
     Args:
         b: The copy.
-        online: Shape (n,), bool: its online nodes.
-        malicious: Shape (n,), bool: its malicious nodes.
+        online: Shape (B, n), bool: the online nodes.
+        nodes: Shape (B, 3, n), bool: ``PackedPlane.nodes`` of every copy.
         holders: Shape (n,), bool: nodes holding the period's decided block (read only if
             ``some``).
         some: A block was decided (a transaction verified).
         altered: The decided block is the colluders' altered one.
         block: A block was appended (a transaction committed).
-        node_view: ``(top (B,), height (n, B), forked (n, B))``, updated in place.
+        top: Shape (B,): committed blocks, updated in place.
+        height: Shape (n, B): blocks each node holds, updated in place.
+        forked: Shape (n, B), bool: the node's head is off the chain, updated in place.
 
     Returns:
         ``(honest_heads_agree, lagging_nodes, forked_nodes)``.
     """
-    top, height, forked = node_view
-    n = online.size
+    n = online.shape[1]
     top[b] += block
     head = top[b]
     serving = False
@@ -247,14 +251,16 @@ def update_view(
         elif fork:
             height[i, b] = head + 1
         forked[i, b] = (forked[i, b] and not take) or fork
-        serving |= online[i] and not malicious[i] and not forked[i, b] and height[i, b] == head
+        honest = not nodes[b, MALICIOUS, i]
+        serving |= online[b, i] and honest and not forked[i, b] and height[i, b] == head
     agree, lagging, n_forked = 1.0, 0, 0
     for i in range(n):
-        if serving and online[i] and not forked[i, b] and height[i, b] < head:
+        if serving and online[b, i] and not forked[i, b] and height[i, b] < head:
             height[i, b] = head
-        if not malicious[i] and forked[i, b]:
+        honest = not nodes[b, MALICIOUS, i]
+        if honest and forked[i, b]:
             agree = 0.0
-        lagging += not malicious[i] and height[i, b] < head
+        lagging += honest and height[i, b] < head
         n_forked += forked[i, b]
     return agree, lagging, n_forked
 
@@ -526,6 +532,7 @@ def sbet_close(
     """
     geo, nodes, _ = constants
     lj, pos, start = listed
+    top, height, forked = node_view
     nb, n = online.shape
     w = work(n, copies.shape[1])
     delay = np.empty((N_PHASES, n, n))
@@ -563,7 +570,7 @@ def sbet_close(
         figures[5, b] = n_tampered
         figures[6, b] = creator
         agree, lagging, n_forked = update_view(
-            b, online[b], nodes[b, MALICIOUS], holders, some, altered, n_ok > 0, node_view
+            b, online, nodes, holders, some, altered, n_ok > 0, top, height, forked
         )
         figures[7, b] = agree
         figures[8, b] = lagging
