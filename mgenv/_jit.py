@@ -73,8 +73,11 @@ _NUMBA = _load_numba()
 if _NUMBA is not None:
     _drop_stale_caches(Path(__file__).parent)
 
+#: Whether numba is importable and not switched off (``MGENV_JIT`` not "0"); fixed at import.
+AVAILABLE: bool = _NUMBA is not None
+
 #: Whether stages call their compiled kernels (numba importable and ``MGENV_JIT`` not "0").
-ENABLED: bool = _NUMBA is not None
+ENABLED: bool = AVAILABLE
 
 
 def kernel(fn: F) -> F:

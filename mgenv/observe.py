@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from mgenv._jit import kernel
+from mgenv._jit import inlined, kernel
 
 # (name, low, high) per role. Order = observation vector order.
 FEATURES: dict[str, list[tuple[str, float, float]]] = {
@@ -235,12 +235,27 @@ def mg_obs_kernel(
         members: ``(soc, mc_max, sold_share, commit)``, each ``(n,)``.
         bounds: ``BOUNDS["mg"]``, float32 ``(16,)`` each.
     """
+    out = np.empty((scale.shape[0], 16), np.float32)
+    mg_obs_into(shared, scale, forecasts, plan, members, bounds, np.empty(16), out)
+    return out
+
+
+@inlined
+def mg_obs_into(
+    shared: tuple[float, float, float, float, float, float],
+    scale: np.ndarray,
+    forecasts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    plan: tuple[np.ndarray, np.ndarray, np.ndarray],
+    members: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    bounds: tuple[np.ndarray, np.ndarray],
+    row: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """:func:`mg_obs_kernel` into ``out`` (``(n, 16)`` float32; ``row``: float64 scratch (16,))."""
     sin, cos, grid_buy, feed_in, last_price, online_share = shared
     soc, mc_max, sold_share, commit = members
     low, high = bounds
     n = scale.shape[0]
-    out = np.empty((n, 16), np.float32)
-    row = np.empty(16)
     for i in range(n):
         row[0], row[1] = sin, cos
         for k in range(3):
@@ -254,4 +269,3 @@ def mg_obs_kernel(
             # np.maximum then np.minimum: NaN propagates, a tie gives the bound (equal value)
             x = x if (x != x or x > low[f]) else low[f]
             out[i, f] = x if (x != x or x < high[f]) else high[f]
-    return out

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import mgenv
+from mgenv import _jit
 from mgenv.batched.chain import (
     BatchedChain,
     BatchedConsensus,
@@ -32,6 +33,15 @@ from mgenv.chain.nodeview import NodeHeads, NodeRound
 
 P = 8  # participants: sellers 0-3 (microgrids), buyers 0-7
 DEFAULT = mgenv.scenarios.get("default")
+
+
+@pytest.fixture(params=[True, False], ids=["kernels", "numpy"])
+def jit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both paths of the batched chain (and of the single chains it is compared with): the
+    compiled one (SBET's kernels, mgenv/batched/chain_kernels.py) and the numpy one."""
+    enabled = bool(request.param) and _jit.ENABLED
+    monkeypatch.setattr(_jit, "ENABLED", enabled)
+    return enabled
 
 
 def streams(seed: int, n: int) -> tuple[list[np.random.Generator], list[np.random.Generator]]:
@@ -155,8 +165,8 @@ def compare(
 
 
 # ------------------------------------------------------------------ exactness
-@pytest.mark.parametrize("n_copies", [1, 3, 16, 64])
-def test_default_scenario_matches_single_chains(n_copies: int) -> None:
+@pytest.mark.parametrize("n_copies", [1, 3, 16, 64, 256])
+def test_default_scenario_matches_single_chains(n_copies: int, jit: bool) -> None:
     cfg = DEFAULT
     assert cfg.chain.protocol == "sbet"
     compare(
@@ -170,13 +180,14 @@ def test_default_scenario_matches_single_chains(n_copies: int) -> None:
 
 @pytest.mark.parametrize("protocol", ["ideal", "pbft", "sbet"])
 @pytest.mark.parametrize("n_copies", [1, 3, 16, 64])
-def test_protocols_match_single_chains(protocol: str, n_copies: int) -> None:
+def test_protocols_match_single_chains(protocol: str, n_copies: int, jit: bool) -> None:
     params = dataclasses.replace(DEFAULT.chain, protocol=protocol)
     compare(params, n_copies, seed=10 + n_copies, horizon=8, episodes=3)
 
 
 VARIATIONS = [
     {"protocol": "pbft", "message_loss": 0.0},
+    {"protocol": "pbft", "message_loss": 1.0},
     {"protocol": "pbft", "message_loss": 0.3, "availability": 0.5},
     {"protocol": "pbft", "n_nodes": 7, "message_loss": 0.1, "availability": 0.9},
     {"protocol": "pbft", "n_nodes": 16, "message_loss": 0.05, "availability": 0.9},
@@ -188,6 +199,8 @@ VARIATIONS = [
     {"protocol": "pbft", "availability": 0.0},
     {"protocol": "sbet", "message_loss": 0.0},
     {"protocol": "sbet", "message_loss": 0.3},
+    {"protocol": "sbet", "message_loss": 1.0},
+    {"protocol": "sbet", "message_loss": 1.0, "n_nodes": 16, "malicious_share": 0.2},
     {"protocol": "sbet", "availability": 0.5, "message_loss": 0.05},
     {"protocol": "sbet", "availability": 0.6, "message_loss": 0.05},
     {"protocol": "sbet", "n_nodes": 3, "message_loss": 0.2},
@@ -216,12 +229,12 @@ VARIATIONS = [
 
 
 @pytest.mark.parametrize("fields", VARIATIONS, ids=lambda f: "-".join(f"{v}" for v in f.values()))
-def test_parameter_variations_match_single_chains(fields: dict[str, Any]) -> None:
+def test_parameter_variations_match_single_chains(fields: dict[str, Any], jit: bool) -> None:
     compare(ChainParams(**fields), 8, seed=len(str(fields)), width=11)
 
 
 @pytest.mark.parametrize("protocol", ["ideal", "pbft", "sbet"])
-def test_arbitrary_live_masks_and_no_trades(protocol: str) -> None:
+def test_arbitrary_live_masks_and_no_trades(protocol: str, jit: bool) -> None:
     params = ChainParams(protocol=protocol, message_loss=0.1, availability=0.9)
     compare(params, 6, mask="random", horizon=6)
     compare(params, 4, width=0, horizon=5)
@@ -236,7 +249,7 @@ def test_arbitrary_live_masks_and_no_trades(protocol: str) -> None:
 
 
 @pytest.mark.parametrize("missing_share", [0.0, 0.3])
-def test_other_bit_generators_match_single_chains(missing_share: float) -> None:
+def test_other_bit_generators_match_single_chains(missing_share: float, jit: bool) -> None:
     """Streams that are not seeded PCG64s (SBET's child stream is then built the single
     chain's way), mixed with ones that are, in one batch."""
     kinds = [
@@ -252,7 +265,7 @@ def test_other_bit_generators_match_single_chains(missing_share: float) -> None:
 
 
 @pytest.mark.parametrize("missing_share", [0.0, 0.3])
-def test_episode_streams_match_single_chains(missing_share: float) -> None:
+def test_episode_streams_match_single_chains(missing_share: float, jit: bool) -> None:
     """The core's streams (preset seed sequences: SBET spawns its child from precomputed
     seed words without Generator.spawn) against the single chain on the same streams."""
     streams = episode_streams([np.random.default_rng(300 + b) for b in range(5)])
@@ -273,7 +286,9 @@ def test_episode_streams_match_single_chains(missing_share: float) -> None:
         ({"protocol": "sbet", "malicious_share": 0.25}, True),
     ],
 )
-def test_streams_not_needed_may_be_left_out(fields: dict[str, Any], needs_adversary: bool) -> None:
+def test_streams_not_needed_may_be_left_out(
+    fields: dict[str, Any], needs_adversary: bool, jit: bool
+) -> None:
     """Without withholding and malicious nodes the adversary streams decide nothing: reset
     without them gives the same results (ideal needs no stream at all); where they decide
     something, leaving them out raises."""
@@ -308,20 +323,20 @@ def test_streams_not_needed_may_be_left_out(fields: dict[str, Any], needs_advers
             part.reset(nets_part[:2], None)
 
 
-def test_more_periods_than_horizon() -> None:
+def test_more_periods_than_horizon(jit: bool) -> None:
     """Outputs match whatever the number of calls; states match at multiples of horizon."""
     params = ChainParams(protocol="sbet", message_loss=0.1, missing_share=0.25)
     compare(params, 5, horizon=5, periods=12, episodes=1)
 
 
 @pytest.mark.parametrize("protocol", ["pbft", "sbet"])
-def test_largest_network_counts_every_node(protocol: str) -> None:
+def test_largest_network_counts_every_node(protocol: str, jit: bool) -> None:
     """256 nodes (MAX_NODES): counts of all nodes exceed a byte (they must not wrap)."""
     results = compare(ChainParams(protocol=protocol, n_nodes=256), 2, horizon=2, episodes=1)
     assert any(r.committed.any() for r in results)
 
 
-def test_runs_exercise_every_outcome() -> None:
+def test_runs_exercise_every_outcome(jit: bool) -> None:
     """The configurations above reach every verdict and figure the comparison checks."""
     runs: list[tuple[dict[str, Any], int]] = [
         ({"protocol": "sbet", "message_loss": 0.05, "availability": 0.6}, 1),
@@ -477,7 +492,7 @@ def test_coordinator_look_up_equals_the_ring_argmax(n: int) -> None:
 
 
 # ------------------------------------------------------------------ API
-def test_state_does_not_grow_with_steps() -> None:
+def test_state_does_not_grow_with_steps(jit: bool) -> None:
     chain = BatchedChain(DEFAULT.chain, P, 4, horizon=24)
     chain.reset(*streams(0, 4))
     rng = np.random.default_rng(0)

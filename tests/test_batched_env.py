@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import mgenv
+from mgenv import _jit
 from mgenv.batched import BatchedCore, BatchedVecEnv
 from mgenv.wrappers.sb3_vec import MarketVecEnv
 
@@ -18,6 +19,12 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("sbet-lossy", {"message_loss": 0.3, "availability": 0.7}),
     ("pbft-7-lossy", {"protocol": "pbft", "n_nodes": 7, "message_loss": 0.2}),
     ("16-mg", {"n_microgrids": 16, "n_users": 3, "n_aggregators": 3}),
+    (
+        "sbet-adversaries",
+        {"n_nodes": 8, "malicious_share": 0.25, "withhold_share": 0.25, "missing_share": 0.25},
+    ),
+    ("sbet-all-lost", {"message_loss": 1.0}),
+    ("sbet-outages", {"availability": 0.4, "mean_outage_periods": 3.0}),
     ("fixed-quotes-opponents", {"opponent_policy": "fixed_quotes"}),
     ("grid-only-opponents", {"opponent_policy": "grid_only", "protocol": "pbft"}),
 ]
@@ -31,10 +38,17 @@ def _actions(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return a
 
 
+@pytest.mark.parametrize("jit", [True, False], ids=["kernels", "numpy"])
 @pytest.mark.parametrize(("label", "overrides"), CASES, ids=[c[0] for c in CASES])
-def test_batched_core_equals_single_envs(label: str, overrides: dict[str, Any]) -> None:
-    """Two episodes of B copies: observations, rewards, prices equal B ParallelEnvs exactly."""
+def test_batched_core_equals_single_envs(
+    label: str, overrides: dict[str, Any], jit: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two episodes of B copies: observations, rewards, prices equal B ParallelEnvs exactly.
+
+    Both paths (``_jit.ENABLED`` on and off, for the batched core and the single envs).
+    """
     del label
+    monkeypatch.setattr(_jit, "ENABLED", jit and _jit.ENABLED)
     n_copies, seeds = 5, [11, 12, 13, 14, 15]
     envs = [mgenv.parallel_env("default", **overrides) for _ in range(n_copies)]
     core = BatchedCore(envs[0].config, n_copies)

@@ -62,6 +62,10 @@ class Buffers:
         monkeypatch.setattr(_jit, "ENABLED", False)
         self.single, self.batched = [], []
         finish = mobs._finish
+        # The numpy path: with the kernels, the single env's microgrid observations (one
+        # kernel, mgenv/observe.py) do not go through _finish (tests/test_jit.py compares
+        # the two paths; the batched kernels are compared in the other tests here).
+        monkeypatch.setattr(_jit, "ENABLED", False)
 
         def record(rows, role):
             # both go through mgenv.observe: (F, n) for one market, (F, B, n) for B copies
@@ -213,9 +217,12 @@ def test_batched_matches_single_envs(overrides, copies, monkeypatch):
     check_period(envs, model, policies, buffers)  # the observations after the last period
 
 
+@pytest.mark.parametrize("jit", [True, False], ids=["kernels", "numpy"])
 @pytest.mark.parametrize("scenario", mgenv.scenarios.names())
 @pytest.mark.parametrize("copies", [1, 3, 64])
-def test_profiles_match_and_streams_stay_in_sync(scenario, copies):
+def test_profiles_match_and_streams_stay_in_sync(scenario, copies, jit, monkeypatch):
+    """Both paths: the profile kernels copy by copy (mgenv/_jit.py) and the numpy code."""
+    monkeypatch.setattr(_jit, "ENABLED", jit and _jit.ENABLED)
     cfg = mgenv.make_config(scenario)
     gens = [np.random.default_rng(1000 + b).spawn(2) for b in range(copies)]
     single = copy.deepcopy(gens)

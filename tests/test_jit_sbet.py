@@ -268,7 +268,9 @@ def test_kth_smallest_and_stable_order() -> None:
         k = int(rng.integers(-1, m + 2))
         assert_same(kd.kth_smallest(values.copy(), k), kth_smallest(values.copy(), k))
         assert_same(kd.close_ms(values.copy(), k, 2.0), close_ms(values.copy(), k, 2.0))
-        assert_same(kss.stable_order(values), np.argsort(values, kind="stable"))
+        order = np.empty(m, dtype=np.int64)
+        kss.stable_order(values, order)
+        assert_same(order, np.argsort(values, kind="stable"))
     for a, b in [(1.0, np.nan), (np.nan, 1.0), (2.0, 1.0), (-np.inf, np.inf), (0.0, -0.0)]:
         assert_same(kd.maximum(a, b), float(np.maximum(a, b)))
 
@@ -313,31 +315,40 @@ def test_steps_match_numpy(seed: int) -> None:
     storage = rng.uniform(0.5, 1.5, n)
     fixed = steps.SBETFixed(storage, nodes[2], False, np.eye(n, dtype=bool))
     cand, election = steps.elect(link, delay, p, nodes[1], fixed, None, q, t_max)
-    order, n_yes, closed = kss.elect(link, delay, p, nodes[1], storage, np.empty((0, 0)), q, t_max)
-    assert_same((order[:n_yes], closed), (cand, election))
+    # the steps write into a Work wider than the block (as the batched chain's), seeded
+    # with garbage: every value they return must be one they wrote
+    w = kss.work(n, n_tx + int(rng.integers(0, 3)))
+    for a in w:
+        a[...] = rng.integers(0, 3, a.shape).astype(a.dtype) if a.dtype != float else np.nan
+    n_yes, closed = kss.elect(link, delay, p, nodes[1], storage, np.empty((0, 0)), q, t_max, w)
+    assert_same((w.order[:n_yes], closed), (cand, election))
     announced = link[steps.ANNOUNCE, p] | fixed.onehot[p]
     strong = bool(rng.random() < 0.5)
     assert_same(
-        kss.pick_creator(order, n_yes, announced, nodes[0], strong),
+        kss.pick_creator(w.order, n_yes, announced, nodes[0], strong),
         steps.pick_creator(cand, announced, ~nodes[0], strong),
     )
     complete = steps.serial_lists(link, delay, p, c, announced, copies, q, t_max)
-    assert_same(kss.serial_lists(link, delay, p, c, announced, copies, q, t_max), complete)
+    lists = kss.serial_lists(link, delay, p, c, announced, copies, q, t_max, w)
+    assert_same((w.complete[:n_tx].copy(), lists), complete)
     got = link[steps.COMPLETE, c] | fixed.onehot[c]
     need = (copies == 0) & got & (rng.random((n_tx, 1)) < 0.8)
     ready = np.zeros(n)
     if need.any():
         expected = steps.recover(link, delay, plane, copies, need)  # type: ignore[arg-type]
-        assert_same(kss.recover(link, delay, copies, need, nodes, wait, fc, q), expected)
+        recovered = kss.recover(link, delay, copies, need, nodes, wait, fc, q, w)
+        assert_same((w.exchanged[:n_tx].copy(), recovered, w.ready.copy()), expected)
         copies, ready = expected[0], expected[2]
     assert_same(
-        kss.integrity_ms(link, delay, c, got, ready, q, t_max),
+        kss.integrity_ms(link, delay, c, got, ready, q, t_max, w),
         steps.integrity_ms(link, delay, c, got, ready, q, t_max),
     )
     in_block, yes = steps.candidate_votes(link, plane, c, copies, complete[0], fixed)  # type: ignore[arg-type]
     n_block = int(np.count_nonzero(in_block))
-    assert_same(kss.candidate_votes(link, nodes, c, copies, complete[0]), (in_block, yes, n_block))
+    n_got = kss.candidate_votes(link, nodes, c, copies, complete[0], w)
+    assert_same((w.in_block[:n_tx].copy(), w.yes[:n_tx].copy(), n_got), (in_block, yes, n_block))
     if rng.random() < 0.3:  # more votes than the protocol usually gives
         yes = rng.random((n_tx, n)) < 0.9
     commits, voting = steps.vote(link, delay, plane, c, yes, fixed.onehot[c], n_block)  # type: ignore[arg-type]
-    assert_same(kss.vote(link, delay, c, yes, n_block, fc, q), (commits, voting))
+    got_voting = kss.vote(link, delay, c, yes, n_block, fc, q, w)
+    assert_same((w.commits[:n_tx].copy(), got_voting), (commits, voting))

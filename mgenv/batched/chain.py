@@ -82,16 +82,27 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from mgenv.batched.chain_draws import _ChildBuffer, _Draws, _episode_draws, _geometry, _lines
+from mgenv import _jit
+from mgenv.batched import pcg64
+from mgenv.batched.chain_draws import (
+    _adversary_draws,
+    _ChildBuffer,
+    _Draws,
+    _episode_draws,
+    _geometry,
+    _lines,
+)
 from mgenv.batched.chain_draws import _Round as _Round
 from mgenv.batched.chain_pbft import _pbft
 from mgenv.batched.chain_sbet import _Groups as _Groups
 from mgenv.batched.chain_sbet import _sbet
 from mgenv.batched.chain_sbet_block import _SBETBlock as _SBETBlock
+from mgenv.batched.chain_sbet_jit import CompiledSBET, sbet_compiled, seeded_draws
 from mgenv.batched.chain_select import _any, _count, _u8
 from mgenv.batched.chain_select import kth_smallest as kth_smallest
 from mgenv.batched.chain_types import F64, I64, Bool, _validity
 from mgenv.batched.chain_types import BatchedConsensus as BatchedConsensus
+from mgenv.batched.pcg64 import U64
 from mgenv.chain.adversary import n_malicious
 from mgenv.chain.dataplane import HEADER_BYTES, quorum, record_bytes
 from mgenv.chain.network import online_transition
@@ -201,6 +212,9 @@ class BatchedChain:
         self._pbft_senders = np.empty((2, n, 1, nb), dtype=bool)
         self._pbft_done = np.empty((3, n, nb), dtype=bool)
         self._pbft_times = np.empty((3, n, nb))
+        self._proportional = params.creator_election == "proportional"
+        self._compiled: CompiledSBET | None = None
+        self._tables: tuple[U64, U64] | None = None
         self._ready = False
 
     def _index_tables(self, phases: int) -> None:
@@ -263,10 +277,27 @@ class BatchedChain:
             return False
         return p.n_withholding > 0 or (p.protocol == "sbet" and self._n_mal > 0)
 
+    @property
+    def takes_seeds(self) -> bool:
+        """Whether :meth:`reset` can take the network streams as seed words (``network_seeds``).
+
+        With the compiled SBET path over PCG64 draws computed in its kernels (argmax
+        election, no interruptions), the network streams need not be built at all.
+        """
+        p = self.params
+        return (
+            _jit.ENABLED
+            and p.protocol == "sbet"
+            and not self._proportional
+            and not self._n_missing
+            and self._pcg_tables() is not None
+        )
+
     def reset(
         self,
         network_rngs: Sequence[np.random.Generator] | None,
         adversary_rngs: Sequence[np.random.Generator] | None,
+        network_seeds: tuple[U64, U64] | None = None,
     ) -> None:
         """Start a new episode in every copy (the draws of ``Chain.__init__``, per copy).
 
@@ -282,17 +313,27 @@ class BatchedChain:
                 :class:`~mgenv.batched.core.BatchedCore`'s; it skips two permutations and
                 a generator per copy).
 
+            network_seeds: Instead of ``network_rngs`` (None), if :attr:`takes_seeds`: the
+                network streams' PCG64 seed words and their first spawned children's,
+                ``seed_seq.generate_state(4, np.uint64)``, (B, 4) uint64 each (as
+                :meth:`mgenv.batched.streams.EpisodeBatch.network_seeds`): the draws are
+                the streams' (the streams are not built, so they are not advanced).
+
         Raises:
             ValueError: Not B generators, or None where the streams are needed.
         """
         nb, p, n = self.n_copies, self.params, self._n
+        if network_seeds is not None:
+            if network_rngs is not None or not self.takes_seeds:
+                raise ValueError("network_seeds needs takes_seeds and no network_rngs")
+            network_rngs = []  # checked below as given
         for what, rngs, needed in (
             ("network", network_rngs, self.needs_network_streams),
             ("adversary", adversary_rngs, self.needs_adversary_streams),
         ):
             if rngs is None and needed:
                 raise ValueError(f"reset needs the {what} generators with these parameters")
-            if rngs is not None and len(rngs) != nb:
+            if rngs is not None and len(rngs) != nb and not (rngs == [] and network_seeds):
                 raise ValueError(f"reset needs {nb} {what} generators, got {len(rngs)}")
         self._t = 0
         self._next_serial = np.zeros(nb, dtype=np.int64)
@@ -302,11 +343,18 @@ class BatchedChain:
         self._online_state: Bool | None = None
         self._view = np.zeros(nb, dtype=np.int64)
         self._ready = True
+        self._compiled = None  # built by the first compiled period of the episode
         if network_rngs is None or p.protocol == "ideal":  # no node model, nothing drawn
             return
-        positions, storage, withhold, malicious, children = _episode_draws(
-            p, network_rngs, adversary_rngs, self._n_mal, bool(self._n_missing)
-        )
+        start = None
+        if network_seeds is not None:
+            positions, storage, start = seeded_draws(p, network_seeds, self._pcg_tables())
+            withhold, malicious = _adversary_draws(p, adversary_rngs, self._n_mal, nb)
+            children: list[np.random.Generator] = []
+        else:
+            positions, storage, withhold, malicious, children = _episode_draws(
+                p, network_rngs, adversary_rngs, self._n_mal, bool(self._n_missing)
+            )
         self._geo = _geometry(p, positions)
         self._base_flat = self._geo.base_ms.reshape(-1)
         self._slow_flat = None if self._geo.slow is None else self._geo.slow.reshape(-1)
@@ -316,7 +364,8 @@ class BatchedChain:
         self._honest = ~self._malicious
         self._any_malicious = bool(self._malicious.any())
         self._able = self._malicious | ~self._geo.busy
-        self._draws.restart(network_rngs)
+        tables = self._tables
+        self._draws.restart(network_rngs, start, None if tables is None else tables[1])
         chunk = 4 * self.horizon * n
         self._children = _ChildBuffer(children, chunk) if self._n_missing else None
 
@@ -382,12 +431,28 @@ class BatchedChain:
             return BatchedConsensus(
                 valid, reason, np.zeros(nb), np.ones(nb), np.zeros(nb, dtype=np.int64), {}
             )
-        self._draws.next(self.horizon - self._t % self.horizon)
+        periods_left = self.horizon - self._t % self.horizon
         self._t += 1
+        if self.params.protocol == "sbet" and _jit.ENABLED and not self._proportional:
+            tables = self._pcg_tables()
+            k = self._draws.advance(periods_left, virtual=tables is not None)
+            return sbet_compiled(self, period, k, tables, seller, valid, n_live, reason)
+        self._draws.next(periods_left)
         if self.params.protocol == "pbft":
             return _pbft(self, valid, reason)
         net = _Round(self)
         return _sbet(self, period, net, np.asarray(seller), valid, n_live, reason)
+
+    def _pcg_tables(self) -> tuple[U64, U64] | None:
+        """PCG64 jump tables for the kernels' own draws (:mod:`mgenv.batched.pcg64`).
+
+        By offset (D + 1 entries) and by period (K + 1), built on first use; None if D >
+        2**16 (the tables would be large: the draws are then made in blocks).
+        """
+        if self._tables is None and self._draw_size <= 2**16:
+            d, k = self._draw_size, self._draws.block.shape[1]
+            self._tables = (pcg64.jump_table(d), pcg64.jump_table(k, step=d))
+        return self._tables
 
     def _online(self, u: F64) -> Bool:
         """Advance every copy's online chain (``NetworkModel.next_online``), shape (n, B)."""

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 
+from mgenv.batched import pcg64
 from mgenv.batched.chain_types import F64, I64, Bool
 from mgenv.chain.network import child_stream
 from mgenv.chain.params import ChainParams
 from mgenv.streams import PresetSeedSequence
 
+_DRAWN = np.empty((0, 4), dtype=np.uint64)  # _Draws.start of a block that is drawn
 # Seed sequences whose spawn(1)[0] is the child Generator.spawn would seed a PCG64 with.
 _SPAWNABLE = (np.random.SeedSequence, PresetSeedSequence)
 
@@ -86,11 +88,19 @@ class _Draws:
     The buffers are allocated once, not per block or episode: a fresh large array costs a
     page fault per 4 KiB page on first touch, more than drawing the numbers.
 
+    A block may instead be *virtual* (the compiled path, PCG64 streams): the generators'
+    states at its start are kept in ``start`` and each is advanced past the block's draws
+    (``PCG64.advance``: the state it would have after drawing them), and the kernels compute
+    the uniforms they read from ``start`` (:mod:`mgenv.batched.pcg64`); the numpy path
+    draws the block from ``start`` if it needs it (:meth:`next`).
+
     Attributes:
-        block: Shape (B, K, D): K periods' draws of every copy.
+        block: Shape (B, K, D): K periods' draws of every copy (if not virtual).
         flat: The current period's draws (B, D), flattened.
         by_draw: The current period's draws (D, B), if asked for (``transposed``): every
             message's uniforms of all copies are then a contiguous slice.
+        start: Shape (B, 4) uint64: the copies' PCG64 states at the start of a virtual
+            block (:func:`~mgenv.batched.pcg64.states`); shape (0, 4) if the block is drawn.
     """
 
     def __init__(self, n_copies: int, size: int, n_periods: int, transposed: bool) -> None:
@@ -101,27 +111,92 @@ class _Draws:
         self.by_draw = np.empty((size, n_copies) if transposed else (0, 0))
         self.k = 0
         self.n_block = 0
+        self.start = _DRAWN
+        self._next_start: pcg64.U64 | None = None
+        self._by_period: pcg64.U64 | None = None
 
-    def restart(self, rngs: Sequence[np.random.Generator]) -> None:
-        """Draw from these generators from now on (a new episode)."""
+    def restart(
+        self,
+        rngs: Sequence[np.random.Generator],
+        states: pcg64.U64 | None = None,
+        by_period: pcg64.U64 | None = None,
+    ) -> None:
+        """Draw from these generators from now on (a new episode).
+
+        Or, with ``states`` (B, 4) (and no generators), from PCG64 streams that are never
+        built: every block is virtual and starts at ``states``, moved on a block at a time
+        by ``by_period`` (:func:`~mgenv.batched.pcg64.jump_table` by periods of D).
+        """
         self.rngs = list(rngs)
         self.k = self.n_block = 0
+        self.start = _DRAWN
+        self._next_start = states
+        self._by_period = by_period
+
+    def advance(self, periods_left: int, virtual: bool = False) -> int:
+        """Move to the next period (starting a block first if needed); its index in the block.
+
+        The compiled path reads ``block[:, k]`` in place, or computes a virtual block's
+        draws; :meth:`next` copies the period out.
+
+        Args:
+            periods_left: Periods until the end of the episode (a block never crosses it).
+            virtual: Start a virtual block if the generators allow (PCG64 streams).
+        """
+        if self.k == self.n_block:
+            self.n_block = min(self.block.shape[1], periods_left)
+            if self._next_start is not None and self._by_period is not None:
+                self.start = self._next_start.copy()  # generator-free streams
+                pcg64.advance_into(self._next_start, self._by_period, self.n_block)
+            else:
+                self._start_block(virtual)
+            self.k = 0
+        self.k += 1
+        return self.k - 1
+
+    def _start_block(self, virtual: bool) -> None:
+        """Draw the block from the generators, or make it virtual.
+
+        Virtual if ``virtual`` and they are PCG64s: their states are kept and they are
+        moved past the block's draws.
+        """
+        start = pcg64.states(self.rngs) if virtual else None
+        if start is None:
+            for rng, out in zip(self.rngs, self.block[:, : self.n_block], strict=True):
+                rng.random(out=out)  # = n_block calls of rng.random(size)
+            self.start = _DRAWN
+        else:
+            skip = self.n_block * self.block.shape[2]
+            for rng in self.rngs:  # all PCG64s (pcg64.states checked)
+                cast(np.random.PCG64, rng.bit_generator).advance(skip)
+            self.start = start
 
     def next(self, periods_left: int) -> None:
-        """Copy the next period's draws to ``period`` (drawing a block first if needed).
+        """Copy the next period's draws to ``period`` (:meth:`advance`, then the copy).
 
         Args:
             periods_left: Periods until the end of the episode (a block never crosses it).
         """
-        if self.k == self.n_block:
-            self.n_block = min(self.block.shape[1], periods_left)
-            for rng, out in zip(self.rngs, self.block[:, : self.n_block], strict=True):
-                rng.random(out=out)  # = n_block calls of rng.random(size)
-            self.k = 0
-        np.copyto(self.period, self.block[:, self.k])  # contiguous: the gathers hit the cache
+        k = self.advance(periods_left)
+        if self.start.shape[0]:
+            self._draw_virtual()
+        np.copyto(self.period, self.block[:, k])  # contiguous: the gathers hit the cache
         if self.by_draw.size:
             np.copyto(self.by_draw, self.period.T)  # transposed in the cache: cheaper
-        self.k += 1
+
+    def _draw_virtual(self) -> None:
+        """Draw the virtual block into ``block``: what its generators drew from ``start``."""
+        bits = np.random.PCG64()
+        rng = np.random.Generator(bits)
+        for (s_hi, s_lo, i_hi, i_lo), out in zip(
+            self.start.tolist(), self.block[:, : self.n_block], strict=True
+        ):
+            state = {"state": (s_hi << 64) | s_lo, "inc": (i_hi << 64) | i_lo}
+            bits.state = cast(
+                Any, {"bit_generator": "PCG64", "state": state, "has_uint32": 0, "uinteger": 0}
+            )
+            rng.random(out=out)
+        self.start = _DRAWN
 
 
 class _ChildBuffer:
@@ -204,10 +279,8 @@ def _episode_draws(
     unit = np.empty((nb, n, 2))  # positions / area_km
     child_raw = np.zeros((nb, n), dtype=np.uint64)  # SBET: the child streams' outputs
     storage_of: dict[int, F64] = {}  # copies whose child stream is not a seeded PCG64
-    perms = np.empty((1 + sbet, nb, n), dtype=np.int64)  # the adversary's permutations
     children: list[np.random.Generator] = []
-    advs = [None] * nb if adversary_rngs is None else adversary_rngs
-    for b, (net, adv) in enumerate(zip(network_rngs, advs, strict=True)):
+    for b, net in enumerate(network_rngs):
         net.random(out=unit[b])  # net.uniform(0, area_km, (n, 2)) is area_km * these
         if sbet:
             bits = net.bit_generator
@@ -221,24 +294,45 @@ def _episode_draws(
                 child = child_stream(net)
                 storage_of[b] = child.uniform(0.5, 1.5, n)
                 children.append(child)
-        if adv is None:
-            continue
-        perms[0, b] = adv.permutation(n)  # draw_withholding's draw
-        if sbet:
-            perms[1, b] = adv.permutation(n)  # draw_malicious's draw
     # PCG64's uniform: (output >> 11) / 2^53; Generator.uniform(low, high): low + range u
     unit_u: F64 = np.multiply(child_raw >> np.uint64(11), 2.0**-53, dtype=np.float64)
     storage = 0.5 + 1.0 * unit_u
     for b, values in storage_of.items():
         storage[b] = values
+    withhold, malicious = _adversary_draws(params, adversary_rngs, n_mal, nb)
+    return p.area_km * unit, storage, withhold, malicious, children
+
+
+def _adversary_draws(
+    params: ChainParams,
+    adversary_rngs: Sequence[np.random.Generator] | None,
+    n_mal: int,
+    nb: int,
+) -> tuple[Bool, Bool]:
+    """``Chain.__init__``'s adversary draws: withholding, then (SBET) malicious nodes (B, n).
+
+    Args:
+        params: Chain parameters.
+        adversary_rngs: B adversary streams, or None: no withholding and no malicious nodes
+            (the permutations would select nobody), nothing drawn.
+        n_mal: Malicious nodes per copy (SBET).
+        nb: Number of copies B.
+    """
+    p, n = params, params.n_nodes
+    sbet = p.protocol == "sbet"
     withhold: Bool = np.zeros((nb, n), dtype=bool)  # a permutation's first n_withholding
     malicious: Bool = np.zeros((nb, n), dtype=bool)
     if adversary_rngs is None:  # nobody withholds or is malicious
-        return p.area_km * unit, storage, withhold, malicious, children
+        return withhold, malicious
+    perms = np.empty((1 + sbet, nb, n), dtype=np.int64)  # the adversary's permutations
+    for b, adv in enumerate(adversary_rngs):
+        perms[0, b] = adv.permutation(n)  # draw_withholding's draw
+        if sbet:
+            perms[1, b] = adv.permutation(n)  # draw_malicious's draw
     np.put_along_axis(withhold, perms[0, :, : p.n_withholding], True, axis=1)
     if sbet:
         np.put_along_axis(malicious, perms[1, :, :n_mal], True, axis=1)
-    return p.area_km * unit, storage, withhold, malicious, children
+    return withhold, malicious
 
 
 class _Round:

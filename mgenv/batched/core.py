@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy as np
 from gymnasium.utils import seeding
 
+from mgenv import _jit
 from mgenv.batched.chain import BatchedChain
 from mgenv.batched.market import clear_uniform_batch
 from mgenv.batched.observe import (
@@ -39,7 +40,7 @@ from mgenv.batched.observe import (
 )
 from mgenv.batched.opponents import BatchedPublicInfo, batched_opponent
 from mgenv.batched.physics import BatchedElectric, draw_profiles_batch
-from mgenv.batched.settlement import BatchedSettlement, settle_batch
+from mgenv.batched.settlement import BatchedSettlement, settle_batch, settle_copies
 from mgenv.batched.streams import EpisodeBatch, seed_streams
 from mgenv.config import EnvConfig
 from mgenv.core import COMMIT_EMA, STAGES, MarketCore
@@ -155,10 +156,12 @@ class BatchedCore:
         # The chain's streams serve this episode's chain only: one it does not draw from
         # (ideal: neither; no withholding or malicious nodes: the adversary's) is not built.
         chain = self.chain
-        self.chain.reset(
-            streams.streams("network") if chain.needs_network_streams else None,
-            streams.streams("adversary") if chain.needs_adversary_streams else None,
-        )
+        adversary = streams.streams("adversary") if chain.needs_adversary_streams else None
+        if chain.takes_seeds:  # the kernels compute the network draws from the seed words
+            chain.reset(None, adversary, network_seeds=streams.network_seeds())
+        else:
+            network = streams.streams("network") if chain.needs_network_streams else None
+            chain.reset(network, adversary)
         self._streams = streams
         self.t = 0
         self.physics.reset()
@@ -261,22 +264,42 @@ class BatchedCore:
         t1 = time.perf_counter()
         res = self.chain.process(t, tr.seller, tr.buyer, tr.kwh, tr.price, tr.live)
         t2 = time.perf_counter()
-        surplus_p = np.zeros((big_b, cfg.n_participants))
-        surplus_p[:, :nm] = d.surplus
-        deficit_p = self._need[:, t].copy()
-        deficit_p[:, :nm] = d.deficit
-        st = settle_batch(
-            tr, res.committed, surplus_p, deficit_p, self._error[:, t], self.grid_buy, self.feed_in
-        )
-        phys = self.physics.realise(st.sold[:, :nm], d.surplus)
-        profit = st.cash.copy()
+        if _jit.ENABLED:  # settlement and bookkeeping copy by copy, in one kernel call
+            rows = np.empty((big_b, 11, cfg.n_participants))
+            settle_copies(
+                (tr.seller, tr.buyer, tr.agg),
+                (tr.kwh, tr.price, tr.delta),
+                tr.live,
+                res.committed,
+                (d.surplus, d.deficit, self._need[:, t], self._error[:, t]),
+                (self.grid_buy, self.feed_in),
+                out.offered,
+                s.buyer_global,
+                COMMIT_EMA,
+                rows,
+                (self.sold_share, self.served_share, self.commit),
+            )
+            sold, cash, share = rows[:, 3], rows[:, 0], rows[:, 10, 0]
+            self.last_price = np.where(out.cleared, out.price, self.last_price)
+        else:
+            surplus_p = np.zeros((big_b, cfg.n_participants))
+            surplus_p[:, :nm] = d.surplus
+            deficit_p = self._need[:, t].copy()
+            deficit_p[:, :nm] = d.deficit
+            st = settle_batch(
+                tr, res.committed, surplus_p, deficit_p, self._error[:, t], self.grid_buy,
+                self.feed_in,
+            )  # fmt: skip
+            self._book(out.price, out.cleared, out.offered, st, deficit_p)
+            sold, cash = st.sold, st.cash
+            n_live = np.count_nonzero(tr.live, axis=1)
+            n_ok = np.count_nonzero(res.committed, axis=1)
+            share = np.divide(n_ok, n_live, out=np.ones(big_b), where=n_live > 0)
+        phys = self.physics.realise(sold[:, :nm], d.surplus)
+        profit = cash.copy()
         profit[:, :nm] -= phys.fuel_cost + phys.penalty
-        self._book(out.price, out.cleared, out.offered, st, deficit_p)
         self.online_share = res.online_share.astype(np.float64)
         self.delta = out.delta
-        n_live = np.count_nonzero(tr.live, axis=1)
-        n_ok = np.count_nonzero(res.committed, axis=1)
-        share = np.divide(n_ok, n_live, out=np.ones(big_b), where=n_live > 0)
         t3 = time.perf_counter()
         st_time = self.stage_time
         st_time["market"] += t1 - t0

@@ -15,9 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mgenv import _jit
 from mgenv.config import EnvConfig
 from mgenv.core import MarketCore
-from mgenv.observe import Common, agg_obs, mg_obs, user_obs
+from mgenv.observe import BOUNDS, Common, agg_obs, mg_obs, mg_obs_into, user_obs
 from mgenv.physics.units import Dispatch
 
 
@@ -106,7 +107,78 @@ def mg_observations(
         float32 ``(B, n_mg, 16)``.
     """
     plan = (dispatch.surplus, dispatch.gen_headroom, dispatch.deficit)
+    if _jit.ENABLED:  # copy by copy, the single env's kernel
+        sin, cos = _hour_angles(float(c.hour))
+        out = np.empty((soc.shape[0], s.n_mg, 16), np.float32)
+        last_price, online = np.asarray(c.last_price), np.asarray(c.online_share)
+        mg_obs_copies(
+            (sin, cos, c.grid_buy, c.feed_in),
+            (last_price.reshape(-1), online.reshape(-1)),
+            s.mg_scale,
+            forecasts,
+            plan,
+            (soc, s.mc_max, sold_share, commit),
+            BOUNDS["mg"],
+            out,
+        )
+        return out
     return mg_obs(c, s.mg_scale, forecasts, plan, soc, s.mc_max, sold_share, commit[:, : s.n_mg])
+
+
+_ANGLES: dict[float, tuple[float, float]] = {}
+
+
+def _hour_angles(hour: float) -> tuple[float, float]:
+    """The hour's sine and cosine as :func:`mgenv.observe._new` computes them (cached)."""
+    out = _ANGLES.get(hour)
+    if out is None:
+        if len(_ANGLES) >= 256:  # bounded whatever the hours
+            _ANGLES.clear()
+        angle = 2.0 * np.pi * hour / 24.0
+        out = _ANGLES[hour] = (float(np.sin(angle)), float(np.cos(angle)))
+    return out
+
+
+@_jit.kernel
+def mg_obs_copies(
+    shared: tuple[float, float, float, float],
+    per_copy: tuple[np.ndarray, np.ndarray],
+    scale: np.ndarray,
+    forecasts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    plan: tuple[np.ndarray, np.ndarray, np.ndarray],
+    members: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    bounds: tuple[np.ndarray, np.ndarray],
+    out: np.ndarray,
+) -> None:
+    """Every copy's microgrid observations: :func:`mgenv.observe.mg_obs_into` per copy.
+
+    Args:
+        shared: ``(sin, cos, grid_buy, feed_in)`` of the period's hour (numpy's sine and
+            cosine, as the single core computes them) and prices, yuan/kWh.
+        per_copy: ``(last_price, online_share)``, (B,) each.
+        scale: Energy scale per microgrid, kWh, (n_mg,).
+        forecasts: PV, wind and load forecasts, kWh, (B, n_mg) each.
+        plan: Surplus, generator headroom and deficit, kWh, (B, n_mg) each.
+        members: ``(soc (B, n_mg), mc_max (n_mg,), sold_share (B, n_mg), commit (B, P))``.
+        bounds: ``observe.BOUNDS["mg"]``.
+        out: Shape (B, n_mg, 16), float32: receives the observations.
+    """
+    sin, cos, grid_buy, feed_in = shared
+    last_price, online = per_copy
+    soc, mc_max, sold_share, commit = members
+    nm = scale.shape[0]
+    row = np.empty(16)
+    for b in range(out.shape[0]):
+        mg_obs_into(
+            (sin, cos, grid_buy, feed_in, last_price[b], online[b]),
+            scale,
+            (forecasts[0][b], forecasts[1][b], forecasts[2][b]),
+            (plan[0][b], plan[1][b], plan[2][b]),
+            (soc[b], mc_max, sold_share[b], commit[b][:nm]),
+            bounds,
+            row,
+            out[b],
+        )
 
 
 def agg_observations(

@@ -2,7 +2,9 @@
 
 Bit-identical per copy to :func:`mgenv.physics.profiles.draw_profiles` and
 :class:`mgenv.physics.model.ElectricModel` with rule dispatch (the batched core's scope): the
-same elementwise operations in the same order, broadcast over a leading copy axis.
+same elementwise operations in the same order, broadcast over a leading copy axis. With
+:data:`mgenv._jit.ENABLED` the profiles' arithmetic runs copy by copy in the single env's
+kernels instead (:mod:`mgenv.batched.physics_kernels`), on the same draws.
 """
 
 from __future__ import annotations
@@ -11,17 +13,23 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mgenv import _jit
+from mgenv.batched.physics_kernels import plan_copies, profiles_copies, realise_copies, wind_copies
 from mgenv.config import EnvConfig, tile
-from mgenv.physics.model import ElectricModel
+from mgenv.physics.model import ElectricModel, Forecast, Realised
 from mgenv.physics.profiles import (
+    CUT_IN_MS,
+    CUT_OUT_MS,
+    RATED_MS,
     DayProfiles,
     commercial_load_shape,
     period_hours,
+    profile_bases,
     pv_shape,
     residential_load_shape,
     wind_power_curve,
 )
-from mgenv.physics.units import FleetArrays
+from mgenv.physics.units import Dispatch, FleetArrays
 
 # _wind_speeds's AR(1) coefficient and its speed std as a share of the mean wind speed.
 WIND_PHI, WIND_SIGMA_SHARE = 0.85, 0.25
@@ -76,6 +84,8 @@ def draw_profiles_batch(
         cloud_raw[b] = _uniform_raw(weather)
         weather.standard_normal(out=zw[b])
         load.standard_normal(out=zl[b])
+    if _jit.ENABLED:
+        return _profiles_compiled(cfg, zw, zl, _cloudiness(cloud_raw, p.cloudiness_max))
     hours = period_hours(cfg)
     fleet = cfg.fleet
     cloud = _cloudiness(cloud_raw, p.cloudiness_max)[:, None] + 0.05 * zw[:, cut[0]]
@@ -108,6 +118,48 @@ def draw_profiles_batch(
         load_real=_realise(load_f, err, zl[:, n + nu : real]),
         user_load_real=_realise(user_f, err, zl[:, real:]),
     )
+
+
+def _profiles_compiled(
+    cfg: EnvConfig, zw: np.ndarray, zl: np.ndarray, cloud: np.ndarray
+) -> DayProfiles:
+    """:func:`draw_profiles_batch`'s arithmetic by the single env's kernels, copy by copy.
+
+    Args:
+        cfg: The environment config.
+        zw: Shape (B, W): each copy's weather normals (:func:`_weather_normals`).
+        zl: Shape (B, L): its load normals (levels, users' levels, load and users' errors).
+        cloud: Shape (B,): the regional cloudiness draws.
+
+    Returns:
+        The profiles, fields (B, H, n) (views of two arrays).
+    """
+    p, h, n, nu = cfg.profiles, cfg.horizon, cfg.n_microgrids, cfg.n_users
+    phi, sigma = WIND_PHI, WIND_SIGMA_SHARE * p.wind_mean_ms
+    speed = np.empty((zw.shape[0], h, n))
+    # Generator.normal(0, scale) is 0.0 + scale * z: the scales as numpy computes them
+    wind_copies(zw, sigma * np.sqrt(1.0 - phi**2), sigma, p.wind_mean_ms, phi, speed)
+    bases = profile_bases(cfg)
+    data = tuple(
+        np.ascontiguousarray(np.asarray(d, dtype=np.float64)[:h]) if d else np.zeros((0, 0))
+        for d in (p.pv_data_kwh, p.load_data_kwh)
+    )
+    out, out_user = np.empty((zw.shape[0], 6, h, n)), np.empty((zw.shape[0], 2, h, nu))
+    profiles_copies(
+        (zw, zl),
+        cloud,
+        (speed, speed**3),  # numpy's pow, as wind_power_curve's
+        bases,
+        (data[0], data[1]),
+        (cfg.dt_h, p.load_noise, p.forecast_error),
+        (CUT_IN_MS, CUT_OUT_MS, CUT_IN_MS**3, RATED_MS**3 - CUT_IN_MS**3),
+        out,
+        out_user,
+    )
+    return DayProfiles(
+        out[:, 0], out[:, 1], out[:, 2], out_user[:, 0], out[:, 3], out[:, 4], out[:, 5],
+        out_user[:, 1],
+    )  # fmt: skip
 
 
 def _uniform_raw(rng: np.random.Generator) -> int:
@@ -192,3 +244,37 @@ class BatchedElectric(ElectricModel):
         """Every copy's batteries back to ``soc_init``: ``soc`` is ``(B, n_mg)``."""
         self._soc = np.repeat(self.fleet.soc_init[None, :], self.n_copies, axis=0)
         self._plan = None
+
+    def plan(
+        self, t: int, forecast: Forecast, grid_buy: float, setpoints: np.ndarray | None
+    ) -> Dispatch:
+        """The rule-based dispatch of every copy (``ElectricModel.plan``), fields (B, n_mg).
+
+        With :data:`mgenv._jit.ENABLED`, one kernel call: the single env's per-microgrid
+        dispatch (:func:`~mgenv.physics.kernels.plan_unit`) copy by copy.
+        """
+        if not _jit.ENABLED or setpoints is not None:
+            return super().plan(t, forecast, grid_buy, setpoints)
+        out = np.empty((6, *self._soc.shape))
+        consts = (self._economic(grid_buy), self._gen_cap, self._power)
+        plan_copies(
+            (forecast.pv, forecast.wind, forecast.load), self._soc, consts, self._plan_fleet, out
+        )
+        self._plan = Dispatch(out[0], out[1], out[2], out[3], out[4], out[5])
+        return self._plan
+
+    def realise(self, sold_kwh: np.ndarray, surplus_kwh: np.ndarray) -> Realised:
+        """``ElectricModel.realise`` of every copy, fields (B, n_mg).
+
+        With :data:`mgenv._jit.ENABLED`, one kernel call: the single env's per-microgrid
+        outcome (:func:`~mgenv.physics.kernels.realise_unit`) copy by copy.
+        """
+        d = self._plan
+        if not _jit.ENABLED or d is None:
+            return super().realise(sold_kwh, surplus_kwh)
+        before = self._soc
+        out = np.empty((4, *before.shape))
+        planned = (d.self_gen, d.charge, d.discharge)
+        realise_copies(planned, sold_kwh, surplus_kwh, before, self._realise_fleet, out)
+        self._soc = out[3]
+        return Realised(out[0], out[1], out[2], before, self._soc, {})

@@ -6,6 +6,11 @@ per-participant sums are one ``np.bincount`` over ``b * P + participant`` per qu
 :func:`~mgenv.market.settlement.settle` does over one copy's trades, and the padding adds
 ``0.0`` (or ``-0.0``) to a sum, which leaves it unchanged; so every figure is bit-identical to
 settling each copy on its own (tests/test_batched_market.py checks it).
+
+With :data:`mgenv._jit.ENABLED` the batched core settles and books a period in one kernel
+call instead (:func:`settle_copies`): copy by copy, the single market's settlement and
+bookkeeping kernels' steps (:func:`mgenv.market.settle_kernels.settle_rows` and
+:func:`~mgenv.market.settle_kernels.book_rows`) on its live trades.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mgenv import _jit
+from mgenv.market.settle_kernels import book_rows, settle_rows
 from mgenv.market.settlement import Positions, grid_fallback
 
 
@@ -120,3 +127,78 @@ def settle_batch(
         grid_export=export,
         grid_cash=grid_cash,
     )
+
+
+@_jit.kernel
+def settle_copies(
+    ints: tuple[np.ndarray, np.ndarray, np.ndarray],
+    floats: tuple[np.ndarray, np.ndarray, np.ndarray],
+    live: np.ndarray,
+    committed: np.ndarray,
+    positions: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    prices: tuple[float, float],
+    offered: np.ndarray,
+    buyer_global: np.ndarray,
+    ema: float,
+    out: np.ndarray,
+    book: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Settle and book one period of every copy (``BatchedCore.step``'s settlement).
+
+    Copy b: its live trades (the first ``live[b].sum()`` columns) settled by
+    :func:`~mgenv.market.settle_kernels.settle_rows` against the positions the core builds
+    (surplus: the microgrids' then zeros; deficit: the microgrids' then the users' needs),
+    then ``MarketCore._book``'s shares and commit ratio
+    (:func:`~mgenv.market.settle_kernels.book_rows`) and the committed share of the trades.
+
+    Args:
+        ints: ``(seller, buyer, agg)`` of the trades, ``(B, T)`` int64 global indices.
+        floats: ``(kwh, price, delta)`` of the trades, ``(B, T)`` float64.
+        live: Shape (B, T), bool: live trades first in each row.
+        committed: Shape (B, T), bool.
+        positions: ``(surplus (B, n_mg), deficit (B, n_mg), need (B, P), error (B, P))``,
+            kWh: the microgrids' dispatch, every participant's forecast need (the users')
+            and realised minus forecast net production.
+        prices: ``(grid_buy, feed_in)``, yuan/kWh.
+        offered: Shape (B, n_mg): energy each microgrid offered, kWh.
+        buyer_global: Shape (n_buyers,): each buyer's global index.
+        ema: Weight of the period in the commit ratio's EMA (``COMMIT_EMA``).
+        out: Shape (B, 11, P), float64: receives :data:`SETTLE_ROWS` in rows 0-8 (as
+            :func:`~mgenv.market.settle_kernels.settle_into`), ``grid_cash`` in ``[b, 9,
+            0]`` and the committed share of the trades (1 without trades) in ``[b, 10, 0]``;
+            row 10 ``[1:]`` is scratch.
+        book: ``(sold share (B, n_mg), served share (B, n_buyers), commit (B, P))``: the
+            shares are written, the commit ratio's EMA updated in place.
+    """
+    seller, buyer, agg = ints
+    kwh, price, delta = floats
+    surplus_mg, deficit_mg, need, error = positions
+    sold_share, served_share, commit = book
+    grid_buy, feed_in = prices
+    nb, n = need.shape
+    nm = surplus_mg.shape[1]
+    surplus = np.zeros(n)
+    deficit = np.empty(n)
+    for b in range(nb):
+        n_live = 0
+        n_ok = 0
+        for t in range(live.shape[1]):
+            n_live += live[b, t]
+            n_ok += live[b, t] and committed[b, t]
+        for i in range(n):
+            deficit[i] = need[b, i]
+        for i in range(nm):
+            surplus[i] = surplus_mg[b, i]
+            deficit[i] = deficit_mg[b, i]
+        rows = out[b]
+        grid_cash = settle_rows(
+            seller[b][:n_live], buyer[b][:n_live], agg[b][:n_live], kwh[b][:n_live],
+            price[b][:n_live], delta[b][:n_live], committed[b][:n_live], surplus, deficit,
+            error[b], grid_buy, feed_in, rows,
+        )  # fmt: skip
+        energy = (rows[3], rows[4], rows[5], rows[6])
+        shares = (sold_share[b], served_share[b], rows[10], commit[b])
+        book_rows(energy, deficit, offered[b], buyer_global, commit[b], n_live > 0, ema, shares)
+        rows[9, 0] = grid_cash
+        # np.divide(n_ok, n_live, out=np.ones(B), where=n_live > 0)
+        rows[10, 0] = n_ok / n_live if n_live > 0 else 1.0

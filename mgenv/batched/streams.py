@@ -202,6 +202,14 @@ class EpisodeBatch:
         self._words = pcg64_words(seed_pools(entropy_words(self.seeds), [*keys, (2, 0)]))
         self._built: dict[str, list[np.random.Generator]] = {}
 
+    def network_seeds(self) -> tuple[U64, U64]:
+        """The network streams' PCG64 seed words and their first children's, (B, 4) uint64.
+
+        ``SeedSequence(seed_b, spawn_key=(2,)).generate_state(4, np.uint64)`` and the same
+        of its first child (``BatchedChain.reset``'s ``network_seeds``).
+        """
+        return self._words[:, _NETWORK], self._words[:, -1]
+
     def streams(self, name: str) -> list[np.random.Generator]:
         """Copy b's stream ``name`` at [b], as ``default_rng(seed_b).spawn(6)`` gives it."""
         out = self._built.get(name)

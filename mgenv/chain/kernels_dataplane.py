@@ -24,7 +24,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from mgenv._jit import kernel
+from mgenv._jit import inlined, kernel
 from mgenv._ufuncs import sorts_before
 from mgenv.chain.dataplane import ALTERED, MISSING, TRUE
 from mgenv.chain.packed import BASE, HEADER, MALICIOUS, RECORD, SLOW, T_MAX, WAIT
@@ -74,6 +74,35 @@ def maximum(a: float, b: float) -> float:
     return a if a >= b else b
 
 
+@inlined
+def admit_into(
+    valid: NDArray[np.bool_],
+    sellers: NDArray[np.int64],
+    n: int,
+    block_size: int,
+    reason: NDArray[np.int8],
+    rows: NDArray[np.int64],
+    origin: NDArray[np.int64],
+) -> tuple[int, int]:
+    """:func:`admit` into ``rows`` and ``origin`` (at least ``min(T, block_size)`` long).
+
+    Returns:
+        ``(number admitted, number of valid transactions)``.
+    """
+    n_adm = 0
+    n_valid = 0
+    for t in range(valid.size):
+        if valid[t]:
+            n_valid += 1
+            if n_adm < block_size:
+                rows[n_adm] = t
+                origin[n_adm] = sellers[t] % n  # Python's modulo, as numpy's on intp
+                n_adm += 1
+            else:
+                reason[t] = BLOCK_FULL
+    return n_adm, n_valid
+
+
 @kernel
 def admit(
     valid: NDArray[np.bool_],
@@ -95,23 +124,11 @@ def admit(
     Returns:
         ``(rows (B,), origin (B,) = seller % n, number of valid transactions)``.
     """
-    n_tx = valid.size
-    rows = np.empty(min(n_tx, block_size), np.int64)
-    n_adm = 0
-    n_valid = 0
-    for t in range(n_tx):
-        if valid[t]:
-            n_valid += 1
-            if n_adm < block_size:
-                rows[n_adm] = t
-                n_adm += 1
-            else:
-                reason[t] = BLOCK_FULL
-    rows = rows[:n_adm]
-    origin = np.empty(n_adm, np.int64)
-    for b in range(n_adm):
-        origin[b] = sellers[rows[b]] % n  # Python's modulo, as numpy's on intp
-    return rows, origin, n_valid
+    size = min(valid.size, block_size)
+    rows = np.empty(size, np.int64)
+    origin = np.empty(size, np.int64)
+    n_adm, n_valid = admit_into(valid, sellers, n, block_size, reason, rows, origin)
+    return rows[:n_adm], origin[:n_adm], n_valid
 
 
 @kernel
@@ -131,6 +148,20 @@ def delivered(u: NDArray[np.float64], n: int, loss: float, n_phases: int) -> NDA
     return out
 
 
+@inlined
+def fill_links(
+    u: NDArray[np.float64], online: NDArray[np.bool_], loss: float, link: NDArray[np.bool_]
+) -> None:
+    """:func:`links` into ``link`` (shape (P, n, n), bool), for callers that reuse one array."""
+    n = online.size
+    at = n
+    for k in range(link.shape[0]):
+        for j in range(n):
+            for i in range(n):
+                link[k, j, i] = (u[at + i] >= loss) & (j != i) & online[j] & online[i]
+            at += n
+
+
 @kernel
 def links(
     u: NDArray[np.float64], online: NDArray[np.bool_], loss: float, n_phases: int
@@ -142,12 +173,7 @@ def links(
     """
     n = online.size
     link = np.empty((n_phases, n, n), np.bool_)
-    at = n
-    for k in range(n_phases):
-        for j in range(n):
-            for i in range(n):
-                link[k, j, i] = (u[at + i] >= loss) & (j != i) & online[j] & online[i]
-            at += n
+    fill_links(u, online, loss, link)
     return link
 
 
@@ -170,6 +196,30 @@ def delays(
     return out
 
 
+@inlined
+def interruptions_into(
+    keys: NDArray[np.float64],
+    origin: NDArray[np.int64],
+    n_missing: int,
+    cut: NDArray[np.bool_],
+) -> None:
+    """:func:`interruptions` into ``cut`` (shape (B, n), bool, every entry written)."""
+    n_tx, n = keys.shape
+    for t in range(n_tx):
+        for i in range(n):
+            if i == origin[t]:
+                cut[t, i] = False  # key 2.0: ranked last, never cut (n_missing <= n - 1)
+                continue
+            v = keys[t, i]
+            rank = 0
+            for j in range(n):
+                if j != origin[t]:
+                    w = keys[t, j]
+                    if w < v or (w == v and j < i):
+                        rank += 1
+            cut[t, i] = rank < n_missing
+
+
 @kernel
 def interruptions(
     keys: NDArray[np.float64], origin: NDArray[np.int64], n_missing: int
@@ -185,21 +235,51 @@ def interruptions(
         origin: Shape (B,), origin node of each transaction.
         n_missing: Nodes each transaction misses.
     """
-    n_tx, n = keys.shape
-    cut = np.zeros((n_tx, n), np.bool_)
-    for t in range(n_tx):
-        for i in range(n):
-            if i == origin[t]:
-                continue  # key 2.0: ranked last, never cut (n_missing <= n - 1)
-            v = keys[t, i]
-            rank = 0
-            for j in range(n):
-                if j != origin[t]:
-                    w = keys[t, j]
-                    if w < v or (w == v and j < i):
-                        rank += 1
-            cut[t, i] = rank < n_missing
+    cut = np.empty(keys.shape, np.bool_)
+    interruptions_into(keys, origin, n_missing, cut)
     return cut
+
+
+@inlined
+def broadcast_into(
+    link: NDArray[np.bool_],
+    delay: NDArray[np.float64],
+    origin: NDArray[np.int64],
+    cut: NDArray[np.bool_],
+    nodes: NDArray[np.bool_],
+    geo: NDArray[np.float64],
+    fc: NDArray[np.float64],
+    count: NDArray[np.int64],
+    in_time: NDArray[np.bool_],
+    copies: NDArray[np.int8],
+) -> float:
+    """:func:`broadcast` with its scratch given: ``count`` (n,), ``in_time`` (n, n), bool.
+
+    ``copies`` (shape (B, n), int8) receives the copies; returns the round's duration (ms).
+    Reads ``delay[0]`` only where ``link[0]`` is up.
+    """
+    t_max, header_ms, ms_per_record = fc[T_MAX], fc[HEADER], fc[RECORD]
+    n = nodes.shape[1]
+    n_tx = origin.size
+    for i in range(n):
+        count[i] = 0
+    for b in range(n_tx):
+        count[origin[b]] += 1
+    last = 0.0
+    for j in range(n):
+        head = header_ms + ms_per_record * count[j]
+        for i in range(n):
+            transit = delay[0, j, i] + head
+            in_time[j, i] = link[0, j, i] and transit <= t_max
+            if in_time[j, i]:
+                last = maximum(last, geo[WAIT, j, i] + transit)
+    for b in range(n_tx):
+        o = origin[b]
+        for i in range(n):
+            copies[b, i] = MISSING
+            if (in_time[o, i] or i == o) and not (cut.shape[0] > 0 and cut[b, i]):
+                copies[b, i] = ALTERED if nodes[MALICIOUS, i] else TRUE
+    return last if last > t_max else t_max
 
 
 @kernel
@@ -226,28 +306,12 @@ def broadcast(
     Returns:
         ``(copies (B, n) int8, round duration ms)``.
     """
-    t_max, header_ms, ms_per_record = fc[T_MAX], fc[HEADER], fc[RECORD]
     n = nodes.shape[1]
-    n_tx = origin.size
-    count = np.zeros(n, np.int64)
-    for b in range(n_tx):
-        count[origin[b]] += 1
-    in_time = np.zeros((n, n), np.bool_)
-    last = 0.0
-    for j in range(n):
-        head = header_ms + ms_per_record * count[j]
-        for i in range(n):
-            transit = delay[0, j, i] + head
-            if link[0, j, i] and transit <= t_max:
-                in_time[j, i] = True
-                last = maximum(last, geo[WAIT, j, i] + transit)
-    copies = np.zeros((n_tx, n), np.int8)
-    for b in range(n_tx):
-        o = origin[b]
-        for i in range(n):
-            if (in_time[o, i] or i == o) and not (cut.shape[0] > 0 and cut[b, i]):
-                copies[b, i] = ALTERED if nodes[MALICIOUS, i] else TRUE
-    return copies, last if last > t_max else t_max
+    copies = np.empty((origin.size, n), np.int8)
+    count = np.empty(n, np.int64)
+    in_time = np.empty((n, n), np.bool_)
+    data_ms = broadcast_into(link, delay, origin, cut, nodes, geo, fc, count, in_time, copies)
+    return copies, data_ms
 
 
 @kernel

@@ -5,15 +5,24 @@ reference) with loops over nodes (n) and transactions (B), bit-identical (see
 :mod:`mgenv._jit`); :mod:`mgenv.chain.kernels_sbet` calls them in order. ``link`` is
 (P, n, n) bool [phase, sender, receiver], "delivered and both ends online"; ``delay``
 (P, n, n) ms; ``copies`` (B, n) int8 (``MISSING``, ``TRUE``, ``ALTERED``); ``nodes`` and
-``fc`` are :class:`mgenv.chain.kernels_dataplane.PackedPlane`'s.
+``fc`` are :class:`mgenv.chain.packed.PackedPlane`'s.
+
+The steps are inlined into their callers (``_jit.inlined``) and keep every intermediate in
+a :class:`Work` of preallocated arrays: the batched chain runs a block per copy
+(:mod:`mgenv.batched.chain_kernels`), where allocations and call boundaries (a reference
+taken and released per array argument) would cost more than the steps' arithmetic. A step
+reads ``delay`` (and ``link``, for REQUEST and REPLY) only where its docstring says; the
+batched chain fills only those entries.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.typing import NDArray
 
-from mgenv._jit import kernel
+from mgenv._jit import inlined, kernel
 from mgenv._ufuncs import sorts_before
 from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain.dataplane import ALTERED, MISSING, TRUE
@@ -35,6 +44,54 @@ from mgenv.chain.sbet_steps import (
 _INF = np.inf
 
 
+class Work(NamedTuple):
+    """Scratch of one SBET block for n nodes and up to T transactions (reused block to block).
+
+    Per-node arrays have shape (n,), per-transaction ones (T,), the others (T, n) or (n, n).
+    """
+
+    rt: NDArray[np.float64]  # election round trips t_i (ms)
+    arrival: NDArray[np.float64]  # arrival times of a step's messages (ms)
+    scratch: NDArray[np.float64]  # a sorted copy of the arrivals; recover's answer times
+    sort_key: NDArray[np.float64]  # eq. (7)'s keys, negated
+    order: NDArray[np.int64]  # the candidates, best first
+    announced: NDArray[np.bool_]  # got e_p's announcement (e_p included)
+    got: NDArray[np.bool_]  # got e_c's complete list (e_c included)
+    ready: NDArray[np.float64]  # end of each node's exchange (ms after its request)
+    give_up: NDArray[np.float64]  # recover: each requester's timer or last answer (ms)
+    per_origin: NDArray[np.int64]  # broadcast: transactions per origin node
+    to_c: NDArray[np.bool_]  # vote: the node's commit reaches e_c
+    ready_any: NDArray[np.bool_]  # vote: the node commits some transaction
+    voting: NDArray[np.bool_]  # vote: the node sent a hash list
+    block_at: NDArray[np.float64]  # vote: the candidate's arrival (ms)
+    hash_at: NDArray[np.float64]  # vote: hash lists' arrivals at a node (ms)
+    holders: NDArray[np.bool_]  # nodes holding the block
+    in_time: NDArray[np.bool_]  # (n, n) broadcast: data message in time [sender, receiver]
+    answered: NDArray[np.bool_]  # (n, n) recover: [holder, requester]
+    answer_at: NDArray[np.float64]  # (n, n) recover: answer arrival [holder, requester] (ms)
+    complete: NDArray[np.bool_]  # (T,) on e_c's complete list
+    in_block: NDArray[np.bool_]  # (T,) in e_c's candidate
+    commits: NDArray[np.int64]  # (T,) commits reaching e_c
+    status: NDArray[np.int8]  # (T,) reason codes
+    copies: NDArray[np.int8]  # (T, n) after the broadcast
+    exchanged: NDArray[np.int8]  # (T, n) after the redundant exchange
+    cut: NDArray[np.bool_]  # (T, n) interruptions
+    need: NDArray[np.bool_]  # (T, n) the node requests the transaction
+    yes: NDArray[np.bool_]  # (T, n) "Yes" votes
+
+
+@kernel
+def work(n: int, n_tx: int) -> Work:
+    """A fresh :class:`Work` for n nodes and up to ``n_tx`` transactions."""
+    f, i8, b = np.empty, np.int8, np.bool_
+    return Work(
+        f(n), f(n), f(n), f(n), f(n, np.int64), f(n, b), f(n, b), f(n), f(n), f(n, np.int64),
+        f(n, b), f(n, b), f(n, b), f(n), f(n), f(n, b), f((n, n), b), f((n, n), b), f((n, n)),
+        f(n_tx, b), f(n_tx, b), f(n_tx, np.int64), f(n_tx, i8), f((n_tx, n), i8),
+        f((n_tx, n), i8), f((n_tx, n), b), f((n_tx, n), b), f((n_tx, n), b),
+    )  # fmt: skip
+
+
 @kernel
 def coordinator(online: NDArray[np.bool_], period: int) -> tuple[int, int]:
     """``sbet_steps.coordinator`` (step 1): e_p from ``period % n`` on, and the skips."""
@@ -46,11 +103,12 @@ def coordinator(online: NDArray[np.bool_], period: int) -> tuple[int, int]:
     return -1, 0
 
 
-@kernel
-def stable_order(key: NDArray[np.float64]) -> NDArray[np.int64]:
-    """``np.argsort(key, kind="stable")`` (NaN last): insertion sort of the indices."""
+@inlined
+def stable_order(key: NDArray[np.float64], order: NDArray[np.int64]) -> None:
+    """``np.argsort(key, kind="stable")`` (NaN last) into ``order``: an insertion sort."""
     m = key.size
-    order = np.arange(m)
+    for a in range(m):
+        order[a] = a
     for a in range(1, m):
         idx = order[a]
         v = key[idx]
@@ -59,10 +117,9 @@ def stable_order(key: NDArray[np.float64]) -> NDArray[np.int64]:
             order[b + 1] = order[b]
             b -= 1
         order[b + 1] = idx
-    return order
 
 
-@kernel
+@inlined
 def elect(
     link: NDArray[np.bool_],
     delay: NDArray[np.float64],
@@ -72,8 +129,11 @@ def elect(
     pkey: NDArray[np.float64],
     q: int,
     t_max: float,
-) -> tuple[NDArray[np.int64], int, float]:
-    """``sbet_steps.elect`` (step 2, eq. 7): candidates best first, their count, election ms.
+    w: Work,
+) -> tuple[int, float]:
+    """``sbet_steps.elect`` (step 2, eq. 7): the candidates (``w.order``), count, election ms.
+
+    Reads the ELECT row and YES column of e_p.
 
     Args:
         link: Shape (P, n, n), bool.
@@ -85,27 +145,28 @@ def elect(
             (proportional election, computed by numpy), or shape (0, 0) for the argmax.
         q: The quorum.
         t_max: The timer (ms).
+        w: Scratch; ``w.order`` receives every node, best candidate first.
 
     Returns:
-        ``(order (n,), candidates = order[:count], closing time ms)``.
+        ``(count: the candidates are w.order[:count], closing time ms)``.
     """
+    rt, arrival, scratch, sort_key = w.rt, w.arrival, w.scratch, w.sort_key
     n = able.size
-    rt = np.empty(n)
-    arrival = np.empty(n)
     for i in range(n):
         rt[i] = delay[ELECT, p, i] + delay[YES, i, p]
         arrival[i] = rt[i] if link[ELECT, p, i] and link[YES, i, p] else _INF
+        scratch[i] = arrival[i]
     # e_p closes at the (q - 1)-th answer (q counting itself); the sort is on a copy
-    closed = kd.close_ms(arrival.copy(), q - 1, t_max)
-    sort_key = np.empty(n)  # eq. (7)'s key, negated: the stable ascending sort puts the best first
-    n_yes = 0
+    closed = kd.close_ms(scratch, q - 1, t_max)
+    n_yes = 0  # eq. (7)'s key, negated: the stable ascending sort puts the best first
     for i in range(n):
         if arrival[i] <= closed and able[i]:
             n_yes += 1
             sort_key[i] = -pkey[p, i] if pkey.shape[0] > 0 else -(rt[i] * storage[i])
         else:
             sort_key[i] = _INF
-    return stable_order(sort_key), n_yes, closed
+    stable_order(sort_key, w.order)
+    return n_yes, closed
 
 
 @kernel
@@ -124,7 +185,7 @@ def pick_creator(
     return -1, n_candidates
 
 
-@kernel
+@inlined
 def serial_lists(
     link: NDArray[np.bool_],
     delay: NDArray[np.float64],
@@ -134,25 +195,31 @@ def serial_lists(
     copies: NDArray[np.int8],
     q: int,
     t_max: float,
-) -> tuple[NDArray[np.bool_], float]:
-    """``sbet_steps.serial_lists`` (step 4): the complete list (B,) and its closing time (ms)."""
+    w: Work,
+) -> float:
+    """``sbet_steps.serial_lists`` (step 4): the complete list and its closing time (ms).
+
+    Reads e_p's ANNOUNCE row and e_c's LISTS column; ``w.complete[:B]`` receives the list.
+    """
+    arrival, scratch, complete = w.arrival, w.scratch, w.complete
     n = announced.size
-    arrival = np.empty(n)
     for i in range(n):
         announce = 0.0 if i == p else delay[ANNOUNCE, p, i]
         ok = announced[i] and link[LISTS, i, c] and i != c
         arrival[i] = announce + delay[LISTS, i, c] if ok else _INF
-    closed = kd.close_ms(arrival.copy(), q - 1, t_max)
-    complete = np.zeros(copies.shape[0], np.bool_)
+        scratch[i] = arrival[i]
+    closed = kd.close_ms(scratch, q - 1, t_max)
+    for b in range(copies.shape[0]):
+        complete[b] = False
     for i in range(n):
         if arrival[i] <= closed or i == c:
             for b in range(copies.shape[0]):
                 if copies[b, i] != MISSING:
                     complete[b] = True
-    return complete, closed
+    return closed
 
 
-@kernel
+@inlined
 def recover(
     link: NDArray[np.bool_],
     delay: NDArray[np.float64],
@@ -162,8 +229,12 @@ def recover(
     wait: NDArray[np.float64],
     fc: NDArray[np.float64],
     q: int,
-) -> tuple[NDArray[np.int8], int, NDArray[np.float64]]:
+    w: Work,
+) -> int:
     """``sbet_steps.recover`` (step 5, Alg. 1 lines 19-25): the redundant exchange.
+
+    Reads the REQUEST rows and REPLY columns of the requesting nodes (rows of ``need``
+    with a True): what it computes for the other nodes is not used.
 
     Args:
         link: Shape (P, n, n), bool.
@@ -174,20 +245,21 @@ def recover(
         wait: Shape (n, n), eq. (6)'s waiting time [sender, receiver] (ms).
         fc: ``PackedPlane.fc``.
         q: The quorum.
+        w: Scratch; ``w.exchanged[:B]`` receives the copies after the exchange and
+            ``w.ready`` each node's end of exchange in ms after its request (0 if it
+            requested nothing).
 
     Returns:
-        ``(copies after the exchange, copies honest nodes recovered, (n,) end of each node's
-        exchange in ms after its request, 0 if it requested nothing)``.
+        The copies honest nodes recovered.
     """
     t_max, header_ms, ms_per_record = fc[T_MAX], fc[HEADER], fc[RECORD]
+    answered, arrival, give_up = w.answered, w.answer_at, w.give_up
+    out, end, times = w.exchanged, w.ready, w.scratch
     n_tx, n = copies.shape
     any_malicious = False
     for i in range(n):
         any_malicious |= nodes[MALICIOUS, i]
     # [holder j, requester i]: request i -> j, answer j -> i after eq. (6)'s wait
-    answered = np.zeros((n, n), np.bool_)
-    arrival = np.full((n, n), _INF)
-    give_up = np.empty(n)
     for i in range(n):
         n_need = 0
         for b in range(n_tx):
@@ -197,14 +269,15 @@ def recover(
         last = 0.0
         for j in range(n):
             transit = delay[REQUEST, i, j] + delay[REPLY, j, i] + size_ms
-            if link[REQUEST, i, j] and link[REPLY, j, i] and transit <= t_max:
-                answered[j, i] = True
-                arrival[j, i] = transit + wait[j, i]
+            answered[j, i] = link[REQUEST, i, j] and link[REPLY, j, i] and transit <= t_max
+            arrival[j, i] = transit + wait[j, i] if answered[j, i] else _INF
+            if answered[j, i]:
                 last = kd.maximum(last, arrival[j, i])
         give_up[i] = kd.maximum(last, t_max)  # at its timer, or at the last answer if later
-    out = copies.copy()
-    end = np.zeros(n)
-    times = np.empty(n)
+        end[i] = 0.0
+    for b in range(n_tx):
+        for i in range(n):
+            out[b, i] = copies[b, i]
     recovered = 0
     for b in range(n_tx):
         for i in range(n):
@@ -231,10 +304,10 @@ def recover(
                         times[j] = arrival[j, i] if copies[b, j] == TRUE else _INF
                     done = kd.kth_smallest(times, q)
                 end[i] = kd.maximum(end[i], done)
-    return out, recovered, end
+    return recovered
 
 
-@kernel
+@inlined
 def integrity_ms(
     link: NDArray[np.bool_],
     delay: NDArray[np.float64],
@@ -243,10 +316,14 @@ def integrity_ms(
     ready: NDArray[np.float64],
     q: int,
     t_max: float,
+    w: Work,
 ) -> float:
-    """``sbet_steps.integrity_ms`` (step 6): from the complete list to e_c's q-th message."""
+    """``sbet_steps.integrity_ms`` (step 6): from the complete list to e_c's q-th message.
+
+    Reads e_c's COMPLETE row and INTEGRITY column.
+    """
+    arrival = w.arrival
     n = got.size
-    arrival = np.empty(n)
     for i in range(n):
         if i == c:
             arrival[i] = ready[i]
@@ -257,26 +334,30 @@ def integrity_ms(
     return kd.close_ms(arrival, q, t_max)
 
 
-@kernel
+@inlined
 def candidate_votes(
     link: NDArray[np.bool_],
     nodes: NDArray[np.bool_],
     c: int,
     copies: NDArray[np.int8],
     complete: NDArray[np.bool_],
-) -> tuple[NDArray[np.bool_], NDArray[np.bool_], int]:
-    """``sbet_steps.candidate_votes`` (step 7): the candidate (B,), the "Yes" votes (B, n).
+    w: Work,
+) -> int:
+    """``sbet_steps.candidate_votes`` (step 7): the candidate and the "Yes" votes.
+
+    ``w.in_block[:B]`` receives the candidate, ``w.yes[:B]`` the votes (B, n).
 
     Returns:
-        ``(in_block, yes, transactions in the block)``.
+        The number of transactions in the block.
     """
+    in_block, yes = w.in_block, w.yes
     n_tx, n = copies.shape
     altered = nodes[MALICIOUS, c]
-    in_block = np.zeros(n_tx, np.bool_)
-    yes = np.zeros((n_tx, n), np.bool_)
     n_block = 0
     for b in range(n_tx):
         in_block[b] = complete[b] and (copies[b, c] != MISSING or altered)
+        for i in range(n):
+            yes[b, i] = False
         if not in_block[b]:
             continue
         n_block += 1
@@ -286,10 +367,10 @@ def candidate_votes(
                 yes[b, i] = got and nodes[MALICIOUS, i]
             else:
                 yes[b, i] = got and copies[b, i] == TRUE and not nodes[MALICIOUS, i]
-    return in_block, yes, n_block
+    return n_block
 
 
-@kernel
+@inlined
 def vote(
     link: NDArray[np.bool_],
     delay: NDArray[np.float64],
@@ -298,22 +379,27 @@ def vote(
     n_block: int,
     fc: NDArray[np.float64],
     q: int,
-) -> tuple[NDArray[np.int64], float]:
+    w: Work,
+) -> float:
     """``sbet_steps.vote`` (step 7): commits per transaction reaching e_c and the vote time.
 
+    Reads e_c's BLOCK row and COMMIT column, and HASH. ``w.commits[:B]`` receives the
+    commits per transaction.
+
     Returns:
-        ``(commits (B,), ms from the block's sending to e_c's q-th commit; t_max if no
-        transaction gets q commits)``.
+        ms from the block's sending to e_c's q-th commit; t_max if no transaction gets q
+        commits.
     """
+    to_c, commits, ready_any, voting = w.to_c, w.commits, w.ready_any, w.voting
+    block_at, hash_at, commit_at = w.block_at, w.hash_at, w.arrival
     n_tx, n = yes.shape
-    to_c = np.empty(n, np.bool_)
     for i in range(n):
         to_c[i] = link[COMMIT, i, c] or i == c
-    commits = np.zeros(n_tx, np.int64)
-    ready_any = np.zeros(n, np.bool_)  # node i commits some transaction
-    voting = np.zeros(n, np.bool_)  # node j sent a hash list
+        ready_any[i] = False  # node i commits some transaction
+        voting[i] = False  # node j sent a hash list
     n_verified = 0
     for b in range(n_tx):
+        commits[b] = 0
         for i in range(n):
             if not yes[b, i]:
                 continue
@@ -330,13 +416,10 @@ def vote(
         if commits[b] >= q:
             n_verified += 1
     if n_verified == 0:
-        return commits, fc[T_MAX]
-    block_at = np.empty(n)
+        return float(fc[T_MAX])
     size_ms = fc[HEADER] + fc[RECORD] * n_block
     for i in range(n):
         block_at[i] = 0.0 if i == c else delay[BLOCK, c, i] + size_ms
-    hash_at = np.empty(n)
-    commit_at = np.empty(n)
     kth = q - 1 if q >= 2 else n  # numpy's hash_at[q - 2]: index -1 (the last) if q = 1
     for i in range(n):
         for j in range(n):
@@ -349,4 +432,5 @@ def vote(
             commit_at[i] = hashed
         else:
             commit_at[i] = hashed + delay[COMMIT, i, c]
-    return commits, kd.kth_smallest(commit_at, q)
+    done: float = kd.kth_smallest(commit_at, q)
+    return done

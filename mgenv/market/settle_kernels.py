@@ -103,9 +103,35 @@ def settle_into(
     _check_index(seller, n)
     _check_index(buyer, n)
     _check_index(agg, n)
+    return settle_rows(
+        seller, buyer, agg, kwh, price, delta, committed, surplus, deficit, error, grid_buy,
+        feed_in, out,
+    )  # fmt: skip
+
+
+@_jit.inlined
+def settle_rows(
+    seller: np.ndarray,
+    buyer: np.ndarray,
+    agg: np.ndarray,
+    kwh: np.ndarray,
+    price: np.ndarray,
+    delta: np.ndarray,
+    committed: np.ndarray,
+    surplus: np.ndarray,
+    deficit: np.ndarray,
+    error: np.ndarray,
+    grid_buy: float,
+    feed_in: float,
+    out: np.ndarray,
+) -> float:
+    """:func:`settle_into` without its checks (the batched core's copies are checked once)."""
+    n, count = surplus.shape[0], kwh.shape[0]
     # Rows 0-2 first hold the bincounts of margin, received and paid: each element is read
     # once, at the same index, before the final loop overwrites it with cash/revenue/cost.
-    out[0:7] = 0.0
+    for r in range(7):
+        for i in range(n):
+            out[r, i] = 0.0
     for k in range(count):  # np.bincount: per bin, in trade order, from 0.0
         q = kwh[k]
         q_ok = q if committed[k] else 0.0  # np.where(committed, kwh, 0.0)
@@ -133,6 +159,46 @@ def settle_into(
     imports_sum = add_reduce(out[7], 0, n)
     export_sum = add_reduce(out[8], 0, n)
     return float(grid_buy * imports_sum - feed_in * export_sum)
+
+
+@_jit.inlined
+def book_rows(
+    energy: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    deficit: np.ndarray,
+    offered: np.ndarray,
+    buyer_global: np.ndarray,
+    commit: np.ndarray,
+    traded: bool,
+    ema: float,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """:func:`book_into`'s shares and ratios (its rows 0-3) into the four arrays of ``out``.
+
+    ``energy`` is ``(sold, bought, sold_ok, bought_ok)``; ``out`` is ``(sold share (n_mg,),
+    served share (n_buyers,), commit ratio (P,), its EMA (P,))``. The EMA may be written
+    over ``commit`` (each entry is read before it is written).
+    """
+    sold, bought, sold_ok, bought_ok = energy
+    sold_share, served_share, ratios, after = out
+    n, nm, nb = sold.shape[0], offered.shape[0], buyer_global.shape[0]
+    keep = 1 - ema  # the numpy code's (1 - COMMIT_EMA), the same double
+    for i in range(nm):
+        # np.divide(sold[:nm], offered, out=np.zeros(nm), where=offered > 0)
+        sold_share[i] = divide_where(sold[i], offered[i], 0.0, offered[i] > 0) if traded else 0.0
+    for j in range(nb):
+        g = buyer_global[j]
+        need = deficit[g]
+        served_share[j] = divide_where(bought[g], need, 0.0, need > 0) if traded else 0.0
+    for i in range(n):
+        if traded:
+            mine = sold[i] + bought[i]
+            ratio = divide_where(sold_ok[i] + bought_ok[i], mine, 1.0, mine > 0)
+            ratios[i] = ratio
+            # np.where(mine > 0, (1 - ema) * commit + ema * ratio, commit)
+            after[i] = keep * commit[i] + ema * ratio if mine > 0 else commit[i]
+        else:
+            ratios[i] = 1.0
+            after[i] = commit[i]
 
 
 @_jit.kernel
@@ -183,25 +249,12 @@ def book_into(
         ema: Weight of the period in the EMA (``COMMIT_EMA``).
         out: Output, float64 ``(4, P)`` (overwritten where described).
     """
-    n, nm, nb = sold.shape[0], offered.shape[0], buyer_global.shape[0]
-    keep = 1 - ema  # the numpy code's (1 - COMMIT_EMA), the same double
-    for i in range(nm):
-        # np.divide(sold[:nm], offered, out=np.zeros(nm), where=offered > 0)
-        out[0, i] = divide_where(sold[i], offered[i], 0.0, offered[i] > 0) if traded else 0.0
-    for j in range(nb):
-        g = buyer_global[j]
-        need = deficit[g]
-        out[1, j] = divide_where(bought[g], need, 0.0, need > 0) if traded else 0.0
+    n = sold.shape[0]
+    book_rows(
+        (sold, bought, sold_ok, bought_ok), deficit, offered, buyer_global, commit, traded, ema,
+        (out[0], out[1], out[2], out[3]),
+    )  # fmt: skip
     for i in range(n):
-        if traded:
-            mine = sold[i] + bought[i]
-            ratio = divide_where(sold_ok[i] + bought_ok[i], mine, 1.0, mine > 0)
-            out[2, i] = ratio
-            # np.where(mine > 0, (1 - ema) * commit + ema * ratio, commit)
-            out[3, i] = keep * commit[i] + ema * ratio if mine > 0 else commit[i]
-        else:
-            out[2, i] = 1.0
-            out[3, i] = commit[i]
         kpi_profit[i] += profit[i]
         kpi_sold[i] += sold[i]
         kpi_sold_ok[i] += sold_ok[i]

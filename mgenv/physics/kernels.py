@@ -4,7 +4,8 @@
 production) and :func:`realise_into` is :meth:`mgenv.physics.model.ElectricModel.realise`,
 each in one call and bit for bit: the same expressions per microgrid in the same order, with
 ``np.maximum``/``np.minimum`` as :mod:`mgenv._ufuncs`. They serve the single env's
-``(n_mg,)`` state; the batched core's ``(B, n_mg)`` state keeps the numpy code.
+``(n_mg,)`` state; the batched core runs their per-microgrid cores (:func:`plan_unit`,
+:func:`realise_unit`) copy by copy (:mod:`mgenv.batched.physics`).
 """
 
 from __future__ import annotations
@@ -63,28 +64,55 @@ def plan_into(
     if (use_setpoint and setpoint.shape[0] != n) or fleet.shape[1] != n or out.shape[1] != n:
         raise ValueError("set-points, fleet or output of a different length")
     for i in range(n):
-        net = pv[i] + wind[i] - load[i]
-        cap = fleet[2, i]
-        max_charge = minimum(power[i], maximum(fleet[0, i] - soc[i], 0.0) * cap / fleet[3, i])
-        max_dis = minimum(power[i], maximum(soc[i] - fleet[1, i], 0.0) * cap * fleet[4, i])
-        if use_setpoint:
-            s = minimum(maximum(setpoint[i], -1.0), 1.0)
-            charge = maximum(s, 0.0) * max_charge
-            discharge = maximum(-s, 0.0) * max_dis
-        else:
-            charge = minimum(maximum(net, 0.0), max_charge)
-            discharge = minimum(maximum(-net, 0.0), max_dis)
-        after = net - charge + discharge
-        deficit0 = maximum(-after, 0.0)
-        self_gen = minimum(deficit0, econ[i])
-        deficit = deficit0 - self_gen
-        out[0, i] = charge
-        out[1, i] = discharge
-        out[2, i] = self_gen
-        out[3, i] = maximum(after, 0.0)
-        # np.where(deficit > 0, 0.0, gen_cap - self_gen)
-        out[4, i] = 0.0 if deficit > 0 else gen_cap[i] - self_gen
-        out[5, i] = deficit
+        s = setpoint[i] if use_setpoint else 0.0
+        unit = plan_unit(
+            pv[i] + wind[i] - load[i],
+            soc[i],
+            econ[i],
+            gen_cap[i],
+            power[i],
+            fleet,
+            i,
+            s,
+            use_setpoint,
+        )
+        for k in range(6):
+            out[k, i] = unit[k]
+
+
+@_jit.inlined
+def plan_unit(
+    net: float,
+    soc: float,
+    econ: float,
+    gen_cap: float,
+    power: float,
+    fleet: np.ndarray,
+    i: int,
+    setpoint: float,
+    use_setpoint: bool,
+) -> tuple[float, float, float, float, float, float]:
+    """:func:`plan_into` of microgrid ``i``: its :data:`PLAN_ROWS` values (kWh).
+
+    ``net`` is ``pv + wind - load``; ``fleet`` as :func:`plan_into`'s (column ``i`` read).
+    """
+    cap = fleet[2, i]
+    max_charge = minimum(power, maximum(fleet[0, i] - soc, 0.0) * cap / fleet[3, i])
+    max_dis = minimum(power, maximum(soc - fleet[1, i], 0.0) * cap * fleet[4, i])
+    if use_setpoint:
+        s = minimum(maximum(setpoint, -1.0), 1.0)
+        charge = maximum(s, 0.0) * max_charge
+        discharge = maximum(-s, 0.0) * max_dis
+    else:
+        charge = minimum(maximum(net, 0.0), max_charge)
+        discharge = minimum(maximum(-net, 0.0), max_dis)
+    after = net - charge + discharge
+    deficit0 = maximum(-after, 0.0)
+    self_gen = minimum(deficit0, econ)
+    deficit = deficit0 - self_gen
+    # np.where(deficit > 0, 0.0, gen_cap - self_gen)
+    headroom = 0.0 if deficit > 0 else gen_cap - self_gen
+    return charge, discharge, self_gen, maximum(after, 0.0), headroom, deficit
 
 
 @_jit.kernel
@@ -125,15 +153,30 @@ def realise_into(
     if fleet.shape[1] != n or out.shape[1] != n:
         raise ValueError("fleet or output of a different length")
     for i in range(n):
-        gen = self_gen[i] + maximum(sold[i] - surplus[i], 0.0)
-        out[0, i] = gen
-        out[1, i] = fleet[3, i] * (gen * gen) + fleet[4, i] * gen  # gen**2 is gen * gen
-        out[2, i] = 0.0
-        cap = fleet[0, i]
-        if cap > 0:
-            out[3, i] = soc[i] + (fleet[1, i] * charge[i] - discharge[i] / fleet[2, i]) / cap
-        else:
-            out[3, i] = soc[i]
+        unit = realise_unit(
+            self_gen[i], charge[i], discharge[i], sold[i], surplus[i], soc[i], fleet, i
+        )
+        for k in range(4):
+            out[k, i] = unit[k]
+
+
+@_jit.inlined
+def realise_unit(
+    self_gen: float,
+    charge: float,
+    discharge: float,
+    sold: float,
+    surplus: float,
+    soc: float,
+    fleet: np.ndarray,
+    i: int,
+) -> tuple[float, float, float, float]:
+    """:func:`realise_into` of microgrid ``i``: its :data:`REALISE_ROWS` values."""
+    gen = self_gen + maximum(sold - surplus, 0.0)
+    cost = fleet[3, i] * (gen * gen) + fleet[4, i] * gen  # gen**2 is gen * gen
+    cap = fleet[0, i]
+    after = soc + (fleet[1, i] * charge - discharge / fleet[2, i]) / cap if cap > 0 else soc
+    return gen, cost, 0.0, after
 
 
 @_jit.kernel

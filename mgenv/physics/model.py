@@ -144,11 +144,7 @@ class ElectricModel:
         self, t: int, forecast: Forecast, grid_buy: float, setpoints: np.ndarray | None
     ) -> Dispatch:
         """Rule-based dispatch on the forecast, or the agents' battery set-points."""
-        econ = self._econ.get(grid_buy)
-        if econ is None:
-            if len(self._econ) >= 256:  # bounded whatever the tariff
-                self._econ.clear()
-            econ = self._econ[grid_buy] = economic_output(grid_buy, self._gen_cap, self.fleet)
+        econ = self._economic(grid_buy)
         if _jit.ENABLED and self._soc.ndim == 1:  # one market: one kernel call, same numbers
             out = np.empty((6, self._soc.shape[0]))
             use = setpoints is not None
@@ -177,6 +173,15 @@ class ElectricModel:
             None if setpoints is None else setpoints[:, 0],
         )
         return self._plan
+
+    def _economic(self, grid_buy: float) -> np.ndarray:
+        """The turbines' economic output at the grid price, kWh (cached per price)."""
+        econ = self._econ.get(grid_buy)
+        if econ is None:
+            if len(self._econ) >= 256:  # bounded whatever the tariff
+                self._econ.clear()
+            econ = self._econ[grid_buy] = economic_output(grid_buy, self._gen_cap, self.fleet)
+        return econ
 
     def realise(self, sold_kwh: np.ndarray, surplus_kwh: np.ndarray) -> Realised:
         """Turbine output for own use and sales beyond the surplus; battery as planned."""
