@@ -138,13 +138,17 @@ def test_bad_actions_change_nothing() -> None:
 
 
 def test_bench_batched_prints_table(capsys: pytest.CaptureFixture[str]) -> None:
-    """``mgenv bench batched`` prints one row per B and the single env (speed not asserted)."""
+    """``mgenv bench batched`` prints a row per B and process count, and the single env.
+
+    (Speed is not asserted.) One process only where B = 1: a shard needs a copy.
+    """
     from mgenv.cli import main as cli
 
     argv = ["bench", "batched", "--copies", "1,3", "--steps", "30", "--repeats", "1"]
-    assert cli([*argv, "--single-steps", "30"]) == 0
+    assert cli([*argv, "--processes", "1,2", "--single-steps", "30"]) == 0
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| own")]
-    assert [r.split("|")[2].strip() for r in rows] == ["1", "3", "single env"]
+    cells = [[c.strip() for c in r.split("|")[2:4]] for r in rows]
+    assert cells == [["1", "1"], ["3", "1"], ["3", "2"], ["single env", "1"]]
     assert all(r.count("|") == rows[0].count("|") for r in rows)
 
 

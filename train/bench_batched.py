@@ -5,7 +5,8 @@ actions sampled before the timed loop (resets at the horizon included, as in tra
 prints env-steps/s (copies x steps), agent-steps/s (x learning microgrids), microseconds per
 copy-step, the share of each stage, and the same figures for the single env (B separate
 steps) measured in the same run. Each figure is the median of ``repeats`` runs with the
-spread beside it.
+spread beside it. ``--processes 1,2`` also runs each B as a
+:class:`~mgenv.batched.sharded.ShardedCore` over that many processes.
 
 ``--sb3`` adds the issue's bottleneck check: Stable-Baselines3 PPO trained on ``default``
 through :class:`~mgenv.batched.BatchedVecEnv` and on Gymnasium's CartPole-v1 (a
@@ -16,6 +17,7 @@ Usage::
 
     mgenv bench batched                              # B = 1, 16, 64, 256 on default
     mgenv bench batched --copies 256 --protocols sbet,pbft,ideal --sb3
+    mgenv bench batched --copies 256 --processes 1,2  # one process, then two shards
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ import numpy as np
 
 import mgenv
 from mgenv.batched import BatchedCore, BatchedVecEnv
+from mgenv.batched.sharded import ShardedCore
 
 
-def _run(core: BatchedCore, actions: list[np.ndarray], steps: int, seed: int) -> float:
+def _run(
+    core: BatchedCore | ShardedCore, actions: list[np.ndarray], steps: int, seed: int
+) -> float:
     """Seconds for ``steps`` batched steps (resets at the horizon included)."""
     core.reset(list(range(seed, seed + core.n_copies)))
     t0 = time.perf_counter()
@@ -42,20 +47,34 @@ def _run(core: BatchedCore, actions: list[np.ndarray], steps: int, seed: int) ->
 
 
 def measure_batched(
-    n_copies: int, steps: int, repeats: int, scenario: str = "default", **overrides: Any
+    n_copies: int,
+    steps: int,
+    repeats: int,
+    scenario: str = "default",
+    processes: int = 1,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """Median and spread of agent-steps/s for ``n_copies`` copies, and µs per stage."""
+    """Median and spread of agent-steps/s for ``n_copies`` copies, and µs per stage.
+
+    With ``processes`` > 1 the copies run as a :class:`~mgenv.batched.sharded.ShardedCore`;
+    its stage times are summed over the processes (busy µs per copy-step, not wall time).
+    """
     cfg = mgenv.make_config(scenario, **overrides)
-    core = BatchedCore(cfg, n_copies)
-    rng = np.random.default_rng(0)
-    shape = (n_copies, cfg.n_microgrids, core.action_dim)
-    actions = [rng.uniform(-1.0, 1.0, shape) for _ in range(8)]
-    _run(core, actions, min(steps, 48), 0)  # warm-up
-    for k in core.stage_time:
-        core.stage_time[k] = 0.0
-    times = [_run(core, actions, steps, 1000 * (r + 1)) for r in range(repeats)]
+    core: BatchedCore | ShardedCore
+    core = BatchedCore(cfg, n_copies) if processes == 1 else ShardedCore(cfg, n_copies, processes)
+    try:
+        rng = np.random.default_rng(0)
+        shape = (n_copies, cfg.n_microgrids, core.action_dim)
+        actions = [rng.uniform(-1.0, 1.0, shape) for _ in range(8)]
+        _run(core, actions, min(steps, 48), 0)  # warm-up
+        core.reset_stage_time()
+        times = [_run(core, actions, steps, 1000 * (r + 1)) for r in range(repeats)]
+        stage_time = core.stage_time
+    finally:
+        if isinstance(core, ShardedCore):
+            core.close()
     per_copy_step = steps * n_copies * repeats
-    stages = {k: v / per_copy_step * 1e6 for k, v in core.stage_time.items()}
+    stages = {k: v / per_copy_step * 1e6 for k, v in stage_time.items()}
     agents = cfg.n_microgrids
     rates = [steps * n_copies * agents / t for t in times]
     return {
@@ -109,6 +128,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--copies", default="1,16,64,256", help="comma-separated B values")
     ap.add_argument("--protocols", default="own", help="'own' (sbet in default), pbft, ideal")
+    ap.add_argument(
+        "--processes",
+        default="1",
+        help="comma-separated process counts: each B also runs as a ShardedCore of that many",
+    )
     ap.add_argument("--steps", type=int, default=240, help="batched steps per repeat")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--single-steps", type=int, default=2000)
@@ -117,20 +141,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sb3-timesteps", type=int, default=200_000)
     args = ap.parse_args(argv)
     copies = [int(c) for c in args.copies.split(",")]
+    processes = [int(p) for p in args.processes.split(",")]
     print(
-        "| protocol | B | agent-steps/s (median) | spread | env steps/s | µs per copy-step "
-        "| x single env | reset | physics | market | chain | settlement | observation |"
+        "| protocol | B | processes | agent-steps/s (median) | spread | env steps/s "
+        "| µs per copy-step | x single env | reset | physics | market | chain | settlement "
+        "| observation |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for protocol in args.protocols.split(","):
         overrides = {} if protocol == "own" else {"protocol": protocol}
         one = measure_single(args.single_steps, args.repeats, **overrides)
         single = one["agent_steps_per_s"]
-        for b in copies:
-            r = measure_batched(b, args.steps, args.repeats, **overrides)
+        for b, procs in ((b, p) for b in copies for p in processes if p <= b):
+            r = measure_batched(b, args.steps, args.repeats, processes=procs, **overrides)
             st = r["stages_us"]
             print(
-                f"| {protocol} | {b} | {r['agent_steps_per_s']:,.0f} | "
+                f"| {protocol} | {b} | {procs} | {r['agent_steps_per_s']:,.0f} | "
                 f"{r['min']:,.0f}-{r['max']:,.0f} | {r['env_steps_per_s']:,.0f} | "
                 f"{r['us_per_copy_step']:.1f} | {r['agent_steps_per_s'] / single:.1f} | "
                 + " | ".join(
@@ -140,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
                 + " |"
             )
         print(
-            f"| {protocol} | single env | {single:,.0f} | {one['min'] * one['agents']:,.0f}-"
+            f"| {protocol} | single env | 1 | {single:,.0f} | {one['min'] * one['agents']:,.0f}-"
             f"{one['max'] * one['agents']:,.0f} | {one['steps_per_s']:,.0f} | "
             f"{1e6 / one['steps_per_s']:.1f} | 1.0 | | | | | | |"
         )

@@ -76,6 +76,21 @@ def check_supported(cfg: EnvConfig) -> None:
             )
 
 
+def check_actions(mg_actions: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """The learners' actions as float64 of ``shape`` (B, n_mg, A), or ValueError.
+
+    Raises ValueError for another shape and for non-finite values (naming the first copy
+    and microgrid that has one), before anything is stepped.
+    """
+    acts = np.asarray(mg_actions, dtype=np.float64)
+    if acts.shape != shape:
+        raise ValueError(f"mg_actions has shape {acts.shape}; expected {shape}")
+    if not np.isfinite(acts).all():
+        b, i = np.argwhere(~np.isfinite(acts).all(axis=2))[0].tolist()
+        raise ValueError(f"copy {b}: action of mg_{i} has non-finite values")
+    return acts
+
+
 class BatchedStep(NamedTuple):
     """What one batched step returns (learning agents in their role order).
 
@@ -126,6 +141,11 @@ class BatchedCore:
         self.t = 0
         # Accumulated seconds per stage (as MarketCore.stage_time) plus the episode resets.
         self.stage_time = dict.fromkeys((*STAGES, "reset"), 0.0)
+
+    def reset_stage_time(self) -> None:
+        """Zero the stage clocks (:attr:`stage_time`)."""
+        for k in self.stage_time:
+            self.stage_time[k] = 0.0
 
     # ------------------------------------------------------------------ episodes
     def reset(self, seeds: Sequence[int | None]) -> np.ndarray:
@@ -235,14 +255,7 @@ class BatchedCore:
         if t >= cfg.horizon:
             raise RuntimeError("step() after the horizon; call reset() first")
         nm, big_b = cfg.n_microgrids, self.n_copies
-        acts = np.asarray(mg_actions, dtype=np.float64)
-        if acts.shape != (big_b, nm, self.action_dim):
-            raise ValueError(
-                f"mg_actions has shape {acts.shape}; expected {(big_b, nm, self.action_dim)}"
-            )
-        if not np.isfinite(acts).all():
-            b, i = np.argwhere(~np.isfinite(acts).all(axis=2))[0].tolist()
-            raise ValueError(f"copy {b}: action of mg_{i} has non-finite values")
+        acts = check_actions(mg_actions, (big_b, nm, self.action_dim))
         t0 = time.perf_counter()
         info = self.public_info()
         agg = self.opponent.act_role("agg", info)

@@ -28,6 +28,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import base_vec_env as sb3
 
 from mgenv.batched.core import BatchedCore
+from mgenv.batched.sharded import ShardedCore
 from mgenv.config import EnvConfig
 from mgenv.env import MarketEnv
 
@@ -40,18 +41,29 @@ class BatchedVecEnv(sb3.VecEnv):
     Args:
         scenario: Scenario name or an :class:`~mgenv.config.EnvConfig`.
         n_copies: Number of copies B (slots: B x n_microgrids).
+        processes: 1 (default): one :class:`BatchedCore` in this process; more: the copies
+            split over that many processes (:class:`~mgenv.batched.sharded.ShardedCore`,
+            the same numbers; :meth:`close` stops the workers).
         **overrides: Flat config overrides, as ``mgenv.parallel_env``.
     """
 
     def __init__(
-        self, scenario: str | EnvConfig = "default", n_copies: int = 8, **overrides: Any
+        self,
+        scenario: str | EnvConfig = "default",
+        n_copies: int = 8,
+        processes: int = 1,
+        **overrides: Any,
     ) -> None:
         from mgenv import make_config  # the package imports this module lazily
 
         cfg = scenario if isinstance(scenario, EnvConfig) else make_config(scenario, **overrides)
         if isinstance(scenario, EnvConfig) and overrides:
             raise ValueError("pass overrides with a scenario name, not with an EnvConfig")
-        self.core = BatchedCore(cfg, n_copies)
+        self.core: BatchedCore | ShardedCore
+        if processes == 1:
+            self.core = BatchedCore(cfg, n_copies)
+        else:
+            self.core = ShardedCore(cfg, n_copies, processes)
         probe = MarketEnv(cfg)  # the single env's spaces, so that the two views agree
         agent = "mg_0"
         obs_space, act_space = probe.observation_space(agent), probe.action_space(agent)
@@ -109,7 +121,9 @@ class BatchedVecEnv(sb3.VecEnv):
         return new, rews, np.ones(self.num_envs, dtype=bool), infos
 
     def close(self) -> None:
-        """Nothing to release (no workers)."""
+        """Stop the worker processes, if any."""
+        if isinstance(self.core, ShardedCore):
+            self.core.close()
 
     def get_attr(self, attr_name: str, indices: sb3.VecEnvIndices = None) -> list[Any]:
         """``attr_name`` of the batched core, once per slot (``render_mode``: None)."""
