@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -76,7 +80,7 @@ def test_worker_errors_reach_the_caller() -> None:
     workers = [proc for proc, _ in core._workers]
     core.close()
     core.close()  # idempotent
-    assert not any(p.is_alive() for p in workers)
+    assert all(p.poll() is not None for p in workers)
 
 
 def test_processes_are_validated() -> None:
@@ -103,3 +107,20 @@ def test_vec_env_with_processes_equals_one_process() -> None:
             np.testing.assert_array_equal(x, y)
     b.close()
     assert isinstance(b.core, ShardedCore)
+
+
+def test_script_without_main_guard(tmp_path: Path) -> None:
+    """A plain script (no ``if __name__ == "__main__"``) can start workers: none re-runs it."""
+    script = tmp_path / "plain.py"
+    script.write_text(
+        "import numpy as np, mgenv\n"
+        "from mgenv.batched.sharded import ShardedCore\n"
+        "print('script ran', flush=True)\n"
+        "core = ShardedCore(mgenv.make_config('default'), 2, processes=2)\n"
+        "print(core.reset([0, 1]).shape)\n"
+        "core.close()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.splitlines() == ["script ran", "(2, 4, 16)"]

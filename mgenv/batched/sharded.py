@@ -4,9 +4,16 @@
 (``reset``, ``step``, ``n_copies``, ``action_dim``, ``stage_time``) and returns the same
 arrays, bit for bit: copies are independent (each has its own seed stream and episode), so
 splitting the B copies into contiguous shards changes nothing but who computes them. Shard 0
-runs in the calling process; each other shard is a :class:`BatchedCore` in a worker process
-(``multiprocessing`` "spawn": safe beside torch and numba threads), sent its actions through
-a pipe. The calling process steps its own shard while the workers step theirs.
+runs in the calling process; each other shard is a :class:`BatchedCore` in a worker process,
+sent its actions through a socket pair. The calling process steps its own shard while the
+workers step theirs.
+
+Workers are fresh interpreters (``python -m mgenv.batched.sharded FD``) talking through a
+:class:`multiprocessing.connection.Connection` on an inherited socket: not forked (forking a
+process whose torch or numba threads hold locks can deadlock the child), and not
+``multiprocessing``'s "spawn", which re-imports the caller's main script in the worker (a
+script without an ``if __name__ == "__main__"`` guard would start workers recursively).
+POSIX only (the socket is passed as an inherited file descriptor).
 
 Why processes and not threads: the kernels release the GIL, but about half of a batched
 step is Python and numpy glue between them, and two threads of glue serialise on the GIL
@@ -24,16 +31,20 @@ step is Python and numpy glue between them, and two threads of glue serialise on
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
 import weakref
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+import mgenv
 from mgenv import _jit
 from mgenv.batched.core import BatchedCore, BatchedStep, check_actions
 from mgenv.config import EnvConfig
@@ -53,7 +64,10 @@ def _serve(conn: Connection, cfg: EnvConfig, n_copies: int, jit: bool) -> None:
         return
     conn.send((True, core.action_dim))
     while True:
-        command, arg = conn.recv()
+        try:
+            command, arg = conn.recv()
+        except EOFError:  # the parent is gone
+            return
         if command == "close":
             conn.close()
             return
@@ -73,19 +87,41 @@ def _serve(conn: Connection, cfg: EnvConfig, n_copies: int, jit: bool) -> None:
             conn.send((True, result))
 
 
-def _shutdown(workers: list[tuple[BaseProcess, Connection]]) -> None:
+def _start_worker(cfg: EnvConfig, n_copies: int) -> tuple[subprocess.Popen[bytes], Connection]:
+    """A worker interpreter serving a shard of ``n_copies`` copies, and its connection.
+
+    The worker imports the same ``mgenv`` as this process (its directory first on
+    ``PYTHONPATH``) and follows this process's kernels-or-numpy choice.
+    """
+    mine, theirs = socket.socketpair()
+    env = dict(os.environ)
+    root = str(Path(mgenv.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    fd = theirs.fileno()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mgenv.batched.sharded", str(fd)], pass_fds=(fd,), env=env
+    )
+    theirs.close()
+    conn = Connection(mine.detach())
+    conn.send((cfg, n_copies, _jit.ENABLED))
+    return proc, conn
+
+
+def _shutdown(workers: list[tuple[subprocess.Popen[bytes], Connection]]) -> None:
     """Ask every worker to stop, then make sure it has (at close or garbage collection)."""
     for _, conn in workers:
         try:
             conn.send(("close", None))
-        except (BrokenPipeError, OSError):
+        except OSError:
             pass  # already gone
     for proc, conn in workers:
-        proc.join(timeout=5.0)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join()
+        try:
+            proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         conn.close()
+    workers.clear()
 
 
 class ShardedCore:
@@ -118,23 +154,25 @@ class ShardedCore:
         self.edges = np.cumsum([0, *sizes]).tolist()
         self.local = BatchedCore(cfg, sizes[0])  # validates cfg before any worker starts
         self.action_dim = self.local.action_dim
-        ctx = mp.get_context("spawn")
-        self._workers: list[tuple[BaseProcess, Connection]] = []
+        self._workers: list[tuple[subprocess.Popen[bytes], Connection]] = []
         self._close = weakref.finalize(self, _shutdown, self._workers)
-        for size in sizes[1:]:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(child, cfg, size, _jit.ENABLED), daemon=True)
-            proc.start()
-            child.close()
-            self._workers.append((proc, parent))
-        for _, conn in self._workers:
-            self._answer(conn)
+        try:
+            for size in sizes[1:]:
+                self._workers.append(_start_worker(cfg, size))
+            for _, conn in self._workers:
+                self._answer(conn)
+        except BaseException:
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ plumbing
     @staticmethod
     def _answer(conn: Connection) -> Any:
         """A worker's answer; its exception is raised here."""
-        ok, value = conn.recv()
+        try:
+            ok, value = conn.recv()
+        except EOFError:
+            raise RuntimeError("a shard worker exited (its error is on stderr)") from None
         if not ok:
             raise value
         return value
@@ -225,3 +263,8 @@ class ShardedCore:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+if __name__ == "__main__":  # a worker: python -m mgenv.batched.sharded FD
+    _conn = Connection(int(sys.argv[1]))
+    _serve(_conn, *_conn.recv())
