@@ -48,6 +48,7 @@ import mgenv
 from mgenv import _jit
 from mgenv.batched.core import BatchedCore, BatchedStep, check_actions
 from mgenv.config import EnvConfig
+from mgenv.observe import BOUNDS
 
 
 def _serve(conn: Connection, cfg: EnvConfig, n_copies: int, jit: bool) -> None:
@@ -55,6 +56,10 @@ def _serve(conn: Connection, cfg: EnvConfig, n_copies: int, jit: bool) -> None:
 
     Requests are ``(command, argument)`` with command "reset", "step", "stage_time", "zero"
     (the stage clocks) or "close"; each answer is ``(True, result)`` or ``(False, exception)``.
+    Arrays travel as raw bytes after the message (about a third of pickling's cost): a
+    "step" request is followed by the actions (float64, (n_copies, n_mg, A)); a reset's
+    answer by the observations, a step's (whose result is ``truncated``) by the
+    observations and then :func:`_pack` of the step's figures.
     """
     _jit.ENABLED = jit  # the parent's path (tests switch it at run time)
     try:
@@ -63,19 +68,25 @@ def _serve(conn: Connection, cfg: EnvConfig, n_copies: int, jit: bool) -> None:
         conn.send((False, exc))
         return
     conn.send((True, core.action_dim))
+    acts = np.empty((n_copies, cfg.n_microgrids, core.action_dim))
     while True:
         try:
             command, arg = conn.recv()
+            if command == "step":
+                conn.recv_bytes_into(_bytes(acts))
         except EOFError:  # the parent is gone
             return
         if command == "close":
             conn.close()
             return
+        arrays: tuple[np.ndarray, ...] = ()
         try:
             if command == "reset":
-                result: Any = core.reset(arg)
+                result: Any = None
+                arrays = (core.reset(arg),)
             elif command == "step":
-                result = tuple(core.step(arg))
+                out = core.step(acts)
+                result, arrays = out.truncated, (out.obs, _pack(out))
             elif command == "zero":
                 core.reset_stage_time()
                 result = None
@@ -85,6 +96,23 @@ def _serve(conn: Connection, cfg: EnvConfig, n_copies: int, jit: bool) -> None:
             conn.send((False, exc))
         else:
             conn.send((True, result))
+            for a in arrays:
+                conn.send_bytes(_bytes(a))
+
+
+def _bytes(a: np.ndarray) -> memoryview:
+    """``a``'s memory as flat bytes (a C-contiguous copy first if it is not).
+
+    A connection sizes a buffer by ``len`` x item size, which is wrong for an array of more
+    than one dimension; a flat byte view is what its ``*_bytes`` methods expect. Arrays
+    received into are this module's own, C-contiguous (so no copy is taken of them).
+    """
+    return np.ascontiguousarray(a).data.cast("B")
+
+
+def _pack(out: BatchedStep) -> np.ndarray:
+    """A step's reward (B, n_mg), price (B,) and committed share (B,) as one (B, n_mg + 2)."""
+    return np.column_stack((out.reward, out.price, out.committed_share))
 
 
 def _start_worker(cfg: EnvConfig, n_copies: int) -> tuple[subprocess.Popen[bytes], Connection]:
@@ -154,6 +182,8 @@ class ShardedCore:
         self.edges = np.cumsum([0, *sizes]).tolist()
         self.local = BatchedCore(cfg, sizes[0])  # validates cfg before any worker starts
         self.action_dim = self.local.action_dim
+        # (n_mg, F): the microgrids' observation rows, F as the observation bounds say
+        self._obs_shape = (cfg.n_microgrids, BOUNDS["mg"][0].shape[0])
         self._workers: list[tuple[subprocess.Popen[bytes], Connection]] = []
         self._close = weakref.finalize(self, _shutdown, self._workers)
         try:
@@ -177,40 +207,43 @@ class ShardedCore:
             raise value
         return value
 
-    def _run(self, command: str, args: Sequence[Any]) -> list[Any]:
-        """Send ``args[k + 1]`` to worker k, run ``args[0]`` here, gather in shard order.
+    def _gather(self, local: Any, outs: Sequence[np.ndarray]) -> list[Any]:
+        """The workers' answers after the local shard's ``local()``, arrays into ``outs``.
 
-        Every worker is answered before an exception is raised, so the pipes stay in step.
+        Worker k's arrays are received into ``out[edges[k + 1]:edges[k + 2]]`` of each
+        ``out`` in ``outs``; returns ``[local(), worker results...]``. Every worker is
+        answered before an exception is raised, so the connections stay in step.
         """
-        for (_, conn), arg in zip(self._workers, args[1:], strict=True):
-            conn.send((command, arg))
         results: list[Any] = []
         error: BaseException | None = None
         try:
-            core = self.local
-            results.append(core.reset(args[0]) if command == "reset" else tuple(core.step(args[0])))
+            results.append(local())
         except Exception as exc:
             error = exc
-        for _, conn in self._workers:
+        e = self.edges
+        for k, (_, conn) in enumerate(self._workers, start=1):
             try:
                 results.append(self._answer(conn))
+                for out in outs:
+                    conn.recv_bytes_into(_bytes(out[e[k] : e[k + 1]]))
             except Exception as exc:
                 error = error or exc
         if error is not None:
             raise error
         return results
 
-    def _split(self, rows: Any) -> list[Any]:
-        """``rows`` (length B) cut into the shards' contiguous pieces."""
-        e = self.edges
-        return [rows[e[k] : e[k + 1]] for k in range(len(e) - 1)]
-
     # ------------------------------------------------------------------ episodes
     def reset(self, seeds: Sequence[int | None]) -> np.ndarray:
         """:meth:`BatchedCore.reset` of every copy: observations (B, n_mg, F), float32."""
         if len(seeds) != self.n_copies:
             raise ValueError(f"reset needs {self.n_copies} seeds, got {len(seeds)}")
-        return np.concatenate(self._run("reset", self._split(list(seeds))))
+        e = self.edges
+        for k, (_, conn) in enumerate(self._workers, start=1):
+            conn.send(("reset", list(seeds[e[k] : e[k + 1]])))
+        obs = np.empty((self.n_copies, *self._obs_shape), np.float32)
+        [local] = self._gather(lambda: self.local.reset(seeds[: e[1]]), (obs,))[:1]
+        obs[: e[1]] = local
+        return obs
 
     def step(self, mg_actions: np.ndarray) -> BatchedStep:
         """:meth:`BatchedCore.step` of every copy, actions (B, n_mg, A) in [-1, 1].
@@ -218,15 +251,22 @@ class ShardedCore:
         The actions are checked here, before any shard steps (so a bad action anywhere
         leaves every copy as it was, as in :class:`BatchedCore`).
         """
-        shape = (self.n_copies, self.cfg.n_microgrids, self.action_dim)
-        parts = self._run("step", self._split(check_actions(mg_actions, shape)))
-        obs, reward, price, share, truncated = zip(*parts, strict=True)
+        nm, e = self.cfg.n_microgrids, self.edges
+        acts = check_actions(mg_actions, (self.n_copies, nm, self.action_dim))
+        for k, (_, conn) in enumerate(self._workers, start=1):
+            conn.send(("step", None))
+            conn.send_bytes(_bytes(acts[e[k] : e[k + 1]]))
+        obs = np.empty((self.n_copies, *self._obs_shape), np.float32)
+        figures = np.empty((self.n_copies, nm + 2))
+        [local, *_] = self._gather(lambda: self.local.step(acts[: e[1]]), (obs, figures))
+        obs[: e[1]] = local.obs
+        figures[: e[1]] = _pack(local)
         return BatchedStep(
-            np.concatenate(obs),
-            np.concatenate(reward),
-            np.concatenate(price),
-            np.concatenate(share),
-            bool(truncated[0]),
+            obs,
+            np.ascontiguousarray(figures[:, :nm]),
+            figures[:, nm].copy(),
+            figures[:, nm + 1].copy(),
+            local.truncated,
         )
 
     @property
