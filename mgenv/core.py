@@ -122,6 +122,13 @@ class MarketCore:
         self._bases = profile_bases(cfg)  # the profiles' per-config factors, kept
         self.tou = cfg.grid.buy_by_hour
         self.feed = cfg.grid.feed_in_by_hour
+        # Per period, as Python floats: the hour (``float(hours[t])``) and the grid's buy and
+        # feed-in prices (:meth:`_plan`'s lookup by hour of day); the config is frozen, so
+        # they are looked up once here rather than with numpy scalars every period.
+        self._hour_list: list[float] = self.hours.tolist()
+        self._prices = [
+            (float(self.tou[int(h) % 24]), float(self.feed[int(h) % 24])) for h in self._hour_list
+        ]
         self.stage_time = dict.fromkeys(STAGES, 0.0)
         self.mechanism = make_mechanism(cfg.market)
         self.physics: PhysicsModel = MODELS[cfg.physics](cfg, self.fleet)
@@ -194,8 +201,7 @@ class MarketCore:
         self._obs = {}
         self._public = None
         p, t = self.profiles, self.t
-        h = int(self.hours[t]) % 24
-        self.grid_buy, self.feed_in = float(self.tou[h]), float(self.feed[h])
+        self.grid_buy, self.feed_in = self._prices[t]
         forecast = Forecast(p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t])
         self.dispatch = self.physics.plan(t, forecast, self.grid_buy, None)
         self.stage_time["physics"] += time.perf_counter() - t0
@@ -364,7 +370,7 @@ class MarketCore:
         # positional: a NamedTuple's keyword call costs twice as much
         return PeriodResult(
             self.t,  # period
-            float(self.hours[self.t]),  # hour
+            self._hour_list[self.t],  # hour
             price,
             cleared,
             trades,
@@ -461,7 +467,7 @@ class MarketCore:
         t0 = time.perf_counter()
         t = min(self.t, self.cfg.horizon - 1)
         c = observe.Common(
-            float(self.hours[t]), self.grid_buy, self.feed_in, self.last_price, self.online_share
+            self._hour_list[t], self.grid_buy, self.feed_in, self.last_price, self.online_share
         )
         for role in missing:
             self._obs[role] = self._builders[role](c, t)

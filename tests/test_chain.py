@@ -13,7 +13,13 @@ import pytest
 from mgenv.chain import REJECT_REASONS, Chain, ChainParams, ConsensusResult
 from mgenv.chain.network import RoundDraw
 from mgenv.chain.pbft import PBFTProtocol
-from mgenv.chain.transactions import ModelledSigner, pack_tx, unpack_tx
+from mgenv.chain.transactions import (
+    ModelledSigner,
+    derive_key,
+    derive_keys,
+    pack_tx,
+    unpack_tx,
+)
 
 N_PARTICIPANTS = 8
 COMMITTED = REJECT_REASONS.index("committed")
@@ -391,3 +397,10 @@ def test_per_transaction_protocol_hook():
     assert res.block is not None and res.block.n_tx == 2
     assert proto.seen[0] == 2 and proto.seen[2].all() and proto.seen[3] == 4
     chain.ledger.verify()
+
+
+@pytest.mark.parametrize("key_seed", [0, 12345, 2**63 - 1, 2**128 - 1])
+def test_derive_keys_is_derive_key_per_participant(key_seed: int) -> None:
+    for label in (b"hmac", b"ed25519"):
+        want = [derive_key(label, key_seed, i) for i in range(9)]
+        assert derive_keys(label, key_seed, 9) == want

@@ -119,3 +119,19 @@ def test_critical_nodes_and_child_stream() -> None:
 def test_impossible_outage_lengths_raise(a: float, mean_out: float) -> None:
     with pytest.raises(ValueError, match=r"ChainParams\.mean_outage_periods="):
         ChainParams(availability=a, mean_outage_periods=mean_out)
+
+
+@pytest.mark.parametrize("n_nodes", [4, 7, 25])
+def test_geometry_is_numpys_bit_for_bit(n_nodes: int) -> None:
+    """The compiled distances and base delays equal the numpy expressions they replace."""
+    for seed in range(50):
+        net, _, params = model(seed, n_nodes=n_nodes, ddos_nodes=1, ddos_mode="slow")
+        pos = np.random.default_rng(seed).uniform(0.0, params.area_km, (n_nodes, 2))
+        diff = pos[:, None, :] - pos[None, :, :]
+        dist = np.sqrt((diff**2).sum(axis=-1))
+        base = (params.base_delay_ms + params.delay_per_km_ms * dist) * net.slow
+        assert net.distance_km.tobytes() == dist.tobytes()
+        assert net.base_delay_ms.tobytes() == base.tobytes()
+        assert net.node_slow.tolist() == np.where(net.busy, params.ddos_slowdown, 1.0).tolist()
+    plain, _, _ = model(0, n_nodes=n_nodes)
+    assert not plain.attacked.any() and plain.node_slow.tolist() == [1.0] * n_nodes

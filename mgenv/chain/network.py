@@ -44,11 +44,14 @@ Random streams (``network_rng`` only):
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+
+from mgenv import _jit
 
 if TYPE_CHECKING:
     from mgenv.chain.params import ChainParams
@@ -90,6 +93,45 @@ def critical_nodes(distance_km: NDArray[np.float64], k: int) -> NDArray[np.bool_
     mask = np.zeros(distance_km.shape[0], dtype=bool)
     mask[np.argsort(distance_km.sum(axis=1), kind="stable")[:k]] = True
     return mask
+
+
+@functools.lru_cache(maxsize=16)
+def _off_diagonal(n: int) -> NDArray[np.bool_]:
+    """``~np.eye(n, dtype=bool)``, shape (n, n), read-only (one per size, shared by episodes)."""
+    mask = ~np.eye(n, dtype=bool)
+    mask.flags.writeable = False
+    return mask
+
+
+@_jit.kernel
+def _geometry_into(
+    positions_km: NDArray[np.float64],
+    base_ms: float,
+    per_km_ms: float,
+    distance_km: NDArray[np.float64],
+    base_delay_ms: NDArray[np.float64],
+) -> None:
+    """Distances and base delays of every node pair, as :class:`NetworkModel`'s numpy code.
+
+    ``sqrt(dx**2 + dy**2)`` (numpy squares, then sums the two terms) and
+    ``base_ms + per_km_ms * distance``: the same operations in the same order, so the same
+    numbers; one call instead of six numpy ones at every reset.
+
+    Args:
+        positions_km: Shape (n, 2), node positions (km).
+        base_ms: Base one-way delay (ms).
+        per_km_ms: Delay per km (ms/km).
+        distance_km: Output, shape (n, n) (km).
+        base_delay_ms: Output, shape (n, n) (ms).
+    """
+    n = positions_km.shape[0]
+    for i in range(n):
+        for j in range(n):
+            dx = positions_km[i, 0] - positions_km[j, 0]
+            dy = positions_km[i, 1] - positions_km[j, 1]
+            d = np.sqrt(dx * dx + dy * dy)
+            distance_km[i, j] = d
+            base_delay_ms[i, j] = base_ms + per_km_ms * d
 
 
 def online_transition(availability: float, mean_outage_periods: float) -> tuple[float, float]:
@@ -143,22 +185,37 @@ class NetworkModel:
         self.jitter_ms = params.jitter_ms
         self.ms_per_byte = 8.0 / params.bandwidth_kbps  # kbit/s = bit/ms
         self.positions_km: NDArray[np.float64] = rng.uniform(0.0, params.area_km, (n, 2))
-        diff = self.positions_km[:, None, :] - self.positions_km[None, :, :]
-        self.distance_km: NDArray[np.float64] = np.sqrt((diff**2).sum(axis=-1))  # (n, n)
+        self.distance_km: NDArray[np.float64]  # (n, n)
+        self.base_delay_ms: NDArray[np.float64]  # (n, n)
+        if _jit.ENABLED:  # built at every reset: one kernel call, the same numbers
+            self.distance_km, self.base_delay_ms = np.empty((n, n)), np.empty((n, n))
+            _geometry_into(
+                self.positions_km,
+                params.base_delay_ms,
+                params.delay_per_km_ms,
+                self.distance_km,
+                self.base_delay_ms,
+            )
+        else:
+            diff = self.positions_km[:, None, :] - self.positions_km[None, :, :]
+            self.distance_km = np.sqrt((diff**2).sum(axis=-1))
+            self.base_delay_ms = params.base_delay_ms + params.delay_per_km_ms * self.distance_km
         self.d_max_km = math.sqrt(2.0) * params.area_km  # eq. (6)'s maximum range
-        self.base_delay_ms: NDArray[np.float64] = (
-            params.base_delay_ms + params.delay_per_km_ms * self.distance_km
-        )
         self.area_km = params.area_km
         self.base_ms = params.base_delay_ms
         self.per_km_ms = params.delay_per_km_ms
-        self.attacked = critical_nodes(self.distance_km, params.ddos_nodes)
-        slowing = params.ddos_mode == "slow" and params.ddos_nodes > 0
-        offline = params.ddos_mode == "offline" and params.ddos_nodes > 0
+        attack = params.ddos_nodes > 0
+        # Without a DDoS nobody is attacked: the ranking by centrality is skipped.
+        self.attacked = (
+            critical_nodes(self.distance_km, params.ddos_nodes) if attack else np.zeros(n, bool)
+        )
+        slowing = params.ddos_mode == "slow" and attack
+        offline = params.ddos_mode == "offline" and attack
         self.down = self.attacked if offline else np.zeros(n, dtype=bool)
         self._down = self.down if offline else None
         self.busy = self.attacked if slowing else np.zeros(n, dtype=bool)
-        self.node_slow = np.where(self.busy, params.ddos_slowdown, 1.0)  # (n,)
+        # (n,); np.where's values, which are all 1.0 when nobody is slowed
+        self.node_slow = np.where(self.busy, params.ddos_slowdown, 1.0) if slowing else np.ones(n)
         self.slow: NDArray[np.float64] | None = None  # (n, n) delay multiplier, None if all 1
         if slowing:
             hit = self.attacked[:, None] | self.attacked[None, :]
@@ -166,7 +223,7 @@ class NetworkModel:
             self.base_delay_ms = self.base_delay_ms * self.slow
         self._p_on = online_transition(params.availability, params.mean_outage_periods)
         self.online_state: NDArray[np.bool_] | None = None
-        self._off_diagonal = ~np.eye(n, dtype=bool)  # (n, n)
+        self._off_diagonal = _off_diagonal(n)  # (n, n), read-only
         self._loss_end = n + n_phases * n * n  # draw layout: online | loss | jitter | extra
         self._jitter_end = n + 2 * n_phases * n * n
         self._draw_size = self._jitter_end + n_extra

@@ -89,6 +89,22 @@ def derive_key(label: bytes, key_seed: int, participant: int) -> bytes:
     return hashlib.sha256(material).digest()
 
 
+def derive_keys(label: bytes, key_seed: int, n_participants: int) -> list[bytes]:
+    """``[derive_key(label, key_seed, i) for i in range(n_participants)]``, hashed faster.
+
+    The material shared by every participant (label and seed) is absorbed once and the
+    hash state copied per participant: the same SHA-256 inputs, so the same keys, for less
+    work at every reset (a chain derives its keys when it is built).
+    """
+    shared = hashlib.sha256(b"mgenv/chain/" + label + b"/" + key_seed.to_bytes(16, "little"))
+    keys = []
+    for i in range(n_participants):
+        h = shared.copy()
+        h.update(i.to_bytes(4, "little"))
+        keys.append(h.digest())
+    return keys
+
+
 def check_key_seed(key_seed: object) -> int:
     """Return ``key_seed`` as an int, or raise ValueError if it is not an int in [0, 2**128)."""
     if isinstance(key_seed, bool) or not hasattr(key_seed, "__index__"):
@@ -139,7 +155,7 @@ class ModelledSigner:
     sig_size: int = 32
 
     def __init__(self, key_seed: int, n_participants: int) -> None:
-        self._keys = [derive_key(b"hmac", key_seed, i) for i in range(n_participants)]
+        self._keys = derive_keys(b"hmac", key_seed, n_participants)
         self._pads: list[tuple[HASH, HASH]] | None = None
 
     @property
@@ -250,7 +266,7 @@ class Ed25519Signer:
     sig_size: int = 64
 
     def __init__(self, key_seed: int, n_participants: int) -> None:
-        self._secrets = [derive_key(b"ed25519", key_seed, i) for i in range(n_participants)]
+        self._secrets = derive_keys(b"ed25519", key_seed, n_participants)
         self._objects: tuple[list[Ed25519PrivateKey], list[Ed25519PublicKey]] | None = None
         self._public = [pub.public_bytes_raw() for pub in self._key_objects()[1]]
 

@@ -191,21 +191,29 @@ def _draw_profiles_kernel(
     """
     p, dt = cfg.profiles, cfg.dt_h
     h, n, nu = cfg.horizon, cfg.n_microgrids, cfg.n_users
+    hn = h * n
     cloud_u = weather.uniform(0.0, p.cloudiness_max)
-    cloud_z = weather.standard_normal(n)
-    # _wind_speeds's draws
+    # Every later draw of each stream is a standard normal, drawn one value after the other
+    # whatever the call sizes (and ``normal(0, s)`` is ``0 + s * z`` of the next one), so one
+    # call per stream gives the numpy code's values in its order, for three calls instead of
+    # ten. Weather: cloud_z (n), _wind_speeds's shocks (h), level (1) and local_z (h, n),
+    # then _realise's PV and wind noise (h, n each); load: level_z (n), user_level_z
+    # (n_user), then _realise's load (h, n) and users' (h, n_user) noise.
+    wz = weather.standard_normal(n + h + 1 + 3 * hn)
+    lz = load.standard_normal(n + nu + hn + h * nu)
+    cloud_z = wz[:n]
     phi, sigma = WIND_PHI, WIND_SIGMA_SHARE * p.wind_mean_ms
-    shocks = weather.normal(0.0, sigma * np.sqrt(1.0 - phi**2), size=h)
-    level = p.wind_mean_ms + weather.normal(0.0, sigma)
-    local_z = weather.standard_normal((h, n))
-    level_z = load.standard_normal(n)
-    user_level_z = load.standard_normal(nu)
-    # _realise's draws (every forecast has shape (h, n), the users' (h, n_user))
-    noise = (
-        weather.standard_normal((h, n)),
-        weather.standard_normal((h, n)),
-        load.standard_normal((h, n)),
-        load.standard_normal((h, nu)),
+    shocks = 0.0 + sigma * np.sqrt(1.0 - phi**2) * wz[n : n + h]  # normal(0.0, scale, size=h)
+    level = p.wind_mean_ms + (0.0 + sigma * float(wz[n + h]))
+    at = n + h + 1
+    local_z = wz[at : at + hn].reshape(h, n)
+    level_z, user_level_z = lz[:n], lz[n : n + nu]
+    at_l = n + nu
+    noise = (  # _realise's draws (every forecast has shape (h, n), the users' (h, n_user))
+        wz[at + hn : at + 2 * hn].reshape(h, n),
+        wz[at + 2 * hn :].reshape(h, n),
+        lz[at_l : at_l + hn].reshape(h, n),
+        lz[at_l + hn :].reshape(h, nu),
     )
     speed = np.empty((h, n))
     wind_speeds_into(shocks, level, local_z, p.wind_mean_ms, phi, speed)
