@@ -249,7 +249,9 @@ class ShardedCore:
         """:meth:`BatchedCore.step` of every copy, actions (B, n_mg, A) in [-1, 1].
 
         The actions are checked here, before any shard steps (so a bad action anywhere
-        leaves every copy as it was, as in :class:`BatchedCore`).
+        leaves every copy as it was, as in :class:`BatchedCore`). Any other error raised in
+        a shard is raised here after every shard has answered; the shards that did step
+        have moved on, so :meth:`reset` before stepping again.
         """
         nm, e = self.cfg.n_microgrids, self.edges
         acts = check_actions(mg_actions, (self.n_copies, nm, self.action_dim))
