@@ -27,7 +27,8 @@ from mgenv.market.settle_kernels import (
     profit_into,
 )
 from mgenv.market.settlement import Positions, Settlement, Trades, settle
-from mgenv.physics.model import MODELS, Forecast, PhysicsModel, Realised
+from mgenv.period_kernel import BOOK, N_ROWS, PROFIT, REALISED, SETTLEMENT, settle_period_into
+from mgenv.physics.model import MODELS, ElectricModel, Forecast, PhysicsModel, Realised
 from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours, profile_bases
 from mgenv.physics.units import Dispatch, FleetArrays, marginal_cost
 
@@ -132,6 +133,12 @@ class MarketCore:
         self.stage_time = dict.fromkeys(STAGES, 0.0)
         self.mechanism = make_mechanism(cfg.market)
         self.physics: PhysicsModel = MODELS[cfg.physics](cfg, self.fleet)
+        # The settlement stage in one kernel call (mgenv.period_kernel) serves the electric
+        # model with a mechanism that has neither settlement hooks nor fuel bills.
+        self._electric = self.physics if isinstance(self.physics, ElectricModel) else None
+        self._fusable = self._electric is not None and not any(
+            hasattr(self.mechanism, hook) for hook in ("after_settlement", "fuel_bills")
+        )
         spec = self.physics.feature_spec
         self._extra_bounds = (np.array([f[1] for f in spec]), np.array([f[2] for f in spec]))
         self.n_market_mg = len(self.mechanism.action_names("mg"))
@@ -335,6 +342,8 @@ class MarketCore:
         microgrids pay their aggregators for gas and ``fuel_cost`` becomes the gas
         company's wholesale bill, paid by the aggregators.
         """
+        if self._fusable and shift is None and storage is None and _jit.ENABLED:
+            return self._settle_fused(trades, res, price, cleared, offered)
         cfg, d = self.cfg, self.dispatch
         nm = cfg.n_microgrids
         surplus = d.surplus if shift is None else d.surplus - shift
@@ -384,6 +393,62 @@ class MarketCore:
             storage,  # agg_storage
             gas_paid,
         )
+
+    def _settle_fused(
+        self,
+        trades: Trades,
+        res: ConsensusResult,
+        price: float,
+        cleared: bool,
+        offered: np.ndarray,
+    ) -> PeriodResult:
+        """:meth:`_settle` and :meth:`_book` of the ``default`` family in one kernel call.
+
+        The same five kernels as the general path (``mgenv.period_kernel``), so the same
+        numbers; used with the electric model, no load shift, no aggregator storage and a
+        mechanism without settlement hooks or fuel bills.
+        """
+        cfg, d, t, p = self.cfg, self.dispatch, self.t, self.profiles
+        nm = cfg.n_microgrids
+        physics = self._electric
+        assert physics is not None  # _fusable says so
+        plan, soc, fleet = physics.kernel_inputs()
+        rows = np.empty((N_ROWS, cfg.n_participants))
+        k = self.kpi
+        grid_cash = settle_period_into(
+            (trades.seller, trades.buyer, trades.agg, trades.kwh, trades.price, trades.delta),
+            res.committed,
+            (d.surplus, d.deficit, plan.self_gen, plan.charge, plan.discharge),
+            (self._need[t], self._error[t]),
+            (self.grid_buy, self.feed_in),
+            (soc, fleet),
+            (offered, self.buyer_global, self.commit),
+            (k["profit"], k["sold"], k["sold_ok"], k["export_surplus"]),
+            COMMIT_EMA,
+            rows,
+        )
+        s = SETTLEMENT
+        st = Settlement(
+            rows[s], rows[s + 1], rows[s + 2], rows[s + 3], rows[s + 4], rows[s + 5],
+            rows[s + 6], rows[s + 7], rows[s + 8], grid_cash,
+        )  # fmt: skip
+        phys = physics.adopt(rows[REALISED : REALISED + 4, :nm])
+        profit = rows[PROFIT]
+        # _book's assignments, from the kernel's bookkeeping rows
+        if cleared:
+            self.last_price = price
+        self.sold_share = rows[BOOK, :nm]
+        self.served_share = rows[BOOK + 1, : self.buyer_global.shape[0]]
+        self._ratio = (st, rows[BOOK + 2])
+        if trades.kwh.shape[0] > 0:
+            self.commit = rows[BOOK + 3]
+        self.online_share = float(res.online_share)
+        self.kpi_latency += res.latency_ms
+        real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
+        return PeriodResult(
+            t, self._hour_list[t], price, cleared, trades, res.committed, res, st, d, phys,
+            profit, real, None, None,
+        )  # fmt: skip
 
     def _book(
         self,

@@ -363,6 +363,8 @@ def record_episode(
 
     env.core.mechanism.clear = recording_clear  # type: ignore[method-assign]
     monkeypatch.setattr(mgenv.core, "settle", recording_settle)
+    # the general settlement path calls settle(); the fused one (same numbers) does not
+    monkeypatch.setattr(env.core, "_fusable", False)
     env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     while env.agents:

@@ -289,6 +289,27 @@ def test_episodes_match_numpy(
     same(fast, slow)
 
 
+@pytest.mark.parametrize(
+    "overrides", [{}, {"message_loss": 0.4, "availability": 0.7}, {"protocol": "ideal"}]
+)
+def test_fused_settlement_equals_the_five_kernels(
+    monkeypatch: pytest.MonkeyPatch, overrides: dict[str, Any]
+) -> None:
+    """``default``'s settlement in one kernel call (``mgenv.period_kernel``) against the
+    general path's five calls, both compiled: whole episodes, every field, the same bits."""
+    assert MarketCore(mgenv.make_config("default")).__dict__["_fusable"]
+    assert not MarketCore(mgenv.make_config("consortium_p2p")).__dict__["_fusable"]
+    fused = episode_run("default", overrides, 5)
+
+    def unfused(self: MarketCore, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self._fusable = False
+
+    original_init = MarketCore.__init__
+    monkeypatch.setattr(MarketCore, "__init__", unfused)
+    same(fused, episode_run("default", overrides, 5))
+
+
 # ----------------------------------------------------------------------------- cache
 CACHED_CALL = """
 import numpy as np

@@ -201,8 +201,7 @@ class ElectricModel:
                 self._realise_fleet,
                 out,
             )
-            self._soc = out[3]
-            return Realised(out[0], out[1], out[2], before, self._soc, {})
+            return self.adopt(out)
         gen = d.self_gen + np.maximum(sold_kwh - surplus_kwh, 0.0)
         f = self.fleet
         if self._all_batteries:  # step_battery without its masks (every capacity is > 0)
@@ -212,6 +211,22 @@ class ElectricModel:
         else:
             self._soc = step_battery(before, d.charge, d.discharge, f)
         return Realised(gen, generation_cost(gen, f), np.zeros(gen.shape), before, self._soc, {})
+
+    def kernel_inputs(self) -> tuple[Dispatch, np.ndarray, np.ndarray]:
+        """What ``realise_into`` reads: the plan, the SOC before the period, the fleet rows.
+
+        For a caller that runs the kernel itself (``mgenv.period_kernel``), then hands its
+        rows to :meth:`adopt`.
+        """
+        if self._plan is None:
+            raise RuntimeError("realise() before plan()")
+        return self._plan, self._soc, self._realise_fleet
+
+    def adopt(self, rows: np.ndarray) -> Realised:
+        """The period's :class:`Realised` from ``realise_into``'s rows (4, n); the SOC moves on."""
+        before = self._soc
+        self._soc = rows[3]
+        return Realised(rows[0], rows[1], rows[2], before, self._soc, {})
 
     def features(self) -> np.ndarray:
         """No extra features."""
