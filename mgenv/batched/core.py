@@ -29,6 +29,7 @@ import numpy as np
 from gymnasium.utils import seeding
 
 from mgenv import _jit
+from mgenv.batched import normals
 from mgenv.batched.chain import BatchedChain
 from mgenv.batched.market import clear_uniform_batch
 from mgenv.batched.observe import (
@@ -39,7 +40,7 @@ from mgenv.batched.observe import (
     user_observations,
 )
 from mgenv.batched.opponents import BatchedPublicInfo, batched_opponent
-from mgenv.batched.physics import BatchedElectric, draw_profiles_batch
+from mgenv.batched.physics import BatchedElectric, draw_profiles_batch, draw_profiles_seeded
 from mgenv.batched.settlement import BatchedSettlement, settle_batch, settle_copies
 from mgenv.batched.streams import EpisodeBatch, seed_streams
 from mgenv.config import EnvConfig
@@ -161,9 +162,11 @@ class BatchedCore:
         streams = self._episode_streams(seeds)
         cfg, nm, na = self.cfg, self.cfg.n_microgrids, self.cfg.n_aggregators
         n, horizon, big_b = cfg.n_participants, cfg.horizon, self.n_copies
-        self.profiles = p = draw_profiles_batch(
-            cfg, streams.streams("weather"), streams.streams("load")
-        )
+        if _jit.ENABLED and normals.AVAILABLE:  # the draws from the seed words: no generators
+            p = draw_profiles_seeded(cfg, streams.words("weather"), streams.words("load"))
+        else:
+            p = draw_profiles_batch(cfg, streams.streams("weather"), streams.streams("load"))
+        self.profiles = p
         users = slice(nm + na, None)
         # (B, H, P): users' energy to buy, and realised minus forecast net production.
         self._need = np.zeros((big_b, horizon, n))

@@ -186,6 +186,26 @@ _seed: Any
 _jump, _draw, _seed = _intrinsics() if _jit.AVAILABLE else (_jump_py, _draw_py, _seed_py)
 
 
+# M (the multiplier) and G_1 = 1 as uint64 halves: one step is a jump by d = 1
+_M_HI, _M_LO = np.uint64(MULTIPLIER >> 64), np.uint64(MULTIPLIER & _MASK64)
+_ZERO, _ONE = np.uint64(0), np.uint64(1)
+
+
+@inlined
+def next64(state: U64) -> np.uint64:
+    """The stream's next raw 64-bit output (``PCG64.random_raw()``); ``state`` steps on.
+
+    ``state`` is a quadruple ``(s_hi, s_lo, inc_hi, inc_lo)``, updated in place; the output
+    is numpy's ``xsl_rr``: ``rotr64(hi ^ lo, hi >> 58)`` of the stepped state.
+    """
+    hi, lo = _jump(state[0], state[1], state[2], state[3], _M_HI, _M_LO, _ZERO, _ONE)
+    state[0], state[1] = hi, lo
+    x = hi ^ lo
+    rot = hi >> np.uint64(58)
+    out: np.uint64 = (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
+    return out
+
+
 @inlined
 def jump(state: U64, table: U64, d: int) -> tuple[np.uint64, np.uint64]:
     """``(hi, lo)`` of the state ``d`` steps after ``state`` (a quadruple with its inc)."""

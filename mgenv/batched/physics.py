@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mgenv import _jit
+from mgenv.batched.normals import profile_draws
 from mgenv.batched.physics_kernels import plan_copies, profiles_copies, realise_copies, wind_copies
 from mgenv.config import EnvConfig, tile
 from mgenv.physics.model import ElectricModel, Forecast, Realised
@@ -73,17 +74,49 @@ def draw_profiles_batch(
             f"weather_rngs has {len(weather_rngs)} generators, load_rngs {len(load_rngs)}; "
             "give one of each per copy"
         )
-    p, dt = cfg.profiles, cfg.dt_h
-    h, n, nu, nb = cfg.horizon, cfg.n_microgrids, cfg.n_users, len(weather_rngs)
-    cut = _weather_normals(h, n)
-    zw = np.empty((nb, cut[-1].stop))
-    zl = np.empty((nb, n + nu + h * n + h * nu))
-    cloud_raw = np.empty(nb, dtype=np.uint64)
+    zw, zl, cloud_raw = _draw_buffers(cfg, len(weather_rngs))
     # The only loop over copies: each copy's own streams, called as draw_profiles calls them.
     for b, (weather, load) in enumerate(zip(weather_rngs, load_rngs, strict=True)):
         cloud_raw[b] = _uniform_raw(weather)
         weather.standard_normal(out=zw[b])
         load.standard_normal(out=zl[b])
+    return _from_draws(cfg, zw, zl, cloud_raw)
+
+
+def draw_profiles_seeded(
+    cfg: EnvConfig, weather_words: np.ndarray, load_words: np.ndarray
+) -> DayProfiles:
+    """:func:`draw_profiles_batch` from the streams' PCG64 seed words, without generators.
+
+    The same draws computed in one kernel call (:func:`mgenv.batched.normals.profile_draws`,
+    numpy's numbers bit for bit); the weather and load streams are read only here, so their
+    ``Generator`` objects need not exist. Needs :data:`mgenv.batched.normals.AVAILABLE`.
+
+    Args:
+        cfg: The environment config.
+        weather_words: Shape (B, 4) uint64: each copy's weather stream's seed words.
+        load_words: Shape (B, 4) uint64: its load stream's.
+    """
+    zw, zl, cloud_raw = _draw_buffers(cfg, weather_words.shape[0])
+    profile_draws(weather_words, load_words, cloud_raw, zw, zl)
+    return _from_draws(cfg, zw, zl, cloud_raw)
+
+
+def _draw_buffers(cfg: EnvConfig, nb: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Empty ``(zw (B, W), zl (B, L), cloud_raw (B,) uint64)`` for B copies' draws."""
+    h, n, nu = cfg.horizon, cfg.n_microgrids, cfg.n_users
+    zw = np.empty((nb, _weather_normals(h, n)[-1].stop))
+    zl = np.empty((nb, n + nu + h * n + h * nu))
+    return zw, zl, np.empty(nb, dtype=np.uint64)
+
+
+def _from_draws(
+    cfg: EnvConfig, zw: np.ndarray, zl: np.ndarray, cloud_raw: np.ndarray
+) -> DayProfiles:
+    """The profiles of B copies from their draws (:func:`_draw_buffers`' layout)."""
+    p, dt = cfg.profiles, cfg.dt_h
+    h, n, nu, nb = cfg.horizon, cfg.n_microgrids, cfg.n_users, zw.shape[0]
+    cut = _weather_normals(h, n)
     if _jit.ENABLED:
         return _profiles_compiled(cfg, zw, zl, _cloudiness(cloud_raw, p.cloudiness_max))
     hours = period_hours(cfg)

@@ -210,6 +210,14 @@ class EpisodeBatch:
         """
         return self._words[:, _NETWORK], self._words[:, -1]
 
+    def words(self, name: str) -> U64:
+        """Each copy's PCG64 seed words of stream ``name``, (B, 4) uint64.
+
+        ``SeedSequence(seed_b, spawn_key=(key,)).generate_state(4, np.uint64)``: what the
+        stream's ``PCG64`` is seeded with (for kernels that draw without the generator).
+        """
+        return np.ascontiguousarray(self._words[:, _NAMES.index(name)])
+
     def streams(self, name: str) -> list[np.random.Generator]:
         """Copy b's stream ``name`` at [b], as ``default_rng(seed_b).spawn(6)`` gives it."""
         out = self._built.get(name)
