@@ -316,6 +316,7 @@ class PoSProtocol(PerTransactionProtocol):
             self.last_round = NodeRound(online, holders, altered)
         spread = kth_smallest(arrival, n // 2 + 1)
         spread = spread if spread <= t_max else t_max
-        per_block = t_max / -np.expm1(np.log1p(-self.hit_p[eligible]).sum())
+        with np.errstate(divide="ignore"):  # a certain forger: log1p(-1) = -inf, per_block = t_max
+            per_block = t_max / -np.expm1(np.log1p(-self.hit_p[eligible]).sum())
         latency = data_ms + (slot[forger] + 1.0) * t_max + spread + self.confirmations * per_block
         return reason, float(latency), forger, missing
