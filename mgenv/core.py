@@ -26,7 +26,7 @@ from mgenv.market.settle_kernels import (
     positions_into,
     profit_into,
 )
-from mgenv.market.settlement import Positions, Settlement, Trades, settle
+from mgenv.market.settlement import Positions, Settlement, Trades, settle, settlement_of
 from mgenv.period_kernel import BOOK, N_ROWS, PROFIT, REALISED, SETTLEMENT, settle_period_into
 from mgenv.physics.model import MODELS, ElectricModel, Forecast, PhysicsModel, Realised
 from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours, profile_bases
@@ -427,28 +427,29 @@ class MarketCore:
             COMMIT_EMA,
             rows,
         )
-        s = SETTLEMENT
-        st = Settlement(
-            rows[s], rows[s + 1], rows[s + 2], rows[s + 3], rows[s + 4], rows[s + 5],
-            rows[s + 6], rows[s + 7], rows[s + 8], grid_cash,
-        )  # fmt: skip
+        st = settlement_of(rows[SETTLEMENT : SETTLEMENT + 9], grid_cash)
         phys = physics.adopt(rows[REALISED : REALISED + 4, :nm])
         profit = rows[PROFIT]
-        # _book's assignments, from the kernel's bookkeeping rows
         if cleared:
             self.last_price = price
-        self.sold_share = rows[BOOK, :nm]
-        self.served_share = rows[BOOK + 1, : self.buyer_global.shape[0]]
-        self._ratio = (st, rows[BOOK + 2])
-        if trades.kwh.shape[0] > 0:
-            self.commit = rows[BOOK + 3]
-        self.online_share = float(res.online_share)
-        self.kpi_latency += res.latency_ms
+        self._take_book(rows[BOOK : BOOK + 4], st, res, trades.kwh.shape[0] > 0)
         real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
         return PeriodResult(
             t, self._hour_list[t], price, cleared, trades, res.committed, res, st, d, phys,
             profit, real, None, None,
         )  # fmt: skip
+
+    def _take_book(
+        self, out: np.ndarray, st: Settlement, res: ConsensusResult, traded: bool
+    ) -> None:
+        """The state :meth:`_book` leaves, from ``book_into``'s rows ``out`` (4, P)."""
+        self.sold_share = out[0, : self.cfg.n_microgrids]
+        self.served_share = out[1, : self.buyer_global.shape[0]]
+        self._ratio = (st, out[2])
+        if traded:
+            self.commit = out[3]
+        self.online_share = float(res.online_share)
+        self.kpi_latency += res.latency_ms
 
     def _book(
         self,
@@ -486,13 +487,7 @@ class MarketCore:
                 COMMIT_EMA,
                 out,
             )
-            self.sold_share = out[0, :nm]
-            self.served_share = out[1, : self.buyer_global.shape[0]]
-            self._ratio = (st, out[2])
-            if traded:
-                self.commit = out[3]
-            self.online_share = float(res.online_share)
-            self.kpi_latency += res.latency_ms
+            self._take_book(out, st, res, traded)
             return
         if trades.kwh.shape[0] == 0:  # nothing traded: the shares are 0, the EMA unchanged
             self.sold_share = np.zeros(nm)

@@ -177,7 +177,7 @@ def _settle_kernel(
     slicing it costs less than nine arrays.
     """
     out = np.empty((9, pos.surplus.shape[0]))
-    grid_cash = settle_into(
+    grid_cash: float = settle_into(
         trades.seller,
         trades.buyer,
         trades.agg,
@@ -192,6 +192,11 @@ def _settle_kernel(
         feed_in,
         out,
     )
+    return settlement_of(out, grid_cash)
+
+
+def settlement_of(rows: np.ndarray, grid_cash: float) -> Settlement:
+    """A :class:`Settlement` whose fields are the rows of ``settle_into``'s output (9, P)."""
     return Settlement(
-        out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7], out[8], grid_cash
+        rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], rows[7], rows[8], grid_cash
     )
