@@ -75,3 +75,31 @@ def test_kernel_equals_numpy_market(
             else:
                 assert type(a) is type(b) and a == b
     assert 0 < cleared < 300  # both outcomes were exercised
+
+
+def test_work_buffers_fit_exactly() -> None:
+    """work_sizes is the exact need of work_in: one entry less in either buffer raises."""
+    from mgenv.market.uniform_kernel import clear_uniform, work_sizes
+
+    rng = np.random.default_rng(7)
+    actions, inputs = _case(rng, 4, 2, 2, 3)
+    acts = (actions["mg"], actions["agg"], actions["user"])
+    pos = (inputs.offerable_kwh, inputs.deficit_kwh, inputs.user_need_kwh)
+    buyers = (inputs.buyer_agg, inputs.buyer_global)
+    n_f, n_i = work_sizes(4, 2, inputs.buyer_agg.shape[0], 3)
+    bounds = (0.2, 1.5, 0.85, 1.2)
+
+    def run(nf: int, ni: int) -> tuple[float, bool, int]:
+        floats, ints = np.empty((4, 10)), np.empty((3, 10), np.int64)
+        scratch = (np.empty(nf), np.empty(ni, np.int64))
+        return clear_uniform(acts, pos, buyers, 1.0, bounds, 3, scratch, floats, ints)
+
+    run(n_f, n_i)
+    for nf, ni in ((n_f - 1, n_i), (n_f, n_i - 1)):
+        with pytest.raises(ValueError, match="buffer too small"):
+            run(nf, ni)
+    with pytest.raises(ValueError, match="too narrow"):
+        clear_uniform(
+            acts, pos, buyers, 1.0, bounds, 3, (np.empty(n_f), np.empty(n_i, np.int64)),
+            np.empty((4, 9)), np.empty((3, 10), np.int64),
+        )  # fmt: skip

@@ -16,7 +16,7 @@ from mgenv.market.clearing import clear_uniform_price, match_bilateral
 from mgenv.market.mechanism import MarketInputs, MarketOutcome
 from mgenv.market.orders import action_names, decode_orders
 from mgenv.market.settlement import Trades
-from mgenv.market.uniform_kernel import clear_uniform
+from mgenv.market.uniform_kernel import clear_uniform, work_sizes
 
 
 class UniformPrice:
@@ -26,6 +26,16 @@ class UniformPrice:
         self.params = params
         p = params
         self._bounds = (p.price_floor, p.price_cap, p.delta_min, p.delta_max)
+        # the compiled clearing's scratch, by (n_mg, n_agg, n_buyers): reused every period
+        self._scratch: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _scratch_for(self, nm: int, na: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (nm, na, nb)
+        buf = self._scratch.get(key)
+        if buf is None:
+            n_f, n_i = work_sizes(nm, na, nb, self.params.n_segments)
+            buf = self._scratch[key] = (np.empty(n_f), np.empty(n_i, np.int64))
+        return buf
 
     def action_names(self, role: str) -> list[str]:
         """See :mod:`mgenv.market.orders` for the layouts."""
@@ -35,18 +45,25 @@ class UniformPrice:
         """Decode the orders, clear them and match the trades."""
         nm, s = inputs.n_mg, self.params.n_segments
         if _jit.ENABLED:  # the same in one compiled call (mgenv.market.uniform_kernel)
-            p, cleared, floats, ints = clear_uniform(
+            na, nb = inputs.n_agg, inputs.buyer_agg.shape[0]
+            # fresh outputs every period (the trades outlive the step in PeriodResult);
+            # T <= n_mg + n_buyers - 1 trades, W covers the offered/coefficient row too
+            floats = np.empty((4, nm + max(nb, na)))
+            ints = np.empty((3, nm + nb), np.int64)
+            p, cleared, n = clear_uniform(
                 (actions["mg"], actions["agg"], actions["user"]),
                 (inputs.offerable_kwh, inputs.deficit_kwh, inputs.user_need_kwh),
                 (inputs.buyer_agg, inputs.buyer_global),
                 inputs.grid_buy,
                 self._bounds,
                 s,
+                self._scratch_for(nm, na, nb),
+                floats,
+                ints,
             )
-            n = ints.shape[1]  # the trades, then the per-microgrid and per-aggregator rows
             kwh, price, delta = floats[0, :n], floats[1, :n], floats[2, :n]
-            trades = Trades(ints[0], ints[1], ints[2], kwh, price, delta)
-            offered, coefficients = floats[3, :nm], floats[3, nm : nm + inputs.n_agg]
+            trades = Trades(ints[0, :n], ints[1, :n], ints[2, :n], kwh, price, delta)
+            offered, coefficients = floats[3, :nm], floats[3, nm : nm + na]
             return MarketOutcome(trades, p, cleared, offered, coefficients)
         orders = decode_orders(
             actions["mg"],

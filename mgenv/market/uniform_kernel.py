@@ -69,16 +69,100 @@ class Work(NamedTuple):
 
 
 @kernel
+def work_sizes(nm: int, na: int, nb: int, s: int) -> tuple[int, int]:
+    """Sizes of :func:`work_in`'s float64 and int64 buffers, exactly what a :class:`Work` needs.
+
+    For ``nm`` microgrids, ``na`` aggregators, ``nb`` buyers and ``s`` segments.
+    """
+    n_off, nt = nm * s, nm + nb
+    return 10 * n_off + 4 * nb + 2 * na + s + 2 * nm + 2 * nt + 2, 4 * n_off + 4 * nt + 2
+
+
+@inlined
+def work_in(fbuf: np.ndarray, ibuf: np.ndarray, nm: int, na: int, nb: int, s: int) -> Work:
+    """A :class:`Work` of consecutive views of ``fbuf`` (float64) and ``ibuf`` (int64).
+
+    The buffers must be at least :func:`work_sizes` long (checked: kernels have no bounds
+    checks, so a short buffer would otherwise give short views and stray writes).
+
+    One buffer of each type instead of 28 arrays: each allocation inside a kernel costs
+    ~0.1 µs, and the single env passes the same two buffers every period.
+    """
+    n_off, nt = nm * s, nm + nb
+    o = 0  # running offset into fbuf, then ibuf
+    offer_price = fbuf[o : o + n_off]
+    o += n_off
+    offer_kwh = fbuf[o : o + n_off]
+    o += n_off
+    bid_limit = fbuf[o : o + nb]
+    o += nb
+    bid_kwh = fbuf[o : o + nb]
+    o += nb
+    delta = fbuf[o : o + na]
+    o += na
+    agg_limit = fbuf[o : o + na]
+    o += na
+    weights = fbuf[o : o + s]
+    o += s
+    price = fbuf[o : o + n_off]
+    o += n_off
+    kwh = fbuf[o : o + n_off]
+    o += n_off
+    cum = fbuf[o : o + n_off + 1]
+    o += n_off + 1
+    demand = fbuf[o : o + n_off]
+    o += n_off
+    cheaper = fbuf[o : o + n_off]
+    o += n_off
+    group = fbuf[o : o + n_off]
+    o += n_off
+    accepted = fbuf[o : o + n_off]
+    o += n_off
+    awarded = fbuf[o : o + n_off]
+    o += n_off
+    served = fbuf[o : o + nb]
+    o += nb
+    sold = fbuf[o : o + nm]
+    o += nm
+    cs = fbuf[o : o + nm]
+    o += nm
+    cb = fbuf[o : o + nb]
+    o += nb
+    points = fbuf[o : o + 1 + nt]
+    o += 1 + nt
+    pieces = fbuf[o : o + nt]
+    o += nt
+    if o > fbuf.shape[0]:  # the views would be cut short (no bounds checks in kernels)
+        raise ValueError("work_in: float buffer too small")
+    o = 0
+    order = ibuf[o : o + n_off]
+    o += n_off
+    left = ibuf[o : o + n_off]
+    o += n_off
+    right = ibuf[o : o + n_off]
+    o += n_off
+    seller = ibuf[o : o + nt]
+    o += nt
+    buyer = ibuf[o : o + nt]
+    o += nt
+    sort_tmp = ibuf[o : o + 1 + n_off + nt]
+    o += 1 + n_off + nt
+    point_order = ibuf[o : o + 1 + nt]
+    o += 1 + nt
+    if o > ibuf.shape[0]:
+        raise ValueError("work_in: int buffer too small")
+    return Work(
+        offer_price, offer_kwh, bid_limit, bid_kwh, delta, agg_limit, weights, order, price,
+        kwh, cum, left, right, demand, cheaper, group, accepted, awarded, served, sold, cs, cb,
+        points, pieces, seller, buyer, sort_tmp, point_order,
+    )  # fmt: skip
+
+
+@kernel
 def work(nm: int, na: int, nb: int, s: int) -> Work:
     """Fresh :class:`Work` for ``nm`` microgrids, ``na`` aggregators, ``nb`` buyers, ``s``."""
-    n_off, nt = nm * s, nm + nb
-    f, i = np.empty, np.int64
-    return Work(
-        f(n_off), f(n_off), f(nb), f(nb), f(na), f(na), f(s), f(n_off, i), f(n_off), f(n_off),
-        f(n_off + 1), f(n_off, i), f(n_off, i), f(n_off), f(n_off), f(n_off), f(n_off),
-        f(n_off), f(nb), f(nm), f(nm), f(nb), f(1 + nt), f(nt), f(nt, i), f(nt, i),
-        f(1 + n_off + nt, i), f(1 + nt, i),
-    )  # fmt: skip
+    n_f, n_i = work_sizes(nm, na, nb, s)
+    return work_in(np.empty(n_f), np.empty(n_i, np.int64), nm, na, nb, s)
 
 
 @inlined
@@ -270,7 +354,10 @@ def clear_uniform(
     grid_price: float,
     bounds: tuple[float, float, float, float],
     s: int,
-) -> tuple[float, bool, np.ndarray, np.ndarray]:
+    scratch: tuple[np.ndarray, np.ndarray],
+    floats: np.ndarray,
+    ints: np.ndarray,
+) -> tuple[float, bool, int]:
     """One period of :class:`mgenv.market.uniform.UniformPrice` in one call.
 
     Args:
@@ -283,30 +370,32 @@ def clear_uniform(
         grid_price: Grid purchase price, yuan/kWh.
         bounds: ``(price_floor, price_cap, delta_min, delta_max)`` of the market parameters.
         s: Offer segments per microgrid.
+        scratch: float64 and int64 buffers of at least :func:`work_sizes` entries (reused
+            across calls: their contents on entry do not matter).
+        floats: Output, ``(4, W)`` float64 with ``W >= max(n_mg + n_buyers, n_mg + n_agg)``:
+            the trades' kWh, price and service coefficient in rows 0-2 (first T columns),
+            each microgrid's offered kWh then each aggregator's coefficient in row 3.
+        ints: Output, ``(3, W')`` int64 with ``W' >= n_mg + n_buyers``: the trades' seller,
+            buyer and aggregator (global indices) in the first T columns.
 
     Returns:
-        ``(price, cleared, floats, ints)``: ``floats`` is ``(4, W)`` float64 with ``W =
-        max(T, n_mg + n_agg)``: the trades' kWh, price and service coefficient in rows 0-2
-        (first T columns), each microgrid's offered kWh then each aggregator's coefficient in
-        row 3; ``ints`` is ``(3, T)`` int64: the trades' seller, buyer and aggregator (global
-        indices). Two arrays, because every array a kernel returns costs ~0.5 µs to hand over.
+        ``(price, cleared, T)``. The outputs are the caller's: a kernel that returns arrays
+        it allocated costs ~1-2 µs per array to hand them over.
     """
     buyer_agg, buyer_global = buyers
-    nm, na = acts[0].shape[0], acts[1].shape[0]
-    w = work(nm, na, buyer_agg.shape[0], s)
-    offered = np.empty(nm)
+    nm, na, nb = acts[0].shape[0], acts[1].shape[0], buyer_agg.shape[0]
+    if floats.shape[1] < nm + max(nb, na) or ints.shape[1] < nm + nb:
+        raise ValueError("clear_uniform: output arrays too narrow")
+    w = work_in(scratch[0], scratch[1], nm, na, nb, s)
+    offered = floats[3, :nm]
     price, cleared, n = _run(acts, positions, buyer_agg, grid_price, bounds, w, offered)
-    floats = np.empty((4, max(n, nm + na)))
-    ints = np.empty((3, n), np.int64)
     for t in range(n):
         a = buyer_agg[w.buyer[t]]
         ints[0, t], ints[1, t], ints[2, t] = w.seller[t], buyer_global[w.buyer[t]], nm + a
         floats[0, t], floats[1, t], floats[2, t] = w.pieces[t], price, w.delta[a]
-    for i in range(nm):
-        floats[3, i] = offered[i]
     for j in range(na):
         floats[3, nm + j] = w.delta[j]
-    return price, cleared, floats, ints
+    return price, cleared, n
 
 
 @kernel
