@@ -18,6 +18,8 @@ from mgenv.market.orders import action_names, decode_orders
 from mgenv.market.settlement import Trades
 from mgenv.market.uniform_kernel import clear_uniform, work_sizes
 
+_tuple_new = tuple.__new__
+
 
 class UniformPrice:
     """The uniform-price call auction with aggregators as intermediaries."""
@@ -45,26 +47,39 @@ class UniformPrice:
         """Decode the orders, clear them and match the trades."""
         nm, s = inputs.n_mg, self.params.n_segments
         if _jit.ENABLED:  # the same in one compiled call (mgenv.market.uniform_kernel)
-            na, nb = inputs.n_agg, inputs.buyer_agg.shape[0]
+            buyer_agg, na = inputs.buyer_agg, inputs.n_agg
+            nb = buyer_agg.shape[0]
             # fresh outputs every period (the trades outlive the step in PeriodResult);
             # T <= n_mg + n_buyers - 1 trades, W covers the offered/coefficient row too
             floats = np.empty((4, nm + max(nb, na)))
             ints = np.empty((3, nm + nb), np.int64)
             p, cleared, n = clear_uniform(
                 (actions["mg"], actions["agg"], actions["user"]),
-                (inputs.offerable_kwh, inputs.deficit_kwh, inputs.user_need_kwh),
-                (inputs.buyer_agg, inputs.buyer_global),
+                inputs[:3],  # offerable, deficit, user need
+                (buyer_agg, inputs.buyer_global),
                 inputs.grid_buy,
                 self._bounds,
                 s,
-                self._scratch_for(nm, na, nb),
+                self._scratch.get((nm, na, nb)) or self._scratch_for(nm, na, nb),
                 floats,
                 ints,
             )
-            kwh, price, delta = floats[0, :n], floats[1, :n], floats[2, :n]
-            trades = Trades(ints[0, :n], ints[1, :n], ints[2, :n], kwh, price, delta)
-            offered, coefficients = floats[3, :nm], floats[3, nm : nm + na]
-            return MarketOutcome(trades, p, cleared, offered, coefficients)
+            # NamedTuples by tuple.__new__: half the cost of their keyword-checking __new__
+            trades = _tuple_new(
+                Trades,
+                (
+                    ints[0, :n],
+                    ints[1, :n],
+                    ints[2, :n],
+                    floats[0, :n],
+                    floats[1, :n],
+                    floats[2, :n],
+                ),
+            )
+            return _tuple_new(
+                MarketOutcome,
+                (trades, p, cleared, floats[3, :nm], floats[3, nm : nm + na], None, None),
+            )
         orders = decode_orders(
             actions["mg"],
             actions["agg"],
