@@ -27,7 +27,7 @@ without it (a period of the general path that committed, another ledger).
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,6 +68,8 @@ if TYPE_CHECKING:
     from mgenv.chain.chain import Chain
     from mgenv.chain.ledger import Ledger
 
+#: The attributes :meth:`FastSBET._views` makes (not copied or pickled).
+_VIEWS = frozenset(("_u", "_jitter_u", "_lj", "_ring", "_header", "_hash", "_records", "_capacity"))
 _MIN_RECORDS = 32  # initial room for records (grown to the period's trades)
 
 
@@ -119,9 +121,7 @@ class FastSBET:
         fc[N_FC:] = proto.fixed.storage
         fbuf[at_geo:] = packed.geo.ravel()
         self._fbuf = fbuf
-        self._u = fbuf[:at_lj]  # the draw: rng.random(out=...)
-        self._jitter_u = fbuf[n + N_PHASES * n * n : at_lj]
-        self._lj = fbuf[at_lj:at_fc]
+        self._at = (n + N_PHASES * n * n, at_lj, at_fc, at_ring, at_hdr)
         keys = chain.signer.keys
         n_keys = len(keys)
         pads = np.empty((2, n_keys, 8), dtype=np.uint32)
@@ -134,7 +134,6 @@ class FastSBET:
         ibuf[WINDOW] = window
         ibuf[N_IC:] = pads.ravel()
         self._ibuf = ibuf
-        self._at_ring, self._at_hdr = at_ring, at_hdr
         self._u8buf = np.zeros(at_hdr + HDR_SIZE + _MIN_RECORDS * RECORD_SIZE, dtype=np.uint8)
         nodes = self._u8buf[:at_ring].view(bool).reshape(N_NODE_ROWS, n)
         nodes[:3] = packed.nodes
@@ -146,17 +145,34 @@ class FastSBET:
         self._built = True
 
     def _views(self) -> None:
-        """Views of ``_u8buf``: the ring, the header, the hash and the records."""
-        buf, at_hdr = self._u8buf, self._at_hdr
-        self._ring = buf[self._at_ring : at_hdr].reshape(-1, 32)
+        """Make the views of the buffers (from ``_fbuf`` and ``_u8buf``).
+
+        The draw, its jitters and their logarithms; the ring, the header, the hash and the
+        records.
+        """
+        at_jitter, at_lj, at_fc, at_ring, at_hdr = self._at
+        self._u = self._fbuf[:at_lj]  # the draw: rng.random(out=...)
+        self._jitter_u = self._fbuf[at_jitter:at_lj]
+        self._lj = self._fbuf[at_lj:at_fc]
+        buf = self._u8buf
+        self._ring = buf[at_ring:at_hdr].reshape(-1, 32)
         self._header = buf[at_hdr : at_hdr + HEADER_SIZE]
         self._hash = buf[at_hdr + HEADER_SIZE : at_hdr + HDR_SIZE]
         self._records = memoryview(buf[at_hdr + HDR_SIZE :])  # sliced per block, cheaply
         self._capacity = (buf.size - at_hdr - HDR_SIZE) // RECORD_SIZE
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The state without the views: a copy's views must look into its own buffers."""
+        return {k: v for k, v in self.__dict__.items() if k not in _VIEWS}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._built:
+            self._views()
+
     def _grow(self, n_tx: int) -> None:
         """Room for ``n_tx`` records (the constants and the ring are kept)."""
-        keep = self._at_hdr + HDR_SIZE
+        keep = self._at[-1] + HDR_SIZE
         grown = np.zeros(keep + max(n_tx, 2 * self._capacity) * RECORD_SIZE, dtype=np.uint8)
         grown[:keep] = self._u8buf[:keep]
         self._u8buf = grown
