@@ -204,3 +204,62 @@ def test_fast_path_only_where_it_applies(fields: dict[str, object]) -> None:
     params = ChainParams(**fields)  # type: ignore[arg-type]
     net, adv = np.random.default_rng(0).spawn(2)
     assert Chain(params, 8, net, adv, key_seed=1)._fast is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_node_view_from_the_ring_matches_the_ledger_lookups(seed: int) -> None:
+    """``kernels_sbet_chain.node_view`` (hashes from the ring) against ``NodeHeads.update``
+    (hashes from the ledger's blocks) on random states: heads on and off the chain, forked
+    nodes, nodes older than the window, offline servers (link failures included)."""
+    from mgenv.chain.kernels_sbet_chain import HONEST, N_NODE_ROWS, node_view
+    from mgenv.chain.ledger import Ledger
+    from mgenv.chain.nodeview import NodeHeads, NodeRound
+
+    rng = np.random.default_rng(seed)
+    failures = 0
+    for _ in range(300):
+        n, window = int(rng.integers(3, 9)), int(rng.integers(1, 5))
+        ledger = Ledger(window)
+        hashes = [bytes(32)]  # the chain's head hash at each height
+        for h in range(int(rng.integers(0, 9))):
+            record = rng.bytes(104)
+            ledger.append(h, [record], h)
+            hashes.append(ledger.head_hash)
+        give = ledger.next_height > 0 and bool(rng.random() < 0.5)
+        top = ledger.next_height
+        malicious = rng.random(n) < 0.3
+        ref = NodeHeads(malicious)
+        ref.height[:] = rng.integers(max(0, top - window - 2), top + 1, n)
+        for i, h in enumerate(ref.height.tolist()):
+            on_chain = rng.random() < 0.7
+            ref.head[i] = np.frombuffer(hashes[h] if on_chain else rng.bytes(32), np.uint8)
+        ref.forked[:] = rng.random(n) < 0.15
+        online = rng.random(n) < 0.75
+        holders = rng.random(n) < 0.6
+        ours = copy.deepcopy(ref)
+        with_holders = holders if give else None
+        block = ledger[-1] if give else None
+        figures = ref.update(top, ledger, block, NodeRound(online, with_holders, False))
+        nodes = np.zeros((N_NODE_ROWS, n), dtype=bool)
+        nodes[HONEST] = ~malicious
+        rows = np.stack([online, online, holders])
+        ring = np.zeros((window + 1, 32), dtype=np.uint8)
+        for h in range(max(0, top - window - 1), top):
+            ring[h % (window + 1)] = np.frombuffer(hashes[h + 1], np.uint8)
+        agree, lagging, off, fails = node_view(
+            ours.height, ours.head, ours.forked, nodes, rows, give, top, len(ledger), ring,
+            np.zeros(32, np.uint8),
+        )  # fmt: skip
+        ours.link_failures += fails
+        got = {
+            "honest_heads_agree": float(agree),
+            "lagging_nodes": float(lagging),
+            "forked_nodes": float(off),
+        }
+        assert got == figures
+        np.testing.assert_array_equal(ours.height, ref.height)
+        np.testing.assert_array_equal(ours.head, ref.head)
+        np.testing.assert_array_equal(ours.forked, ref.forked)
+        assert ours.link_failures == ref.link_failures
+        failures += ref.link_failures
+    assert failures > 0  # the case is exercised
