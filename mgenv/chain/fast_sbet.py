@@ -27,7 +27,7 @@ without it (a period of the general path that committed, another ledger).
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -70,7 +70,8 @@ if TYPE_CHECKING:
 
 #: The attributes :meth:`FastSBET._views` makes (not copied or pickled).
 _VIEWS = frozenset(("_u", "_jitter_u", "_lj", "_ring", "_header", "_hash", "_records", "_capacity"))
-_MIN_RECORDS = 32  # initial room for records (grown to the period's trades)
+_MIN_RECORDS = 32
+_new = tuple.__new__  # initial room for records (grown to the period's trades)
 
 
 def fast_path(chain: Chain) -> FastSBET | None:
@@ -158,7 +159,7 @@ class FastSBET:
         self._ring = buf[at_ring:at_hdr].reshape(-1, 32)
         self._header = buf[at_hdr : at_hdr + HEADER_SIZE]
         self._hash = buf[at_hdr + HEADER_SIZE : at_hdr + HDR_SIZE]
-        self._records = memoryview(buf[at_hdr + HDR_SIZE :])  # sliced per block, cheaply
+        self._records = buf[at_hdr + HDR_SIZE :].data  # sliced per block, cheaply
         self._capacity = (buf.size - at_hdr - HDR_SIZE) // RECORD_SIZE
 
     def __getstate__(self) -> dict[str, Any]:
@@ -215,8 +216,7 @@ class FastSBET:
             return None
         if not self._built:
             self._build(chain)
-        proto = chain.protocol
-        assert isinstance(proto, SBETProtocol)
+        proto = cast(SBETProtocol, chain._protocol)  # fast_path checked its type
         net, rng = proto.network, proto._rng
         n_tx = seller.size
         if n_tx > self._capacity:
@@ -247,7 +247,8 @@ class FastSBET:
             check_range(lo, hi, chain.n_participants)
         chain._next_serial = serial + n_tx
         net.online_state = rows[0]
-        rnd = NodeRound(rows[1], rows[2] if has_holders else None, altered)
+        # tuple.__new__ builds the same NamedTuples as their constructors, for less
+        rnd = _new(NodeRound, (rows[1], rows[2] if has_holders else None, altered))
         proto.last_round = rnd
         extra = {
             "safety_violation": self._safety,
@@ -279,7 +280,7 @@ class FastSBET:
             extra["honest_heads_agree"] = float(agree)
             extra["lagging_nodes"] = float(lagging)
             extra["forked_nodes"] = float(off_chain)
-        return ConsensusResult(committed, reason, latency, share, changes, block, extra)
+        return _new(ConsensusResult, (committed, reason, latency, share, changes, block, extra))
 
 
 def _undraw(rng: np.random.Generator, size: int) -> None:
@@ -288,9 +289,8 @@ def _undraw(rng: np.random.Generator, size: int) -> None:
     ``PCG64.advance`` takes the step count modulo 2**128 (so a negative count goes back) and
     clears the buffered 32-bit half-word, which ``random`` does not use: it is put back.
     """
-    bits = rng.bit_generator
+    bits = cast(np.random.PCG64, rng.bit_generator)  # fast_path checked its type
     before = bits.state
     bits.advance(-size)
-    after = bits.state
-    after["has_uint32"], after["uinteger"] = before["has_uint32"], before["uinteger"]
-    bits.state = after
+    after = {**bits.state, "has_uint32": before["has_uint32"], "uinteger": before["uinteger"]}
+    bits.state = cast(Any, after)  # the getter's own dict, two entries put back

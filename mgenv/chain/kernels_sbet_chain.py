@@ -98,7 +98,8 @@ def _put_le(row: NDArray[np.uint8], at: int, word: np.uint64) -> None:
 @inlined
 def _ring_row(ring: NDArray[np.uint8], h: int) -> NDArray[np.uint8]:
     """The committed hash at height h >= 0 (row ``h % rows``); the caller checks h is kept."""
-    return ring[h % ring.shape[0]]
+    row: NDArray[np.uint8] = ring[h % ring.shape[0]]
+    return row
 
 
 @inlined
@@ -414,7 +415,7 @@ def sbet_chain_period(
         prev = zeros if top == 0 else _ring_row(ring, top - 1)
         leaves = np.empty((n_ok, 32), np.uint8)
         _block_core(
-            top, period, prev, txs[:n_ok], np.int64(stamp_f), hdr[:HEADER_SIZE],
+            top, period, prev, txs[:n_ok], int(stamp_f), hdr[:HEADER_SIZE],
             hdr[HEADER_SIZE:], leaves, state, w64,
         )  # fmt: skip
         row = _ring_row(ring, top)
