@@ -42,6 +42,7 @@ from numpy.typing import ArrayLike, NDArray
 from mgenv import _jit
 from mgenv.chain import screening
 from mgenv.chain.auth import make_auth
+from mgenv.chain.fast_sbet import fast_path
 from mgenv.chain.kernels_chain import combine_verdicts
 from mgenv.chain.ledger import Block, Ledger
 from mgenv.chain.nodeview import NodeHeads
@@ -120,6 +121,8 @@ class Chain:
         self._ms_per_period = float(period_h) * _MS_PER_H
         # Seed 001: registration and authentication of every participant (None: no checks).
         self.auth = make_auth(params, self.n_participants, check_key_seed(key_seed))
+        # SBET's periods in one kernel call when the configuration allows (mgenv.chain.fast_sbet)
+        self._fast = fast_path(self)
 
     @property
     def protocol(self) -> ConsensusProtocol:
@@ -187,6 +190,10 @@ class Chain:
         serial = self._next_serial
         n_participants = self.n_participants
         arrays = screening.trade_arrays(seller, buyer, quantity_kwh, price)  # 4 x (T,)
+        if self._fast is not None and screening.compilable(*arrays, serial, period):
+            fast = self._fast.process(self, period, serial, *arrays)
+            if fast is not None:
+                return fast
         verdict: NDArray[np.int8] | None = None  # the compiled validity verdicts, if any
         quantities: list[float] | None = None  # made only when needed on the compiled path
         prices: list[float] | None = None

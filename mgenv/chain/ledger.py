@@ -254,6 +254,20 @@ class Ledger:
         self._next_height += 1
         return block
 
+    def adopt(self, block: Block) -> None:
+        """Keep a block made elsewhere as the next one, as :meth:`append` keeps its own.
+
+        For the chain's compiled path (:mod:`mgenv.chain.fast_sbet`), whose kernel makes the
+        block at height :attr:`next_height` on :attr:`head_hash` (``make_block``'s bytes).
+
+        Args:
+            block: The block.
+        """
+        if self.sink is not None:  # persisted first: a failed write leaves the ledger as it was
+            self.sink(block)
+        self._blocks.append(block)
+        self._next_height += 1
+
     def verify(self) -> None:
         """Check every kept block's header hash, height, link and Merkle root.
 

@@ -1,0 +1,296 @@
+"""The chain stage's fast path for SBET: one kernel call per period (:meth:`Chain.process`).
+
+The ``default`` scenario's chain (SBET, modelled HMAC signatures, no tamper hook, no node
+authentication) spends most of a period in Python glue around its kernels: the trade lists,
+signing and hashing with hashlib, the protocol's outcome, the verdicts' merge, the block and
+the node view. :class:`FastSBET` does the period after its network draw in one call of
+:func:`mgenv.chain.kernels_sbet_chain.sbet_chain_period` and builds the result from its
+arrays; the results are those of the general code, bit for bit (same random draws in the same
+order, same ledger bytes, verdicts, figures and node view; tests/test_fast_sbet.py).
+
+When it applies: :func:`fast_path` says, once per chain, whether the configuration is one the
+kernel covers (numba available, the SBET protocol with the argmax creator election and no
+interruptions, modelled signatures, no node authentication, a PCG64 network stream, a
+little-endian machine); :meth:`FastSBET.process` then declines (returns None, before drawing
+anything) a period the kernel does not cover: the kernels switched off (``_jit.ENABLED``), a
+tamper hook or a ledger sink set, or trade arrays :func:`mgenv.chain.screening.compilable`
+refuses. The chain runs its general code for those periods; the two paths share every piece
+of state (the protocol's network and ``last_round``, the ledger, the node view), so they can
+alternate period by period.
+
+State of its own: the constants packed for the kernel (built on the first period), buffers
+reused every period, and a ring of the committed block hashes
+(:mod:`mgenv.chain.kernels_sbet_chain`), rebuilt from the ledger whenever the ledger has moved
+without it (a period of the general path that committed, another ledger).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+from numpy.typing import NDArray
+
+from mgenv import _jit
+from mgenv.chain.kernels_pbft import log1p_matches_numpy
+from mgenv.chain.kernels_sbet_chain import (
+    AVAILABILITY,
+    DOWN,
+    DOWN_P,
+    HDR_SIZE,
+    HEADER_SIZE,
+    HONEST,
+    JITTER_IS_LOG,
+    MS_PER_PERIOD,
+    N_FC,
+    N_IC,
+    N_NODE_ROWS,
+    N_PARTICIPANTS,
+    OUT_OF_RANGE,
+    RECORD_SIZE,
+    STAMP_OVERFLOW,
+    UP_P,
+    WINDOW,
+    hmac_pads_into,
+    layout,
+    sbet_chain_period,
+)
+from mgenv.chain.ledger import Block
+from mgenv.chain.nodeview import NodeRound
+from mgenv.chain.sbet import SBETProtocol
+from mgenv.chain.sbet_steps import N_PHASES
+from mgenv.chain.screening import check_range
+from mgenv.chain.transactions import ModelledSigner
+from mgenv.chain.types import ConsensusResult
+
+if TYPE_CHECKING:
+    from mgenv.chain.chain import Chain
+    from mgenv.chain.ledger import Ledger
+
+#: The attributes :meth:`FastSBET._views` makes (not copied or pickled).
+_VIEWS = frozenset(("_u", "_jitter_u", "_lj", "_ring", "_header", "_hash", "_records", "_capacity"))
+_MIN_RECORDS = 32
+_new = tuple.__new__  # initial room for records (grown to the period's trades)
+
+
+def fast_path(chain: Chain) -> FastSBET | None:
+    """A :class:`FastSBET` if ``chain``'s configuration is one the kernel covers, else None.
+
+    Checked once, when the chain is built; :meth:`FastSBET.process` checks what may change
+    between periods.
+    """
+    proto = chain.protocol
+    if not (
+        _jit.AVAILABLE
+        and sys.byteorder == "little"  # the payload words are written little-endian
+        and type(proto) is SBETProtocol
+        and type(chain.signer) is ModelledSigner
+        and chain.auth is None
+        and not proto.fixed.proportional  # its keys take numpy's logarithms
+        and proto.plane.n_missing == 0  # interruptions draw again once the valid are known
+        # a range error after the draw is undone by PCG64.advance (see FastSBET.process)
+        and type(proto._rng.bit_generator) is np.random.PCG64
+    ):
+        return None
+    return FastSBET()
+
+
+class FastSBET:
+    """The fast path's constants and buffers for one chain (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._built = False
+        self._ring_top = 0  # the ledger height the ring is in step with
+        self._ring_ledger: Ledger | None = None
+
+    def _build(self, chain: Chain) -> None:
+        """Pack the constants and make the buffers (on the chain's first period)."""
+        proto = chain.protocol
+        assert isinstance(proto, SBETProtocol) and isinstance(chain.signer, ModelledSigner)
+        net = proto.network
+        n = net.n_nodes
+        window = chain.ledger.window
+        packed = proto._compiled.plane
+        at_lj, at_fc, at_geo, f_end, at_ring, at_hdr = layout(n, window)
+        fbuf = np.zeros(f_end)
+        fc = fbuf[at_fc:at_geo]
+        fc[: packed.fc.size] = packed.fc
+        fc[DOWN_P], fc[UP_P] = net.transition
+        fc[AVAILABILITY] = net.availability
+        fc[MS_PER_PERIOD] = chain._ms_per_period
+        fc[N_FC:] = proto.fixed.storage
+        fbuf[at_geo:] = packed.geo.ravel()
+        self._fbuf = fbuf
+        self._at = (n + N_PHASES * n * n, at_lj, at_fc, at_ring, at_hdr)
+        keys = chain.signer.keys
+        n_keys = len(keys)
+        pads = np.empty((2, n_keys, 8), dtype=np.uint32)
+        hmac_pads_into(np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(n_keys, -1), pads)
+        ibuf = np.zeros(N_IC + pads.size, dtype=np.int64)
+        ibuf[: packed.ic.size] = packed.ic
+        ibuf[N_PARTICIPANTS] = chain.n_participants
+        self._jitter_is_log = not log1p_matches_numpy()
+        ibuf[JITTER_IS_LOG] = self._jitter_is_log
+        ibuf[WINDOW] = window
+        ibuf[N_IC:] = pads.ravel()
+        self._ibuf = ibuf
+        self._u8buf = np.zeros(at_hdr + HDR_SIZE + _MIN_RECORDS * RECORD_SIZE, dtype=np.uint8)
+        nodes = self._u8buf[:at_ring].view(bool).reshape(N_NODE_ROWS, n)
+        nodes[:3] = packed.nodes
+        nodes[DOWN] = net.down
+        nodes[HONEST] = chain.nodes.honest
+        self._views()
+        self._no_state = np.zeros(n, dtype=bool)
+        self._safety = float(proto.safety_violation)
+        self._built = True
+
+    def _views(self) -> None:
+        """Make the views of the buffers (from ``_fbuf`` and ``_u8buf``).
+
+        The draw, its jitters and their logarithms; the ring, the header, the hash and the
+        records.
+        """
+        at_jitter, at_lj, at_fc, at_ring, at_hdr = self._at
+        self._u = self._fbuf[:at_lj]  # the draw: rng.random(out=...)
+        self._jitter_u = self._fbuf[at_jitter:at_lj]
+        self._lj = self._fbuf[at_lj:at_fc]
+        buf = self._u8buf
+        self._ring = buf[at_ring:at_hdr].reshape(-1, 32)
+        self._header = buf[at_hdr : at_hdr + HEADER_SIZE]
+        self._hash = buf[at_hdr + HEADER_SIZE : at_hdr + HDR_SIZE]
+        self._records = buf[at_hdr + HDR_SIZE :].data  # sliced per block, cheaply
+        self._capacity = (buf.size - at_hdr - HDR_SIZE) // RECORD_SIZE
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state without the views: a copy's views must look into its own buffers."""
+        return {k: v for k, v in self.__dict__.items() if k not in _VIEWS}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._built:
+            self._views()
+
+    def _grow(self, n_tx: int) -> None:
+        """Room for ``n_tx`` records (the constants and the ring are kept)."""
+        keep = self._at[-1] + HDR_SIZE
+        grown = np.zeros(keep + max(n_tx, 2 * self._capacity) * RECORD_SIZE, dtype=np.uint8)
+        grown[:keep] = self._u8buf[:keep]
+        self._u8buf = grown
+        self._views()
+
+    def _sync_ring(self, ledger: Ledger) -> None:
+        """Fill the ring with the hashes of the ledger's kept blocks (and the one before)."""
+        ring = self._ring
+        rows = ring.shape[0]
+        top = ledger.next_height
+        first = top - len(ledger)
+        for k, block in enumerate(ledger):
+            ring[(first + k) % rows] = np.frombuffer(block.hash, dtype=np.uint8)
+        if first > 0:
+            ring[(first - 1) % rows] = np.frombuffer(ledger[0].prev_hash, dtype=np.uint8)
+        self._ring_top = top
+        self._ring_ledger = ledger
+
+    def process(
+        self,
+        chain: Chain,
+        period: int,
+        serial: int,
+        seller: NDArray[np.int64],
+        buyer: NDArray[np.int64],
+        quantity_kwh: NDArray[np.float64],
+        price: NDArray[np.float64],
+    ) -> ConsensusResult | None:
+        """``chain.process`` for one period, or None (nothing drawn) if this one is not covered.
+
+        The arrays are ``screening.trade_arrays``' and ``screening.compilable`` accepts them
+        (the caller checks); ``serial`` is the chain's next serial.
+
+        Raises:
+            ValueError: If a participant index is outside [0, n_participants) (nothing has
+                changed then: the draw is undone).
+        """
+        ledger = chain.ledger
+        if not _jit.ENABLED or chain.tamper_hook is not None or ledger.sink is not None:
+            return None
+        if not self._built:
+            self._build(chain)
+        proto = cast(SBETProtocol, chain._protocol)  # fast_path checked its type
+        net, rng = proto.network, proto._rng
+        n_tx = seller.size
+        if n_tx > self._capacity:
+            self._grow(n_tx)
+        top = ledger.next_height
+        if top != self._ring_top or ledger is not self._ring_ledger:
+            if ledger.window + 1 != self._ring.shape[0]:
+                return None  # another ledger window: the constants do not fit it
+            self._sync_ring(ledger)
+        state = net.online_state
+        rng.random(out=self._u)
+        if self._jitter_is_log:  # numpy's log1p rounds differently from the kernel's here
+            np.log1p(np.negative(self._jitter_u), out=self._lj)
+        rows = np.empty((3, self._no_state.size), dtype=bool)  # state, online, holders
+        committed = np.empty(n_tx, dtype=bool)
+        reason = np.empty(n_tx, dtype=np.int8)
+        nodes = chain.nodes
+        (
+            code, lo, hi, n_ok, n_valid, has_holders, altered, latency, share, changes, creator,
+            recovered, missing, tampered, agree, lagging, off_chain, failures,
+        ) = sbet_chain_period(
+            period, serial, top, len(ledger), state is None, seller, buyer, quantity_kwh, price,
+            self._fbuf, self._ibuf, self._u8buf, self._no_state if state is None else state,
+            nodes.height, nodes.head, nodes.forked, rows, committed, reason,
+        )  # fmt: skip
+        if code == OUT_OF_RANGE:
+            _undraw(rng, self._u.size)
+            check_range(lo, hi, chain.n_participants)
+        chain._next_serial = serial + n_tx
+        net.online_state = rows[0]
+        # tuple.__new__ builds the same NamedTuples as their constructors, for less
+        rnd = _new(NodeRound, (rows[1], rows[2] if has_holders else None, altered))
+        proto.last_round = rnd
+        extra = {
+            "safety_violation": self._safety,
+            "committed_share": n_ok / n_tx if n_tx else 1.0,
+            "query_accuracy": n_ok / n_valid if n_valid else 1.0,
+            "recovered": float(recovered),
+            "missing_copies": float(missing),
+            "tampered": float(tampered),
+            "creator": float(creator),
+        }
+        block = None
+        if code == STAMP_OVERFLOW:  # ledger.append packs the stamp: it raises, as usual
+            txs = self._records[: n_ok * RECORD_SIZE].tobytes()
+            records = [txs[k : k + RECORD_SIZE] for k in range(0, len(txs), RECORD_SIZE)]
+            stamp = round(period * chain._ms_per_period + latency)
+            block = ledger.append(period, records, stamp)  # if not, the ring syncs next time
+        elif n_ok:
+            block = Block(
+                self._header.tobytes(),
+                self._records[: n_ok * RECORD_SIZE].tobytes(),
+                self._hash.tobytes(),
+            )
+            ledger.adopt(block)
+            self._ring_top = top + 1
+        if altered or code == STAMP_OVERFLOW:  # the node view of the general code
+            extra.update(nodes.update(period, ledger, block, rnd))
+        else:
+            nodes.link_failures += failures
+            extra["honest_heads_agree"] = float(agree)
+            extra["lagging_nodes"] = float(lagging)
+            extra["forked_nodes"] = float(off_chain)
+        return _new(ConsensusResult, (committed, reason, latency, share, changes, block, extra))
+
+
+def _undraw(rng: np.random.Generator, size: int) -> None:
+    """Move a PCG64 stream back by ``size`` 64-bit draws (``random`` of ``size`` doubles).
+
+    ``PCG64.advance`` takes the step count modulo 2**128 (so a negative count goes back) and
+    clears the buffered 32-bit half-word, which ``random`` does not use: it is put back.
+    """
+    bits = cast(np.random.PCG64, rng.bit_generator)  # fast_path checked its type
+    before = bits.state
+    bits.advance(-size)
+    after = {**bits.state, "has_uint32": before["has_uint32"], "uinteger": before["uinteger"]}
+    bits.state = cast(Any, after)  # the getter's own dict, two entries put back
