@@ -157,7 +157,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         """
         if seed is not None or self._seed_rng is None:
             self._seed_rng = streams.seed_stream(seed)  # gymnasium's seeding.np_random(seed)
-        episode_seed = int(self._seed_rng.integers(2**63))
+        episode_seed = streams.draw_seed(self._seed_rng)  # int(rng.integers(2**63))
         # default_rng(episode_seed).spawn(6), seeded by compiled code (mgenv.streams); the
         # network stream's first child (SBET's draws) precomputed too.
         weather, load, network, adversary, keys, policy = streams.spawn(episode_seed, 6, (0, 0, 1))
@@ -166,7 +166,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             n_participants=self.config.n_participants,
             network_rng=network,
             adversary_rng=adversary,
-            key_seed=int(keys.integers(2**63)),
+            key_seed=streams.draw_seed(keys),
             period_h=self.config.dt_h,
         )
         self.core.reset(weather, load, chain)
