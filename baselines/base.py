@@ -42,6 +42,16 @@ class RolePolicy:
     #: skips building them.
     observes = True
 
+    def price_only_roles(self, env: Any) -> frozenset[str]:
+        """Roles whose :meth:`act_role` answer depends only on the config and the grid price.
+
+        That is on ``env.config`` and the period's ``env.public_info().grid_buy``: no
+        observation, no other public information, no random draw, no state of the policy.
+        The env then asks once per role and grid price and reuses copies of the answer.
+        Default: no role. A subclass that changes these roles' actions must override this.
+        """
+        return frozenset()
+
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """Actions of the agents ``rows`` (indices within ``role``), shape ``(k, action_dim)``.
 

@@ -91,6 +91,10 @@ class Truthful(RolePolicy):
     name = "truthful"
     observes = False
 
+    def price_only_roles(self, env: Any) -> frozenset[str]:
+        """Aggregators and users in the uniform-price layout: :meth:`_quotes`."""
+        return frozenset(("agg", "user")) if other_layout(env) is None else frozenset()
+
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""
         layout = other_layout(env)
@@ -157,6 +161,10 @@ class GridOnly(RolePolicy):
 
     name = "grid_only"
     observes = False
+
+    def price_only_roles(self, env: Any) -> frozenset[str]:
+        """Every role in the uniform-price layout: the same actions every period."""
+        return frozenset(("mg", "agg", "user")) if other_layout(env) is None else frozenset()
 
     def act_role(self, role: str, rows: np.ndarray, obs: np.ndarray, env: Any) -> np.ndarray:
         """See :class:`baselines.base.RolePolicy`."""

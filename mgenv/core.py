@@ -34,6 +34,10 @@ from mgenv.physics.units import Dispatch, FleetArrays, marginal_cost
 
 STAGES = ("physics", "market", "chain", "settlement", "observation")
 COMMIT_EMA = 0.3  # weight of the latest period in the observed commit ratio
+# The keys of the step's info dicts, in order: each agent's own figures, then the shared
+# ones (after the authentication figures, if any; the chain's own figures last).
+_AGENT_KEYS = ("profit", "revenue", "cost", "traded_kwh", "grid_kwh", "commit_ratio")
+_SHARED_KEYS = ("clearing_price", "cleared", "latency_ms", "online_share", "rejected")
 
 
 class PeriodResult(NamedTuple):
@@ -155,6 +159,13 @@ class MarketCore:
         self._public: PublicInfo | None = None  # this period's, built on first use
         self._ratio: tuple[Settlement | None, np.ndarray] = (None, np.ones(0))
         self._builders = {"mg": self._mg_obs, "agg": self._agg_obs, "user": self._user_obs}
+        # agent_infos's scratch (its values are copied out by tolist() every period) and its
+        # dict template: every key in order, for the chain figures named in _info_keys.
+        self._info_table = np.empty((cfg.n_participants, 6))
+        self._reject_counts = np.empty(len(REJECT_REASONS), np.int64)
+        self._info_keys: tuple[str, ...] | None = None
+        self._info_names: tuple[str, ...] = ()
+        self._info_proto: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ episode state
     def reset(self, weather: np.random.Generator, load: np.random.Generator, chain: Chain) -> None:
@@ -197,9 +208,6 @@ class MarketCore:
         self.online_share = 1.0
         self.kpi = {k: np.zeros(n) for k in ("profit", "sold", "sold_ok", "export_surplus")}
         self.kpi_latency = 0.0
-        # agent_infos's scratch (its values are copied out by tolist() every period)
-        self._info_table = np.empty((n, 6))
-        self._reject_counts = np.empty(len(REJECT_REASONS), np.int64)
         self._plan()
 
     def _plan(self) -> None:
@@ -526,35 +534,42 @@ class MarketCore:
             return self._obs
         t0 = time.perf_counter()
         t = min(self.t, self.cfg.horizon - 1)
-        c = observe.Common(
-            self._hour_list[t], self.grid_buy, self.feed_in, self.last_price, self.online_share
-        )
-        for role in missing:
-            self._obs[role] = self._builders[role](c, t)
+        if _jit.ENABLED and missing == ["mg"]:  # the learners' usual request: no Common
+            self._obs["mg"] = self._mg_obs(None, t)
+        else:
+            c = observe.Common(
+                self._hour_list[t], self.grid_buy, self.feed_in, self.last_price, self.online_share
+            )
+            for role in missing:
+                self._obs[role] = self._builders[role](c, t)
         self.stage_time["observation"] += time.perf_counter() - t0
         return self._obs
 
-    def _mg_obs(self, c: observe.Common, t: int) -> np.ndarray:
-        p, d, nm = self.profiles, self.dispatch, self.cfg.n_microgrids
-        forecasts = (p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t])
-        plan = (d.surplus, d.gen_headroom, d.deficit)
-        if _jit.ENABLED:  # the same values in one compiled call
+    def _mg_obs(self, c: observe.Common | None, t: int) -> np.ndarray:
+        """The microgrids' observations; ``c`` may be None on the compiled path."""
+        p, d = self.profiles, self.dispatch
+        if _jit.ENABLED:  # the same values in one compiled call (c's prices are the core's)
             sin, cos = self._hour_angles[t]
-            shared = (sin, cos, c.grid_buy, c.feed_in, self.last_price, self.online_share)
-            members = (self.physics.soc, self.mc_max, self.sold_share, self.commit[:nm])
+            low, high = observe.BOUNDS["mg"]
             base = observe.mg_obs_kernel(
-                shared, self.mg_scale, forecasts, plan, members, observe.BOUNDS["mg"]
-            )
+                sin, cos, self.grid_buy, self.feed_in, self.last_price, self.online_share,
+                self.mg_scale,
+                p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t],
+                d.surplus, d.gen_headroom, d.deficit,
+                self.physics.soc, self.mc_max, self.sold_share, self.commit,
+                low, high,
+            )  # fmt: skip
         else:
+            assert c is not None  # observations() builds it for this path
             base = observe.mg_obs(
                 c,
                 self.mg_scale,
-                forecasts,
-                plan,
+                (p.pv_forecast[t], p.wind_forecast[t], p.load_forecast[t]),
+                (d.surplus, d.gen_headroom, d.deficit),
                 self.physics.soc,
                 self.mc_max,
                 self.sold_share,
-                self.commit[:nm],
+                self.commit[: self.cfg.n_microgrids],
             )
         if not self.physics.feature_spec:
             return base
@@ -596,7 +611,7 @@ class MarketCore:
     def agent_infos(self, agents: list[str], r: PeriodResult) -> dict[str, dict[str, Any]]:
         """The per-step info dicts of ``agents`` (see the env card for the keys)."""
         st = r.settlement
-        rows: list[list[float]] | None = None
+        rows: Sequence[Sequence[float]] | None = None
         if _jit.ENABLED:  # every column in one kernel call, as one row per participant
             table, counts = self._info_table, self._reject_counts
             n_rejected = info_rows_into(
@@ -636,43 +651,41 @@ class MarketCore:
             if not r.committed.all():
                 counts = np.bincount(r.chain.reason[~r.committed], minlength=len(REJECT_REASONS))
                 rejected = {REJECT_REASONS[k]: int(c) for k, c in enumerate(counts.tolist()) if c}
-        auth = getattr(self.chain, "auth", None)  # seed 001's node authentication, if on
-        auth_stats = {f"auth_{k}": v for k, v in auth.stats.items()} if auth else {}
-        shared = {
-            **auth_stats,
-            "clearing_price": r.price,
-            "cleared": r.cleared,
-            "latency_ms": float(r.chain.latency_ms),
-            "online_share": float(r.chain.online_share),
-            "rejected": rejected,
-            **{f"chain_{k}": v for k, v in r.chain.extra.items()},
-        }
+        # Every agent's dict is a copy of one template with its own six values set: the
+        # template holds the keys in the documented order (the agent's figures first, then
+        # the shared ones), and a dict copy is cheaper than building each dict key by key.
+        chain, auth = r.chain, getattr(self.chain, "auth", None)  # auth: seed 001's, if on
+        extra = chain.extra
+        keys = tuple(extra)
+        if keys != self._info_keys or auth:  # a protocol reports the same figures each period
+            self._info_keys = None if auth else keys  # auth's figures: rebuilt every time
+            self._info_names = tuple(f"chain_{k}" for k in keys)
+            self._info_proto = dict.fromkeys(_AGENT_KEYS, 0.0)
+            if auth:
+                self._info_proto.update({f"auth_{k}": v for k, v in auth.stats.items()})
+            self._info_proto.update(dict.fromkeys(_SHARED_KEYS))
+            self._info_proto.update(dict.fromkeys(self._info_names))
+        template = self._info_proto.copy()
+        template["clearing_price"] = r.price
+        template["cleared"] = r.cleared
+        template["latency_ms"] = float(chain.latency_ms)
+        template["online_share"] = float(chain.online_share)
+        template["rejected"] = rejected
+        template.update(zip(self._info_names, extra.values(), strict=True))
         out = {}
         index = self.index
-        if rows is not None:
-            for a in agents:
-                profit, revenue, cost, traded_kwh, grid_kwh, commit_ratio = rows[index[a]]
-                out[a] = {
-                    "profit": profit,
-                    "revenue": revenue,
-                    "cost": cost,
-                    "traded_kwh": traded_kwh,
-                    "grid_kwh": grid_kwh,
-                    "commit_ratio": commit_ratio,
-                    **shared,
-                }
-            return out
+        if rows is None:  # the numpy path's columns, as rows
+            rows = list(zip(*cols, ratio, strict=True))
         for a in agents:
-            i = index[a]
-            out[a] = {
-                "profit": cols[0][i],
-                "revenue": cols[1][i],
-                "cost": cols[2][i],
-                "traded_kwh": cols[3][i],
-                "grid_kwh": cols[4][i],
-                "commit_ratio": ratio[i],
-                **shared,
-            }
+            d = out[a] = template.copy()
+            (
+                d["profit"],
+                d["revenue"],
+                d["cost"],
+                d["traded_kwh"],
+                d["grid_kwh"],
+                d["commit_ratio"],
+            ) = rows[index[a]]
         return out
 
     def public_info(self) -> PublicInfo:

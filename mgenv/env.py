@@ -108,6 +108,17 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         self._seed_rng: np.random.Generator | None = None
         self._history: list[PeriodResult] = []
         self._last_chain: ConsensusResult | None = None
+        # Opponent roles whose actions the policy declares a function of the config and the
+        # period's grid price alone (``price_only_roles``): their action matrix is computed
+        # once per grid price (a handful of values per day) and copied every period, which
+        # skips the policy's per-role Python and the public information it would read.
+        price_only = getattr(self._opponents, "price_only_roles", None)
+        self._price_only = (
+            frozenset(price_only(self)) & frozenset(self.core.opponent_roles)
+            if price_only is not None and hasattr(self._opponents, "act_role")
+            else frozenset()
+        )
+        self._price_only_cache: dict[tuple[str, float], np.ndarray] = {}
 
     # ----------------------------------------------------------------- spaces and names
     def _space_for(self, role: str) -> gymnasium.spaces.Box:
@@ -146,7 +157,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         """
         if seed is not None or self._seed_rng is None:
             self._seed_rng = streams.seed_stream(seed)  # gymnasium's seeding.np_random(seed)
-        episode_seed = int(self._seed_rng.integers(2**63))
+        episode_seed = streams.draw_seed(self._seed_rng)  # int(rng.integers(2**63))
         # default_rng(episode_seed).spawn(6), seeded by compiled code (mgenv.streams); the
         # network stream's first child (SBET's draws) precomputed too.
         weather, load, network, adversary, keys, policy = streams.spawn(episode_seed, 6, (0, 0, 1))
@@ -155,7 +166,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             n_participants=self.config.n_participants,
             network_rng=network,
             adversary_rng=adversary,
-            key_seed=int(keys.integers(2**63)),
+            key_seed=streams.draw_seed(keys),
             period_h=self.config.dt_h,
         )
         self.core.reset(weather, load, chain)
@@ -179,31 +190,40 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             raise RuntimeError("step() called on a finished episode; call reset() first")
         mats = self._check_actions(actions)
         self._opponent_actions(mats)
-        result = self.core.step(mats)
+        core = self.core
+        result = core.step(mats)
         self._history.append(result)
-        done = self.core.t >= self.config.horizon
-        obs = self._split(self.core.observations(self.config.learning_roles))
-        infos = self.core.agent_infos(self.agents, result)
-        rewards = {a: infos[a]["profit"] for a in self.agents}
-        truncs = dict.fromkeys(self.agents, done)
-        terms = dict.fromkeys(self.agents, False)
+        done = core.t >= self.config.horizon
+        obs = self._split(core.observations(self.config.learning_roles))
+        agents = self.agents
+        infos = core.agent_infos(agents, result)
+        rewards = {a: infos[a]["profit"] for a in agents}
+        truncs = dict.fromkeys(agents, done)
+        terms = dict.fromkeys(agents, False)
         if done:
             self.agents = []
         return obs, rewards, terms, truncs, infos
 
     def _split(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Rows of the per-role observation matrices for the live agents."""
+        learners = self._learners
+        if len(learners) == 1:  # the usual case (e.g. the microgrids): one dict call
+            for role, members in learners.items():
+                return dict(zip(members, obs[role], strict=True))  # row views, in row order
         out: dict[str, np.ndarray] = {}
-        for role, members in self._learners.items():  # the live agents are all the learners
-            out.update(zip(members, obs[role], strict=True))  # row views, in row order
+        for role, members in learners.items():  # the live agents are all the learners
+            out.update(zip(members, obs[role], strict=True))
         return out
 
     def _check_actions(self, actions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Validate the learners' actions and write them into per-role action matrices.
 
         Everything is checked before any state changes, so a bad action changes nothing.
+        The matrices are fresh (``core.step`` may keep them) and uninitialised: the learners'
+        rows are all written here (or an error raised), the opponents' by
+        :meth:`_opponent_actions`.
         """
-        mats = self.core.empty_actions()
+        mats = {r: np.empty(shape) for r, shape in self.core.action_shapes.items()}
         for role, members in self._learners.items():
             try:
                 rows = [actions[a] for a in members]
@@ -212,9 +232,12 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
                 raise ValueError(f"actions missing for agents {missing}") from None
             mat = mats[role]
             width = mat.shape[1:]
-            if _jit.ENABLED and all(
-                type(r) is np.ndarray and r.shape == width and r.dtype in _FLOATS for r in rows
-            ):  # the usual case: the rows copied and checked in one compiled call
+            usual = _jit.ENABLED
+            for r in rows:  # float arrays of the right shape (a loop: cheaper than all())
+                if type(r) is not np.ndarray or r.shape != width or r.dtype not in _FLOATS:
+                    usual = False
+                    break
+            if usual:  # the rows copied and checked in one compiled call
                 first_bad = stack_rows(tuple(rows), mat)
             else:
                 self._fill_rows(mat, members, actions)
@@ -254,12 +277,17 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         rule = self.core.physics.rule_setpoints()[self.core.role_rows[agent][1]]
         return np.concatenate((act, rule)).astype(np.float32)
 
-    def _fill(self, mats: dict[str, np.ndarray], role: str, acts: np.ndarray) -> None:
-        """Write a role's actions; missing trailing set-points follow the rule dispatch."""
+    def _fill(self, mats: dict[str, np.ndarray], role: str, acts: np.ndarray) -> bool:
+        """Write a role's actions; missing trailing set-points follow the rule dispatch.
+
+        Returns whether ``acts`` covered the whole matrix (no rule set-points added).
+        """
         k = acts.shape[1]
         mats[role][:, :k] = acts
         if k < mats[role].shape[1]:  # a policy that gives no set-points (dispatch="agent")
             mats[role][:, k:] = self.core.physics.rule_setpoints()
+            return False
+        return True
 
     def _opponent_actions(self, mats: dict[str, np.ndarray]) -> None:
         """Fill in the actions of the participants that do not learn (opponent baseline)."""
@@ -269,12 +297,27 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         roles, rows = self.core.opponent_roles, self.core.role_rows
         act_role = getattr(self._opponents, "act_role", None)
         if act_role is not None:  # vectorised baselines: one call per role, no dicts
-            if getattr(self._opponents, "observes", True):
-                obs = self.core.observations(roles)
-            else:  # the policy reads only public information: skip building observations
-                obs = self._no_obs
+            cache, grid_buy = self._price_only_cache, self.core.grid_buy
+            obs: dict[str, np.ndarray] | None = None
             for role in roles:
-                self._fill(mats, role, act_role(role, self.core.role_index[role], obs[role], self))
+                price_only = role in self._price_only
+                if price_only:
+                    hit = cache.get((role, grid_buy))
+                    if hit is not None:  # a copy: core.step owns the matrices it gets
+                        mats[role] = hit.copy()
+                        continue
+                if obs is None:  # built once, for the first role the policy is asked about
+                    if getattr(self._opponents, "observes", True):
+                        obs = self.core.observations(roles)
+                    else:  # the policy reads only public information: skip building them
+                        obs = self._no_obs
+                whole = self._fill(
+                    mats, role, act_role(role, self.core.role_index[role], obs[role], self)
+                )
+                if price_only and whole:  # rule set-points change every period: not kept
+                    if len(cache) >= 256:  # bounded, though the grid prices are few
+                        cache.clear()
+                    cache[role, grid_buy] = mats[role].copy()
             return
         obs = self.core.observations(roles)
         acts = self._opponents({a: obs[rows[a][0]][rows[a][1]] for a in others}, self)

@@ -216,27 +216,64 @@ def user_obs(
 
 @kernel
 def mg_obs_kernel(
-    shared: tuple[float, float, float, float, float, float],
+    hour_sin: float,
+    hour_cos: float,
+    grid_buy: float,
+    feed_in: float,
+    last_price: float,
+    online_share: float,
     scale: np.ndarray,
-    forecasts: tuple[np.ndarray, np.ndarray, np.ndarray],
-    plan: tuple[np.ndarray, np.ndarray, np.ndarray],
-    members: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    bounds: tuple[np.ndarray, np.ndarray],
+    pv: np.ndarray,
+    wind: np.ndarray,
+    load: np.ndarray,
+    surplus: np.ndarray,
+    headroom: np.ndarray,
+    deficit: np.ndarray,
+    soc: np.ndarray,
+    mc_max: np.ndarray,
+    sold_share: np.ndarray,
+    commit: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
 ) -> np.ndarray:
     """:func:`mg_obs` of one market, ``(n, 16)`` float32, bit-identical.
 
+    Flat arguments, no tuples: numba types every argument of every call, and a tuple of
+    arrays costs about twice as much as the same arrays passed one by one.
+
     Args:
-        shared: ``(sin, cos, grid_buy, feed_in, last_price, online_share)``: the hour's sine
-            and cosine as :func:`_new` computes them (``np.sin`` of ``2 pi hour / 24``),
-            prices in yuan/kWh, the share of validators online.
+        hour_sin: ``np.sin`` of ``2 pi hour / 24``, as :func:`_new` computes it.
+        hour_cos: Its cosine.
+        grid_buy: Grid buy price, yuan/kWh.
+        feed_in: Feed-in price, yuan/kWh.
+        last_price: Last clearing price, yuan/kWh.
+        online_share: Share of validators online.
         scale: Energy scale per microgrid, kWh, ``(n,)``.
-        forecasts: PV, wind and load forecasts, kWh, each ``(n,)``.
-        plan: Surplus, generator headroom and deficit of the dispatch, kWh, each ``(n,)``.
-        members: ``(soc, mc_max, sold_share, commit)``, each ``(n,)``.
-        bounds: ``BOUNDS["mg"]``, float32 ``(16,)`` each.
+        pv: PV forecast, kWh, ``(n,)``.
+        wind: Wind forecast, kWh, ``(n,)``.
+        load: Load forecast, kWh, ``(n,)``.
+        surplus: The dispatch's surplus, kWh, ``(n,)``.
+        headroom: Its generator headroom, kWh, ``(n,)``.
+        deficit: Its deficit, kWh, ``(n,)``.
+        soc: State of charge, ``(n,)``.
+        mc_max: Marginal generation cost at full output, yuan/kWh, ``(n,)``.
+        sold_share: Last period's sold over offered energy, ``(n,)``.
+        commit: Recent commit ratio, ``(>= n,)``: the first ``n`` (every participant's
+            array can be passed: the microgrids come first).
+        low: ``BOUNDS["mg"][0]``, float32 ``(16,)``.
+        high: ``BOUNDS["mg"][1]``, float32 ``(16,)``.
     """
     out = np.empty((scale.shape[0], 16), np.float32)
-    mg_obs_into(shared, scale, forecasts, plan, members, bounds, np.empty(16), out)
+    mg_obs_into(
+        (hour_sin, hour_cos, grid_buy, feed_in, last_price, online_share),
+        scale,
+        (pv, wind, load),
+        (surplus, headroom, deficit),
+        (soc, mc_max, sold_share, commit),
+        (low, high),
+        np.empty(16),
+        out,
+    )
     return out
 
 

@@ -271,3 +271,16 @@ def _spawn_keys(
     counts = [grandchildren[i] if i < len(grandchildren) else 0 for i in range(n)]
     keys = [(i,) for i in range(n)] + [(i, j) for i in range(n) for j in range(counts[i])]
     return counts, tuple(keys)
+
+
+def draw_seed(rng: np.random.Generator) -> int:
+    """``int(rng.integers(2**63))``: how the env draws episode and key seeds.
+
+    numpy draws ``integers(2**63)`` by Lemire's method with range 2**63: one 64-bit output
+    x, result ``(x * 2**63) >> 64 = x >> 1``, and the rejection threshold
+    ``2**63 % 2**63 = 0`` never rejects. So it is the next raw output shifted by one (the
+    generator advanced alike), several times cheaper; numpy's own call without numba.
+    """
+    if not _jit.ENABLED:
+        return int(rng.integers(2**63))
+    return int(rng.bit_generator.random_raw()) >> 1

@@ -81,3 +81,11 @@ def test_env_reset_streams_equal_numpys(monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.setattr(_jit, "ENABLED", False)
         slow.reset()
         assert same(fast.policy_rng, slow.policy_rng)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_draw_seed_is_integers(seed: int) -> None:
+    a, b = seeding.np_random(seed)[0], seeding.np_random(seed)[0]
+    for _ in range(200):
+        assert streams.draw_seed(a) == int(b.integers(2**63))
+        assert same(a, b)
