@@ -199,12 +199,17 @@ def _numba_target_has_sha() -> bool:
     shared between machines), else the host's as LLVM reports them
     (``numba.core.codegen.get_host_cpu_features``: ``llvmlite.binding.get_host_cpu_features``
     flattened to ``"+sse2,+sha,-avx512f,..."``). With the feature off, LLVM cannot select the
-    ``llvm.x86.sha256*`` intrinsics, so they must not be emitted at all.
+    ``llvm.x86.sha256*`` intrinsics, so they must not be emitted at all; on other
+    architectures (whose feature names differ, e.g. AArch64's ``sha2``) they do not exist.
     """
-    try:  # modules as Any: numba's own annotations are partial
+    try:  # modules as Any: numba's own annotations are partial, llvmlite has none
         codegen: Any = importlib.import_module("numba.core.codegen")
         config: Any = importlib.import_module("numba.core.config")
+        llvm: Any = importlib.import_module("llvmlite.binding")
     except ImportError:
+        return False
+    arch = str(llvm.get_process_triple()).split("-")[0]
+    if arch not in ("x86_64", "i386", "i486", "i586", "i686"):  # llvm.x86.* only exist there
         return False
     features = config.CPU_FEATURES
     if features is None:
