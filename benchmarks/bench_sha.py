@@ -8,7 +8,11 @@ Prints µs per call (the minimum over interleaved rounds of each round's mean) f
   ``sign_pairs_into`` on ready arrays, and vs the kernel with the conversions a Python caller
   needs (payload bytes to an array, tags back to lists of bytes);
 * making a block of n records: ``ledger.make_block`` vs ``block_into`` on ready arrays, and
-  with the conversions (records joined into an array, header and hash back to bytes).
+  with the conversions (records joined into an array, header and hash back to bytes);
+* first, one compression (64 rounds of one block) in a kernel's loop: the portable code vs
+  the SHA extensions (SHA-NI, where numba's target CPU has them), and hashlib's (OpenSSL)
+  time per block on a 64 KiB message for scale. The kernels use SHA-NI when
+  ``kernels_sha.HAVE_SHA_NI`` (printed); ``MGENV_SHA_NI=0`` measures them portable.
 
 The "ready arrays" figures are what a fused kernel pays; the "with conversions" figures say
 whether the Python functions gain by calling the kernels.
@@ -17,6 +21,7 @@ whether the Python functions gain by calling the kernels.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from collections.abc import Callable
 
@@ -44,6 +49,39 @@ def per_call_us(fns: dict[str, Callable[[], object]], repeat: int, rounds: int) 
                 fn()
             best[name] = min(best[name], (time.perf_counter() - t0) / repeat * 1e6)
     return best
+
+
+@_jit.kernel
+def _loop_portable(state: np.ndarray, w: np.ndarray, n: int) -> None:
+    for _ in range(n):
+        kernels_sha._compress_words_portable(state, w, True)
+
+
+@_jit.kernel
+def _loop_sha_ni(state: np.ndarray, w: np.ndarray, n: int) -> None:
+    for _ in range(n):
+        kernels_sha._compress_words_sha_ni(state, w, True)
+
+
+def bench_compress(repeat: int, rounds: int) -> None:
+    """Time per compression: portable, SHA-NI (if available), hashlib on 64 KiB."""
+    state = kernels_sha.H0.copy()
+    w = np.arange(64, dtype=np.uint32)
+    n = 1000
+    data = bytes(65536)
+    fns: dict[str, Callable[[], object]] = {
+        "portable": lambda: _loop_portable(state, w, n),
+        "hashlib": lambda: hashlib.sha256(data).digest(),
+    }
+    if kernels_sha.HAVE_SHA_NI:
+        fns["sha_ni"] = lambda: _loop_sha_ni(state, w, n)
+    us = per_call_us(fns, max(1, repeat // 50), rounds)
+    ni = f"{us['sha_ni'] / n * 1e3:5.0f} ns" if "sha_ni" in us else "  n/a"
+    print(
+        f"compress: portable {us['portable'] / n * 1e3:5.0f} ns | SHA-NI {ni} | hashlib "
+        f"{us['hashlib'] / (len(data) // 64) * 1e3:5.0f} ns per block "
+        f"(kernels use SHA-NI: {kernels_sha.HAVE_SHA_NI})"
+    )
 
 
 def bench_sign(t: int, repeat: int, rounds: int) -> None:
@@ -141,6 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     if not _jit.ENABLED:
         raise SystemExit("numba is disabled (MGENV_JIT=0) or missing: nothing to compare")
+    bench_compress(args.repeat, args.rounds)
     for t in (1, 2, 4, 8):
         bench_sign(t, args.repeat, args.rounds)
     for n in (1, 2, 4, 8):

@@ -51,12 +51,18 @@ def _drop_stale_caches(root: Path) -> None:
     another file would keep running the callee's old code after the callee's file changes.
     So any change of a module of the package (size or modification time) drops every cached
     kernel; they recompile on first use. A pip install rewrites every file, so this matters
-    while developing.
+    while developing. The stamp also holds ``MGENV_SHA_NI`` (whether
+    :mod:`mgenv.chain.kernels_sha` may use the SHA extensions), which changes the code
+    compiled for the same sources: switching it drops the caches too.
     """
     files = sorted(root.rglob("*.py"))
     stamp = "\n".join(
         f"{f.relative_to(root)} {f.stat().st_mtime_ns} {f.stat().st_size}" for f in files
     )
+    # Settings that select different code for the same source: a kernel cached with one
+    # must not run with the other (numba's index keys the CPU's features, not these).
+    sha_ni = os.environ.get("MGENV_SHA_NI", "1").strip() != "0"
+    stamp += f"\nMGENV_SHA_NI={int(sha_ni)}"
     mark = root / "__pycache__" / "jit-sources.txt"
     try:
         if mark.exists() and mark.read_text() == stamp:
