@@ -36,7 +36,11 @@ METHODS = (
 
 
 def run(env: Any, actions: list[dict[str, np.ndarray]], steps: int) -> float:
-    """CPU seconds for ``steps`` steps from a fresh episode (resets included)."""
+    """CPU seconds for ``steps`` steps from a fresh episode (resets included).
+
+    ``train.bench.timed_steps``' loop with another clock, written out here because
+    ``cpu_ab.sh`` runs this file against older commits' packages.
+    """
     env.reset(seed=0)
     k, episode = 0, 0
     t0 = time.process_time()
