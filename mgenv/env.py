@@ -206,24 +206,19 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
     def _split(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Rows of the per-role observation matrices for the live agents."""
-        learners = self._learners
-        if len(learners) == 1:  # the usual case (e.g. the microgrids): one dict call
-            for role, members in learners.items():
-                return dict(zip(members, obs[role], strict=True))  # row views, in row order
         out: dict[str, np.ndarray] = {}
-        for role, members in learners.items():  # the live agents are all the learners
-            out.update(zip(members, obs[role], strict=True))
+        for role, members in self._learners.items():  # the live agents are all the learners
+            out.update(zip(members, obs[role], strict=True))  # row views, in row order
         return out
 
     def _check_actions(self, actions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Validate the learners' actions and write them into per-role action matrices.
 
         Everything is checked before any state changes, so a bad action changes nothing.
-        The matrices are fresh (``core.step`` may keep them) and uninitialised: the learners'
-        rows are all written here (or an error raised), the opponents' by
-        :meth:`_opponent_actions`.
+        The matrices are fresh (``core.step`` may keep them): the learners' rows are all
+        written here (or an error raised), the opponents' by :meth:`_opponent_actions`.
         """
-        mats = {r: np.empty(shape) for r, shape in self.core.action_shapes.items()}
+        mats = self.core.empty_actions()
         for role, members in self._learners.items():
             try:
                 rows = [actions[a] for a in members]

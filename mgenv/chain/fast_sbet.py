@@ -58,6 +58,7 @@ from mgenv.chain.kernels_sbet_chain import (
 )
 from mgenv.chain.ledger import Block
 from mgenv.chain.nodeview import NodeRound
+from mgenv.chain.packed import extra_of_counts
 from mgenv.chain.sbet import SBETProtocol
 from mgenv.chain.sbet_steps import N_PHASES
 from mgenv.chain.screening import check_range
@@ -142,7 +143,7 @@ class FastSBET:
         nodes[HONEST] = chain.nodes.honest
         self._views()
         self._no_state = np.zeros(n, dtype=bool)
-        self._safety = float(proto.safety_violation)
+        self._safety = bool(proto.safety_violation)
         self._built = True
 
     def _views(self) -> None:
@@ -250,15 +251,9 @@ class FastSBET:
         # tuple.__new__ builds the same NamedTuples as their constructors, for less
         rnd = _new(NodeRound, (rows[1], rows[2] if has_holders else None, altered))
         proto.last_round = rnd
-        extra = {
-            "safety_violation": self._safety,
-            "committed_share": n_ok / n_tx if n_tx else 1.0,
-            "query_accuracy": n_ok / n_valid if n_valid else 1.0,
-            "recovered": float(recovered),
-            "missing_copies": float(missing),
-            "tampered": float(tampered),
-            "creator": float(creator),
-        }
+        extra = extra_of_counts(
+            self._safety, n_tx, n_valid, n_ok, recovered, missing, tampered, creator
+        )
         block = None
         if code == STAMP_OVERFLOW:  # ledger.append packs the stamp: it raises, as usual
             txs = self._records[: n_ok * RECORD_SIZE].tobytes()

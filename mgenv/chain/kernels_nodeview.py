@@ -90,8 +90,8 @@ def deliver(
     holders: NDArray[np.bool_],
     give: bool,
     top: int,
-    block_hash: bytes,
-    head_hash: bytes,
+    block_hash: NDArray[np.uint8] | bytes,
+    head_hash: NDArray[np.uint8] | bytes,
 ) -> bool:
     """Step 1 (delivery of a committed block), then whether every node is at the head.
 
@@ -130,7 +130,10 @@ def deliver(
 
 @_jit.kernel
 def _at_head(
-    height: NDArray[np.int64], head: NDArray[np.uint8], top: int, head_hash: bytes
+    height: NDArray[np.int64],
+    head: NDArray[np.uint8],
+    top: int,
+    head_hash: NDArray[np.uint8] | bytes,
 ) -> bool:
     """``NodeHeads._at_head``: every node's head is ``head_hash`` at height ``top``."""
     for i in range(height.size):

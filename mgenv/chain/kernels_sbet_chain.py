@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from mgenv._jit import inlined, kernel
 from mgenv.chain import kernels_dataplane as kd
+from mgenv.chain.kernels_nodeview import _at_head, _same_hash, deliver
 from mgenv.chain.kernels_sbet import run_block
 from mgenv.chain.kernels_sbet_steps import work
 from mgenv.chain.kernels_sha import H0, _block_core, _hmac_core, sha256_compress
@@ -103,15 +104,6 @@ def _ring_row(ring: NDArray[np.uint8], h: int) -> NDArray[np.uint8]:
 
 
 @inlined
-def _same(head: NDArray[np.uint8], i: int, digest: NDArray[np.uint8]) -> bool:
-    """``(head[i] == digest).all()`` for a 32-byte digest."""
-    for b in range(32):
-        if head[i, b] != digest[b]:
-            return False
-    return True
-
-
-@inlined
 def _same_at(
     head: NDArray[np.uint8], i: int, ring: NDArray[np.uint8], h: int, zeros: NDArray[np.uint8]
 ) -> bool:
@@ -119,18 +111,7 @@ def _same_at(
 
     Block h's ``prev_hash`` and the chain's head hash at height h are both that hash.
     """
-    return _same(head, i, zeros if h == 0 else _ring_row(ring, h - 1))
-
-
-@inlined
-def _at_head(
-    height: NDArray[np.int64], head: NDArray[np.uint8], top: int, head_hash: NDArray[np.uint8]
-) -> bool:
-    """``NodeHeads._at_head``: every node's head is ``head_hash`` at height ``top``."""
-    for i in range(height.size):
-        if height[i] != top or not _same(head, i, head_hash):
-            return False
-    return True
+    return _same_hash(head, i, zeros if h == 0 else _ring_row(ring, h - 1))
 
 
 @inlined
@@ -171,18 +152,8 @@ def node_view(
     """
     n = height.size
     head_hash = zeros if top == 0 else _ring_row(ring, top - 1)
-    if give:  # kernels_nodeview.deliver
-        n_holders = 0
-        for i in range(n):
-            if rows[HOLDERS, i]:
-                n_holders += 1
-                height[i] = top
-                forked[i] = False
-                for b in range(32):
-                    head[i, b] = head_hash[b]
-        if n_holders == n:
-            return True, 0, 0, 0
-    if _at_head(height, head, top, head_hash):
+    # the period's block, when it is given, is the head: its hash is head_hash
+    if deliver(height, head, forked, rows[HOLDERS], give, top, head_hash, head_hash):
         return True, 0, 0, 0
     # kernels_nodeview.catch_up_figures, looking hashes up by height instead of by level
     first = top - kept  # height of the oldest kept block

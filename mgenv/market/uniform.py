@@ -60,7 +60,7 @@ class UniformPrice:
                 inputs.grid_buy,
                 self._bounds,
                 s,
-                self._scratch.get((nm, na, nb)) or self._scratch_for(nm, na, nb),
+                self._scratch_for(nm, na, nb),
                 floats,
                 ints,
             )
