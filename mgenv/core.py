@@ -17,6 +17,7 @@ import numpy as np
 from mgenv import _jit, observe
 from mgenv.chain import REJECT_REASONS, Chain, ConsensusResult
 from mgenv.config import EnvConfig, MarketParams, tile
+from mgenv.fused import FusedPeriod, fusable
 from mgenv.market.mechanism import MarketInputs, StorageMoves, make_mechanism
 from mgenv.market.settle_kernels import (
     book_into,
@@ -38,6 +39,8 @@ COMMIT_EMA = 0.3  # weight of the latest period in the observed commit ratio
 # ones (after the authentication figures, if any; the chain's own figures last).
 _AGENT_KEYS = ("profit", "revenue", "cost", "traded_kwh", "grid_kwh", "commit_ratio")
 _SHARED_KEYS = ("clearing_price", "cleared", "latency_ms", "online_share", "rejected")
+KPI_KEYS = ("profit", "sold", "sold_ok", "export_surplus")  # MarketCore.kpi's accumulators
+_new = tuple.__new__  # builds a NamedTuple as its constructor does, for less
 
 
 class PeriodResult(NamedTuple):
@@ -134,7 +137,9 @@ class MarketCore:
         self._prices = [
             (float(self.tou[int(h) % 24]), float(self.feed[int(h) % 24])) for h in self._hour_list
         ]
-        self.stage_time = dict.fromkeys(STAGES, 0.0)
+        # Seconds per stage; "fused": the periods run by one kernel call (mgenv.fused),
+        # whose stages have no clocks of their own (``fuse = False`` times them one by one).
+        self.stage_time = dict.fromkeys((*STAGES, "fused"), 0.0)
         self.mechanism = make_mechanism(cfg.market)
         self.physics: PhysicsModel = MODELS[cfg.physics](cfg, self.fleet)
         # The settlement stage in one kernel call (mgenv.period_kernel) serves the electric
@@ -166,6 +171,11 @@ class MarketCore:
         self._info_keys: tuple[str, ...] | None = None
         self._info_names: tuple[str, ...] = ()
         self._info_proto: dict[str, Any] = {}
+        # The result whose info table the fused step wrote, and its rejected count.
+        self._info_done: tuple[PeriodResult | None, int] = (None, 0)
+        #: Whether a step may run as one kernel call where it applies (:mod:`mgenv.fused`).
+        self.fuse = True
+        self._fused = FusedPeriod(self, COMMIT_EMA) if fusable(self) else None
 
     # ------------------------------------------------------------------ episode state
     def reset(self, weather: np.random.Generator, load: np.random.Generator, chain: Chain) -> None:
@@ -206,7 +216,8 @@ class MarketCore:
         self.delta = np.ones(na)  # (n_agg,)
         self.commit = np.ones(n)  # (P,) EMA of the commit ratio of each participant's trades
         self.online_share = 1.0
-        self.kpi = {k: np.zeros(n) for k in ("profit", "sold", "sold_ok", "export_surplus")}
+        self._kpi_rows = np.zeros((len(KPI_KEYS), n))  # (4, P), one array for the kernels
+        self.kpi = dict(zip(KPI_KEYS, self._kpi_rows, strict=True))
         self.kpi_latency = 0.0
         self._plan()
 
@@ -254,6 +265,10 @@ class MarketCore:
             actions: One action matrix per role, in [-1, 1] (clipped), shapes as
                 :meth:`empty_actions`.
         """
+        if self._fused is not None and self.fuse and _jit.ENABLED:
+            fused = self._fused.step(actions)
+            if fused is not None:
+                return fused
         cfg, p, t = self.cfg, self.profiles, self.t
         t0 = time.perf_counter()
         if self.setpoints:  # agent dispatch: re-plan the period with the set-points
@@ -447,6 +462,52 @@ class MarketCore:
             profit, real, None, None,
         )  # fmt: skip
 
+    def _after_fused(
+        self,
+        market: tuple[np.ndarray, np.ndarray, int, float, bool],
+        res: ConsensusResult,
+        out: np.ndarray,
+        grid_cash: float,
+        plan_next: np.ndarray,
+        obs: np.ndarray,
+        rejected: int,
+    ) -> PeriodResult:
+        """The state and result :meth:`step` leaves, from :func:`mgenv.fused.fused_period`'s.
+
+        ``market``: the clearing's ``(ints, floats, T, price, cleared)``; ``out`` the
+        settlement's rows, ``plan_next`` the next dispatch's, ``obs`` the microgrids' next
+        observations, ``rejected`` the info table's count.
+        """
+        ints, floats, n, price, cleared = market
+        cfg, t, p = self.cfg, self.t, self.profiles
+        nm = cfg.n_microgrids
+        physics = self._electric
+        assert physics is not None  # fusable() says so
+        # rows by iterating the 2-D arrays: cheaper than indexing them one by one
+        trades = _new(Trades, (*ints[:, :n], *floats[:3, :n]))
+        self.delta = floats[3, nm : nm + cfg.n_aggregators]
+        st = _new(Settlement, (*out[SETTLEMENT : SETTLEMENT + 9], grid_cash))
+        phys = physics.adopt(out[REALISED : REALISED + 4, :nm])
+        if cleared:
+            self.last_price = price
+        self._take_book(out[BOOK : BOOK + 4], st, res, n > 0)
+        real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
+        result = _new(
+            PeriodResult,
+            (
+                t, self._hour_list[t], price, cleared, trades, res.committed, res, st,
+                self.dispatch, phys, out[PROFIT], real, None, None,
+            ),
+        )  # fmt: skip
+        self._info_done = (result, rejected)
+        self.t = t = t + 1
+        self._public = None
+        if t < cfg.horizon:  # _plan's state, from the kernel's dispatch
+            self.grid_buy, self.feed_in = self._prices[t]
+            self.dispatch = physics.adopt_plan(plan_next)
+        self._obs = {"mg": obs}
+        return result
+
     def _take_book(
         self, out: np.ndarray, st: Settlement, res: ConsensusResult, traded: bool
     ) -> None:
@@ -614,21 +675,10 @@ class MarketCore:
         rows: Sequence[Sequence[float]] | None = None
         if _jit.ENABLED:  # every column in one kernel call, as one row per participant
             table, counts = self._info_table, self._reject_counts
-            n_rejected = info_rows_into(
-                r.profit,
-                st.revenue,
-                st.cost,
-                st.sold,
-                st.bought,
-                st.sold_committed,
-                st.bought_committed,
-                st.grid_import,
-                st.grid_export,
-                r.committed,
-                r.chain.reason,
-                table,
-                counts,
-            )
+            done, n_rejected = self._info_done
+            if done is not r:  # the table holds _info_done's result's rows
+                n_rejected = self._info_rows(r)
+                self._info_done = (r, n_rejected)
             rows = table.tolist()
             rejected = {}
             if n_rejected:
@@ -687,6 +737,16 @@ class MarketCore:
                 d["commit_ratio"],
             ) = rows[index[a]]
         return out
+
+    def _info_rows(self, r: PeriodResult) -> int:
+        """``info_rows_into`` of ``r`` into the info table and counts; the rejected count."""
+        st = r.settlement
+        n_rejected: int = info_rows_into(
+            r.profit, st.revenue, st.cost, st.sold, st.bought, st.sold_committed,
+            st.bought_committed, st.grid_import, st.grid_export, r.committed, r.chain.reason,
+            self._info_table, self._reject_counts,
+        )  # fmt: skip
+        return n_rejected
 
     def public_info(self) -> PublicInfo:
         """Public information of the current period (see :class:`PublicInfo`).

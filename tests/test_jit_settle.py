@@ -304,6 +304,7 @@ def test_fused_settlement_equals_the_five_kernels(
     def unfused(self: MarketCore, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
         self._fusable = False
+        self.fuse = False  # the whole period in one call (mgenv.fused) contains the settlement
 
     original_init = MarketCore.__init__
     monkeypatch.setattr(MarketCore, "__init__", unfused)

@@ -25,6 +25,7 @@ import numpy as np
 
 import mgenv
 from mgenv import _jit
+from mgenv.core import STAGES
 
 
 def timed_steps(env: Any, actions: list[dict[str, np.ndarray]], steps: int) -> float:
@@ -70,8 +71,13 @@ def measure(make: Callable[[], Any], steps: int, repeats: int) -> dict[str, floa
 
 
 def stage_profile(scenario: str, steps: int, **overrides: Any) -> dict[str, float]:
-    """Microseconds per step spent in each stage (physics, market, chain, ...)."""
+    """Microseconds per step spent in each stage (physics, market, chain, ...).
+
+    The stages run one by one (``core.fuse = False``): a period in one kernel call
+    (:mod:`mgenv.fused`, the ``default`` family's usual path) has no clock per stage.
+    """
     env = mgenv.parallel_env(scenario, **overrides)
+    env.core.fuse = False
     rng = np.random.default_rng(0)
     env.reset(seed=0)
     actions = [
@@ -84,7 +90,7 @@ def stage_profile(scenario: str, steps: int, **overrides: Any) -> dict[str, floa
     for k in env.core.stage_time:
         env.core.stage_time[k] = 0.0
     total = timed_steps(env, actions, steps)
-    out = {k: v / steps * 1e6 for k, v in env.core.stage_time.items()}
+    out = {k: env.core.stage_time[k] / steps * 1e6 for k in STAGES}
     out["total"] = total / steps * 1e6
     return out
 
@@ -186,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError:
             continue
         print(
-            f"\nmicroseconds per step, {profiled} / {label}: "
+            f"\nmicroseconds per step, {profiled} / {label}, stages run one by one: "
             + ", ".join(f"{k} {v:.1f}" for k, v in prof.items())
         )
 

@@ -19,7 +19,10 @@ loop, resets included, the median of ``repeats`` runs with the min-max spread be
 
 Every row also gives the marginal cost of one more participant (or node) over the smallest
 size, and the time per stage (``MarketCore.stage_time``; ``shell`` is the rest of the step:
-the env shell's dicts, action checks, the opponents' baseline policy and infos).
+the env shell's dicts, action checks, the opponents' baseline policy and infos). The stages
+run one by one (``core.fuse = False``), each on its clock: the ``default`` family's usual
+period in one kernel call (:mod:`mgenv.fused`) has no clock per stage; ``mgenv bench``
+times that path.
 
 Usage::
 
@@ -153,6 +156,7 @@ def measure(
     if steps < 1 or repeats < 1:
         raise ValueError(f"steps={steps!r} and repeats={repeats!r} must be at least 1")
     env = mgenv.parallel_env("default", **overrides)
+    env.core.fuse = False  # the stages one by one, each on its clock (mgenv.fused has none)
     env.reset(seed=0)
     actions = _random_actions(env, 64, np.random.default_rng(seed))
     tx = _tx_per_step(env, actions, min(steps, 200))

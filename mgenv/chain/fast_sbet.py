@@ -212,39 +212,83 @@ class FastSBET:
             ValueError: If a participant index is outside [0, n_participants) (nothing has
                 changed then: the draw is undone).
         """
-        ledger = chain.ledger
-        if not _jit.ENABLED or chain.tamper_hook is not None or ledger.sink is not None:
+        if not self.prepare(chain, seller.size):
             return None
-        if not self._built:
-            self._build(chain)
-        proto = cast(SBETProtocol, chain._protocol)  # fast_path checked its type
-        net, rng = proto.network, proto._rng
+        self.draw(chain)
         n_tx = seller.size
-        if n_tx > self._capacity:
-            self._grow(n_tx)
-        top = ledger.next_height
-        if top != self._ring_top or ledger is not self._ring_ledger:
-            if ledger.window + 1 != self._ring.shape[0]:
-                return None  # another ledger window: the constants do not fit it
-            self._sync_ring(ledger)
-        state = net.online_state
-        rng.random(out=self._u)
-        if self._jitter_is_log:  # numpy's log1p rounds differently from the kernel's here
-            np.log1p(np.negative(self._jitter_u), out=self._lj)
         rows = np.empty((3, self._no_state.size), dtype=bool)  # state, online, holders
         committed = np.empty(n_tx, dtype=bool)
         reason = np.empty(n_tx, dtype=np.int8)
-        nodes = chain.nodes
+        top, kept, first, state, height, head, forked = self.state_of(chain)
+        figures = sbet_chain_period(
+            period, serial, top, kept, first, seller, buyer, quantity_kwh, price, self._fbuf,
+            self._ibuf, self._u8buf, state, height, head, forked, rows, committed, reason,
+        )  # fmt: skip
+        return self.finish(chain, period, serial, n_tx, figures, rows, committed, reason)
+
+    def prepare(self, chain: Chain, n_tx: int) -> bool:
+        """Whether the kernel covers this period of ``chain`` with up to ``n_tx`` trades.
+
+        If so, the buffers are ready for them (records' room, the ring in step with the
+        ledger); nothing is drawn.
+        """
+        ledger = chain.ledger
+        if not _jit.ENABLED or chain.tamper_hook is not None or ledger.sink is not None:
+            return False
+        if not self._built:
+            self._build(chain)
+        if n_tx > self._capacity:
+            self._grow(n_tx)
+        if ledger.next_height != self._ring_top or ledger is not self._ring_ledger:
+            if ledger.window + 1 != self._ring.shape[0]:
+                return False  # another ledger window: the constants do not fit it
+            self._sync_ring(ledger)
+        return True
+
+    def state_of(self, chain: Chain) -> tuple[int, int, bool, Any, Any, Any, Any]:
+        """``sbet_chain_period``'s state arguments ``top`` to ``forked`` for ``chain``."""
+        ledger, nodes = chain.ledger, chain.nodes
+        state = cast(SBETProtocol, chain._protocol).network.online_state
+        first = state is None
+        return (
+            ledger.next_height, len(ledger), first, self._no_state if first else state,
+            nodes.height, nodes.head, nodes.forked,
+        )  # fmt: skip
+
+    def draw(self, chain: Chain) -> None:
+        """The period's network draw into the kernel's buffer (after :meth:`prepare`)."""
+        rng = cast(SBETProtocol, chain._protocol)._rng  # fast_path checked its type
+        rng.random(out=self._u)
+        if self._jitter_is_log:  # numpy's log1p rounds differently from the kernel's here
+            np.log1p(np.negative(self._jitter_u), out=self._lj)
+
+    def finish(
+        self,
+        chain: Chain,
+        period: int,
+        serial: int,
+        n_tx: int,
+        figures: tuple[Any, ...],
+        rows: NDArray[np.bool_],
+        committed: NDArray[np.bool_],
+        reason: NDArray[np.int8],
+    ) -> ConsensusResult:
+        """The chain's state and the period's result after ``sbet_chain_period``'s call.
+
+        ``figures`` is what it returned; ``rows``, ``committed`` and ``reason`` its outputs.
+
+        Raises:
+            ValueError: If a participant index was out of range (the draw is undone) or the
+                block's time stamp does not fit (as ``ledger.append`` raises).
+        """
         (
             code, lo, hi, n_ok, n_valid, has_holders, altered, latency, share, changes, creator,
             recovered, missing, tampered, agree, lagging, off_chain, failures,
-        ) = sbet_chain_period(
-            period, serial, top, len(ledger), state is None, seller, buyer, quantity_kwh, price,
-            self._fbuf, self._ibuf, self._u8buf, self._no_state if state is None else state,
-            nodes.height, nodes.head, nodes.forked, rows, committed, reason,
-        )  # fmt: skip
+        ) = figures  # fmt: skip
+        proto = cast(SBETProtocol, chain._protocol)
+        net, ledger, nodes = proto.network, chain.ledger, chain.nodes
         if code == OUT_OF_RANGE:
-            _undraw(rng, self._u.size)
+            _undraw(proto._rng, self._u.size)
             check_range(lo, hi, chain.n_participants)
         chain._next_serial = serial + n_tx
         net.online_state = rows[0]
@@ -267,7 +311,7 @@ class FastSBET:
                 self._hash.tobytes(),
             )
             ledger.adopt(block)
-            self._ring_top = top + 1
+            self._ring_top += 1
         if altered or code == STAMP_OVERFLOW:  # the node view of the general code
             extra.update(nodes.update(period, ledger, block, rnd))
         else:

@@ -96,6 +96,7 @@ class PhysicsModel(Protocol):
 
 #: Placeholder set-points of :func:`plan_into` under rule dispatch (never read).
 _NO_SETPOINTS = np.zeros(0)
+_new = tuple.__new__  # builds a NamedTuple as its constructor does, for less
 
 
 class ElectricModel:
@@ -115,6 +116,7 @@ class ElectricModel:
         self.dt_h = cfg.dt_h
         self._soc = fleet.soc_init.copy()  # (n_mg,)
         self._plan: Dispatch | None = None
+        self._plan_rows: np.ndarray | None = None  # the plan's rows if plan_into made it
         # Constant per fleet, or per grid price (a few values a day): computed once rather
         # than every period, with the same formulas as rule_dispatch / step_battery.
         self._gen_cap = fleet.gen_kw * cfg.dt_h  # (n_mg,) kWh
@@ -139,6 +141,7 @@ class ElectricModel:
         """Batteries back to ``soc_init``."""
         self._soc = self.fleet.soc_init.copy()
         self._plan = None
+        self._plan_rows = None
 
     def plan(
         self, t: int, forecast: Forecast, grid_buy: float, setpoints: np.ndarray | None
@@ -161,8 +164,8 @@ class ElectricModel:
                 use,
                 out,
             )
-            self._plan = Dispatch(out[0], out[1], out[2], out[3], out[4], out[5])
-            return self._plan
+            return self.adopt_plan(out)
+        self._plan_rows = None
         self._plan = dispatch_plan(
             forecast.pv + forecast.wind - forecast.load,
             self._soc,
@@ -173,6 +176,12 @@ class ElectricModel:
             None if setpoints is None else setpoints[:, 0],
         )
         return self._plan
+
+    def adopt_plan(self, rows: np.ndarray) -> Dispatch:
+        """The period's :class:`Dispatch` from ``plan_into``'s rows ``(6, n)`` (kept)."""
+        self._plan_rows = rows  # for a caller that hands the rows to a kernel (mgenv.fused)
+        self._plan = plan = _new(Dispatch, tuple(rows))
+        return plan
 
     def _economic(self, grid_buy: float) -> np.ndarray:
         """The turbines' economic output at the grid price, kWh (cached per price)."""
@@ -225,8 +234,8 @@ class ElectricModel:
     def adopt(self, rows: np.ndarray) -> Realised:
         """The period's :class:`Realised` from ``realise_into``'s rows (4, n); the SOC moves on."""
         before = self._soc
-        self._soc = rows[3]
-        return Realised(rows[0], rows[1], rows[2], before, self._soc, {})
+        gen, fuel, penalty, self._soc = rows
+        return _new(Realised, (gen, fuel, penalty, before, self._soc, {}))
 
     def features(self) -> np.ndarray:
         """No extra features."""

@@ -1,0 +1,320 @@
+"""A whole period of the ``default`` family in one kernel call (:meth:`MarketCore.step`).
+
+A step of the single env runs six kernels (the market's clearing, the SBET chain's period,
+the settlement, the next period's dispatch, the microgrids' observations and the info
+table), each wrapped in Python that builds its inputs and unpacks its outputs. For the
+configurations where every one of them applies, :func:`fused_period` calls the same six
+compiled functions in sequence inside one call, on the same inputs, so the numbers are
+theirs bit for bit; what goes is the Python between them and five kernel entries.
+
+When it applies (:meth:`mgenv.core.MarketCore.step` asks :meth:`FusedPeriod.step`, which
+declines with None before anything changes): the kernels on (``_jit.ENABLED``), the
+uniform-price market, the electric model with rule dispatch, a mechanism without settlement
+hooks or fuel bills (``MarketCore._fusable``) and a chain whose period the SBET fast path
+covers (:class:`mgenv.chain.fast_sbet.FastSBET`: modelled signatures, no tamper hook, no
+ledger file). ``MarketCore.fuse = False`` switches it off (the benchmarks' per-stage clocks
+need the stages run one by one).
+
+The period's random draw is the chain's, made by :meth:`FastSBET.draw` before the call, as
+the chain stage makes it; the market and the settlement draw nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mgenv import _jit
+from mgenv.chain.kernels_sbet_chain import OK, Figures, sbet_chain_period
+from mgenv.market.settle_kernels import info_rows_into
+from mgenv.market.uniform import UniformPrice
+from mgenv.market.uniform_kernel import clear_uniform
+from mgenv.observe import BOUNDS, mg_obs_into
+from mgenv.period_kernel import BOOK, N_ROWS, REALISED, SETTLEMENT, settle_period_into
+from mgenv.physics.kernels import plan_into
+from mgenv.physics.model import ElectricModel
+
+if TYPE_CHECKING:
+    from mgenv.chain.fast_sbet import FastSBET
+    from mgenv.core import MarketCore, PeriodResult
+
+_I64_MAX = 2**63 - 1
+_NO_SETPOINTS = np.zeros(0)
+
+
+@_jit.kernel
+def fused_period(
+    mg: np.ndarray,
+    agg: np.ndarray,
+    user: np.ndarray,
+    market: np.ndarray,
+    s: int,
+    buyer_agg: np.ndarray,
+    buyer_global: np.ndarray,
+    work_f: np.ndarray,
+    work_i: np.ndarray,
+    floats: np.ndarray,
+    ints: np.ndarray,
+    chain_ints: np.ndarray,
+    fbuf: np.ndarray,
+    ibuf: np.ndarray,
+    u8buf: np.ndarray,
+    prev_state: np.ndarray,
+    height: np.ndarray,
+    head: np.ndarray,
+    forked: np.ndarray,
+    rows: np.ndarray,
+    committed: np.ndarray,
+    reason: np.ndarray,
+    t: int,
+    plan: np.ndarray,
+    user_need: np.ndarray,
+    pv: np.ndarray,
+    wind: np.ndarray,
+    load: np.ndarray,
+    need: np.ndarray,
+    error: np.ndarray,
+    soc: np.ndarray,
+    realise_fleet: np.ndarray,
+    commit: np.ndarray,
+    kpi: np.ndarray,
+    out: np.ndarray,
+    next_t: int,
+    econ: np.ndarray,
+    gen_cap: np.ndarray,
+    power: np.ndarray,
+    plan_fleet: np.ndarray,
+    plan_next: np.ndarray,
+    shared: np.ndarray,
+    scale: np.ndarray,
+    mc_max: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    obs: np.ndarray,
+    table: np.ndarray,
+    counts: np.ndarray,
+) -> tuple[Figures, float, bool, int, float, int]:
+    """Market, chain, settlement, next dispatch, observations and info table of period ``t``.
+
+    The calls and arguments of the stages as :class:`~mgenv.market.uniform.UniformPrice`,
+    :meth:`FastSBET.process <mgenv.chain.fast_sbet.FastSBET.process>`,
+    ``MarketCore._settle_fused``, ``ElectricModel.plan``, ``MarketCore._mg_obs`` and
+    ``MarketCore.agent_infos`` make them (their docstrings give units and equations).
+
+    Args:
+        mg: The microgrids' actions ``(n_mg, 2S + 3)``, float64 in [-1, 1] (clipped).
+        agg: The aggregators' ``(n_agg, 2)``.
+        user: The large users' ``(n_user, 2)``.
+        market: ``(grid_buy, feed_in, price_floor, price_cap, delta_min, delta_max, ema)``:
+            the period's grid prices (yuan/kWh), the market's bounds and the commit ratio's
+            EMA weight.
+        s: Offer segments per microgrid.
+        buyer_agg: Each buyer's aggregator (0-based), int64 ``(n_mg + n_user,)``.
+        buyer_global: Each buyer's global index, int64 ``(n_mg + n_user,)``.
+        work_f: The clearing's float64 scratch (``uniform_kernel.work_sizes``).
+        work_i: Its int64 scratch.
+        floats: The clearing's float output ``(4, W)`` (``clear_uniform``).
+        ints: Its int64 output ``(3, W')``; ``W' - n_mg + 1`` bounds the trades ``T``.
+        chain_ints: ``(period, serial, top, kept, first)`` of ``sbet_chain_period``.
+        fbuf: :class:`FastSBET`'s float64 buffer, the period's draw in it.
+        ibuf: Its int64 constants.
+        u8buf: Its uint8 buffer (nodes, ring of hashes, header, records).
+        prev_state: The online chain's state before, bool ``(n_nodes,)``.
+        height: ``NodeHeads.height``, updated in place.
+        head: ``NodeHeads.head``, likewise.
+        forked: ``NodeHeads.forked``, likewise.
+        rows: Output, bool ``(3, n_nodes)``: state, online nodes, block holders.
+        committed: Output, bool ``(T_max,)``: the verdicts (the first ``T`` written).
+        reason: Output, int8 ``(T_max,)``: the reason codes (likewise).
+        t: The period.
+        plan: The period's dispatch, kWh, ``(6, n_mg)``, rows ``physics.kernels.PLAN_ROWS``.
+        user_need: The users' load forecasts, kWh, ``(H, n_user)``.
+        pv: The PV forecasts, kWh, ``(H, n_mg)``.
+        wind: The wind forecasts, kWh, ``(H, n_mg)``.
+        load: The load forecasts, kWh, ``(H, n_mg)``.
+        need: Every participant's energy to buy, kWh, ``(H, P)``.
+        error: Every participant's forecast error, kWh, ``(H, P)``.
+        soc: The state of charge before the period, ``(n_mg,)``.
+        realise_fleet: ``ElectricModel._realise_fleet``, ``(5, n_mg)``.
+        commit: The commit ratio's EMA before the period, ``(P,)``.
+        kpi: The four KPI accumulators ``(4, P)``, updated in place.
+        out: Output, ``(N_ROWS, P)``: ``settle_period_into``'s rows.
+        next_t: The next period, or -1 at the episode's end (no dispatch planned then).
+        econ: The turbines' economic output at the next period's grid price, kWh,
+            ``(n_mg,)`` (read only if ``next_t >= 0``).
+        gen_cap: ``gen_kw * dt_h``, kWh, ``(n_mg,)``.
+        power: ``battery_kw * dt_h``, kWh, ``(n_mg,)``.
+        plan_fleet: ``ElectricModel._plan_fleet``, ``(5, n_mg)``.
+        plan_next: Output, ``(6, n_mg)``: the next period's dispatch (if ``next_t >= 0``).
+        shared: ``(hour sin, hour cos, grid_buy, feed_in, last price before)`` of the
+            period the observations describe (the next, or the last one at the end).
+        scale: The microgrids' energy scales, kWh, ``(n_mg,)``.
+        mc_max: Their marginal cost at full output, yuan/kWh, ``(n_mg,)``.
+        low: ``observe.BOUNDS["mg"][0]``, float32 ``(16,)``.
+        high: ``observe.BOUNDS["mg"][1]``, float32 ``(16,)``.
+        obs: Output, float32 ``(n_mg, 16)``: the microgrids' observations after the step.
+        table: Output, ``(P, 6)``: ``info_rows_into``'s rows.
+        counts: Output, int64: its rejection counts.
+
+    Returns:
+        ``(chain figures, price, cleared, T, grid_cash, rejected)``. If the chain's code is
+        not OK nothing after the chain ran (the caller's ``FastSBET.finish`` raises).
+    """
+    nm = mg.shape[0]
+    grid_buy, feed_in, ema = market[0], market[1], market[6]
+    offerable = plan[3] + plan[4]  # surplus + gen_headroom, as MarketInputs
+    price, cleared, n = clear_uniform(
+        (mg, agg, user),
+        (offerable, plan[5], user_need[t]),
+        (buyer_agg, buyer_global),
+        grid_buy,
+        (market[2], market[3], market[4], market[5]),
+        s,
+        (work_f, work_i),
+        floats,
+        ints,
+    )
+    seller, buyer, agg_i = ints[0, :n], ints[1, :n], ints[2, :n]
+    kwh, trade_price, delta = floats[0, :n], floats[1, :n], floats[2, :n]
+    ok, reason_n = committed[:n], reason[:n]
+    figures = sbet_chain_period(
+        chain_ints[0], chain_ints[1], chain_ints[2], chain_ints[3], chain_ints[4] != 0,
+        seller, buyer, kwh, trade_price, fbuf, ibuf, u8buf, prev_state, height, head, forked,
+        rows, ok, reason_n,
+    )  # fmt: skip
+    if figures[0] != OK:
+        return figures, price, cleared, n, 0.0, 0
+    grid_cash = settle_period_into(
+        (seller, buyer, agg_i, kwh, trade_price, delta),
+        ok,
+        (plan[3], plan[5], plan[2], plan[0], plan[1]),
+        (need[t], error[t]),
+        (grid_buy, feed_in),
+        (soc, realise_fleet),
+        (floats[3, :nm], buyer_global, commit),
+        (kpi[0], kpi[1], kpi[2], kpi[3]),
+        ema,
+        out,
+    )
+    soc_after = out[REALISED + 3, :nm]
+    obs_t, obs_plan = t, plan
+    if next_t >= 0:
+        plan_into(
+            pv[next_t], wind[next_t], load[next_t], soc_after, econ, gen_cap, power, plan_fleet,
+            _NO_SETPOINTS, False, plan_next,
+        )  # fmt: skip
+        obs_t, obs_plan = next_t, plan_next
+    # the state the observations read: MarketCore._take_book's
+    last_price = price if cleared else shared[4]
+    new_commit = out[BOOK + 3] if n > 0 else commit
+    mg_obs_into(
+        (shared[0], shared[1], shared[2], shared[3], last_price, figures[8]),
+        scale,
+        (pv[obs_t], wind[obs_t], load[obs_t]),
+        (obs_plan[3], obs_plan[4], obs_plan[5]),
+        (soc_after, mc_max, out[BOOK, :nm], new_commit),
+        (low, high),
+        np.empty(16),
+        obs,
+    )
+    st = out[SETTLEMENT : SETTLEMENT + 9]
+    rejected = info_rows_into(
+        out[N_ROWS - 5], st[1], st[2], st[3], st[4], st[5], st[6], st[7], st[8], ok, reason_n,
+        table, counts,
+    )  # fmt: skip
+    return figures, price, cleared, n, grid_cash, rejected
+
+
+class FusedPeriod:
+    """The fused step's constants and buffers for one :class:`MarketCore`."""
+
+    def __init__(self, core: MarketCore, ema: float) -> None:
+        cfg = core.cfg
+        mech, physics = core.mechanism, core.physics
+        assert isinstance(mech, UniformPrice) and isinstance(physics, ElectricModel)
+        self.core = core
+        nm, na, nb = cfg.n_microgrids, cfg.n_aggregators, core.buyer_agg.shape[0]
+        self._widths = (nm + max(nb, na), nm + nb)
+        self.t_max = nm + nb - 1  # the most trades a period can match
+        p = mech.params
+        self._market = np.array(
+            [0.0, 0.0, p.price_floor, p.price_cap, p.delta_min, p.delta_max, ema]
+        )
+        self._segments = p.n_segments
+        self._scratch = mech._scratch_for(nm, na, nb)
+        self._physics = physics
+        self._shared = np.empty(5)
+        self._chain_ints = np.empty(5, np.int64)
+        self._low, self._high = BOUNDS["mg"]
+
+    def step(self, actions: dict[str, np.ndarray]) -> PeriodResult | None:
+        """:meth:`MarketCore.step` in one kernel call, or None (nothing changed) if not covered."""
+        core = self.core
+        chain = core.chain
+        fast: FastSBET | None = chain._fast
+        serial = chain._next_serial
+        physics = self._physics
+        plan = physics._plan_rows
+        if (
+            fast is None
+            or plan is None  # the numpy path planned the period
+            or physics._plan is not core.dispatch
+            or serial + self.t_max > _I64_MAX
+            or not fast.prepare(chain, self.t_max)
+        ):
+            return None
+        cfg, p, t = core.cfg, core.profiles, core.t
+        nm = cfg.n_microgrids
+        market = self._market
+        market[0], market[1] = core.grid_buy, core.feed_in
+        next_t = t + 1 if t + 1 < cfg.horizon else -1
+        obs_t = t if next_t < 0 else next_t
+        grid_next, feed_next = core._prices[obs_t]
+        econ = physics._economic(grid_next) if next_t >= 0 else physics._gen_cap
+        shared = self._shared
+        shared[0], shared[1] = core._hour_angles[obs_t]
+        shared[2], shared[3], shared[4] = grid_next, feed_next, core.last_price
+        top, kept, first, state, height, head, forked = fast.state_of(chain)
+        ci = self._chain_ints
+        ci[0], ci[1], ci[2], ci[3], ci[4] = t, serial, top, kept, first
+        fast.draw(chain)
+        w_f, w_i = self._widths
+        floats, ints = np.empty((4, w_f)), np.empty((3, w_i), np.int64)
+        rows = np.empty((3, state.size), dtype=bool)
+        committed = np.empty(self.t_max, dtype=bool)
+        reason = np.empty(self.t_max, dtype=np.int8)
+        out = np.empty((N_ROWS, cfg.n_participants))
+        plan_next = np.empty((6, nm))
+        obs = np.empty((nm, 16), np.float32)
+        soc, realise_fleet = physics._soc, physics._realise_fleet
+        t0 = time.perf_counter()
+        figures, price, cleared, n, grid_cash, rejected = fused_period(
+            actions["mg"], actions["agg"], actions["user"], market, self._segments,
+            core.buyer_agg, core.buyer_global, self._scratch[0], self._scratch[1], floats, ints,
+            ci, fast._fbuf, fast._ibuf, fast._u8buf, state, height, head, forked, rows,
+            committed, reason,
+            t, plan, p.user_load_forecast, p.pv_forecast, p.wind_forecast,
+            p.load_forecast, core._need, core._error, soc, realise_fleet, core.commit,
+            core._kpi_rows, out,
+            next_t, econ, physics._gen_cap, physics._power, physics._plan_fleet, plan_next,
+            shared, core.mg_scale, core.mc_max, self._low, self._high, obs,
+            core._info_table, core._reject_counts,
+        )  # fmt: skip
+        core.stage_time["fused"] += time.perf_counter() - t0
+        res = fast.finish(chain, t, serial, n, figures, rows, committed[:n], reason[:n])
+        return core._after_fused(
+            (ints, floats, n, price, cleared), res, out, grid_cash, plan_next, obs, rejected
+        )
+
+
+def fusable(core: MarketCore) -> bool:
+    """Whether :class:`FusedPeriod` serves ``core``'s configuration (the chain checked later)."""
+    return (
+        _jit.AVAILABLE
+        and type(core.mechanism) is UniformPrice
+        and type(core.physics) is ElectricModel
+        and core._fusable
+        and not core.setpoints
+    )

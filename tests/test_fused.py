@@ -1,0 +1,165 @@
+"""A period in one kernel call (:mod:`mgenv.fused`) gives the stage-by-stage step's results.
+
+Two envs with the same seeds and actions, one with ``core.fuse`` on (the default), the other
+off (the six kernels called one by one, with the Python between them), must return the same
+observations, rewards, infos, histories (every field, blocks included), KPIs, ledgers, node
+views and random states, bit for bit; over configurations the fused call covers (empty and
+failed periods, adversaries that alter blocks, a ledger window that wraps, the last period)
+and ones it declines (other protocols, agent dispatch, a tamper hook), with the two paths
+alternating step by step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import mgenv
+from mgenv import _jit
+from mgenv.chain.fast_sbet import FastSBET
+from mgenv.env import MarketEnv
+from tests.test_jit_sbet import assert_same
+
+pytestmark = pytest.mark.skipif(not _jit.ENABLED, reason="numba is not installed")
+
+
+def chain_state(env: MarketEnv) -> list[Any]:
+    """The chain's state the two paths share: ledger, node view, streams, serial."""
+    chain = env.core.chain
+    proto: Any = chain.protocol
+    last = getattr(proto, "last_round", None)  # (the ideal chain has no rounds or streams)
+    rng, net = getattr(proto, "_rng", None), getattr(proto, "network", None)
+    return [
+        list(chain.ledger),
+        chain.ledger.next_height,
+        chain.node_heads(),
+        chain.nodes.height,
+        chain.nodes.forked,
+        chain.nodes.link_failures,
+        chain.next_serial,
+        None if rng is None else rng.bit_generator.state,
+        None if net is None else net.online_state,
+        None if last is None else list(last),
+    ]
+
+
+def run(
+    fuse: bool | np.random.Generator,
+    overrides: dict[str, Any],
+    seed: int,
+    episodes: int = 2,
+    hook_at: frozenset[int] = frozenset(),
+) -> tuple[list[Any], float]:
+    """Episodes of ``default`` with ``overrides``: everything a step shows, and the seconds
+    the fused path ran. ``fuse`` a generator: on or off at random, step by step."""
+    env = mgenv.parallel_env("default", **overrides)
+    rng = np.random.default_rng(seed)
+    out: list[Any] = []
+    step = 0
+    for episode in range(episodes):
+        obs, infos = env.reset(seed=seed + episode)
+        out.append([obs, infos, env.state()])
+        while env.agents:
+            env.core.fuse = fuse if isinstance(fuse, bool) else bool(fuse.integers(2))
+            # a tamper hook that alters nothing: the fused path must decline the period
+            env.core.chain.tamper_hook = (lambda *_: None) if step in hook_at else None
+            acts = {
+                a: rng.uniform(-1.2, 1.2, env.action_space(a).shape).astype(np.float32)
+                for a in env.agents
+            }
+            result = env.step(acts)
+            r = env.history[-1]
+            out.append([result, list(r), env.state(), env.episode_kpis(), chain_state(env)])
+            step += 1
+        # an earlier period's infos, after the fused step wrote the latest one's table
+        out.append(env.core.agent_infos(list(env.possible_agents), env.history[0]))
+        out.append([list(r) for r in env.history])
+    return out, env.core.stage_time["fused"]
+
+
+COVERED = [
+    {},
+    {"message_loss": 0.4, "availability": 0.7},  # many trades fail, empty blocks
+    {"withhold_share": 0.5},  # withholding creators: altered blocks, the node view's fork
+    {"malicious_share": 0.3, "missing_share": 0.2},
+    {"ddos_nodes": 1, "mean_outage_periods": 2.0},
+    {"n_microgrids": 12, "n_users": 5},  # more trades than the records' first room
+    {"n_users": 0},
+    {"horizon": 1},  # every step is the last: no next dispatch
+    {"ledger_window": 3, "n_nodes": 7},  # the ring of block hashes wraps
+]
+
+
+@pytest.mark.parametrize("overrides", COVERED)
+def test_fused_step_equals_the_stages(overrides: dict[str, Any]) -> None:
+    fused, seconds = run(True, overrides, 7)
+    staged, none = run(False, overrides, 7)
+    assert seconds > 0.0 and none == 0.0  # each ran the path it was asked for
+    assert_same(fused, staged)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"withhold_share": 0.5}, {"horizon": 3}])
+def test_paths_alternate_on_one_state(overrides: dict[str, Any]) -> None:
+    mixed, seconds = run(np.random.default_rng(3), overrides, 11, episodes=3)
+    staged, _ = run(False, overrides, 11, episodes=3)
+    assert seconds > 0.0
+    assert_same(mixed, staged)
+
+
+def test_a_tamper_hook_sends_the_period_to_the_stages() -> None:
+    hooks = frozenset({0, 5, 6, 30})
+    fused, _ = run(True, {}, 5, hook_at=hooks)
+    staged, _ = run(False, {}, 5, hook_at=hooks)
+    assert_same(fused, staged)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"protocol": "pbft"}, {"protocol": "ideal"}, {"dispatch": "agent"}, {"signatures": "ed25519"}],
+)
+def test_uncovered_configurations_run_the_stages(overrides: dict[str, Any]) -> None:
+    fused, seconds = run(True, overrides, 2, episodes=1)
+    staged, _ = run(False, overrides, 2, episodes=1)
+    assert seconds == 0.0
+    assert_same(fused, staged)
+
+
+@pytest.mark.parametrize(
+    "name", ["ccche_thermal_game", "consortium_p2p", "crosschain_aggregators", "default"]
+)
+def test_which_scenarios_are_fused(name: str) -> None:
+    """Only ``default``'s periods (SBET) run fused; the cross-chain scenario has the uniform
+    market and electric model, so its core can fuse, but its chain declines every period."""
+    env = mgenv.parallel_env(name)
+    assert (env.core._fused is None) == (name in ("ccche_thermal_game", "consortium_p2p"))
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step({a: env.action_space(a).sample() for a in env.agents})
+    assert (env.core.stage_time["fused"] > 0.0) == (name == "default")
+
+
+def test_kernels_off_runs_the_numpy_stages(monkeypatch: pytest.MonkeyPatch) -> None:
+    fused, _ = run(True, {}, 4, episodes=1)
+    monkeypatch.setattr(_jit, "ENABLED", False)
+    numpy_run, seconds = run(True, {}, 4, episodes=1)
+    assert seconds == 0.0
+    assert_same(fused, numpy_run)
+
+
+def test_observations_are_fresh_arrays() -> None:
+    """Each step's observations and result arrays are new: earlier ones stay as they were."""
+    env = mgenv.parallel_env("default")
+    env.reset(seed=1)
+    rng = np.random.default_rng(0)
+    kept = []
+    for _ in range(5):
+        acts = {a: rng.uniform(-1, 1, (5,)).astype(np.float32) for a in env.agents}
+        o = env.step(acts)[0]
+        kept.append((o, {k: v.copy() for k, v in o.items()}, env.history[-1].profit.copy()))
+    assert isinstance(env.core.chain._fast, FastSBET)
+    for (o, copies, profit), r in zip(kept, env.history, strict=True):
+        for k in o:
+            np.testing.assert_array_equal(o[k], copies[k])
+        np.testing.assert_array_equal(r.profit, profit)
