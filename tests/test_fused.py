@@ -155,7 +155,7 @@ def test_observations_are_fresh_arrays() -> None:
     rng = np.random.default_rng(0)
     kept = []
     for _ in range(5):
-        acts = {a: rng.uniform(-1, 1, (5,)).astype(np.float32) for a in env.agents}
+        acts = {a: rng.uniform(-1, 1, (9,)).astype(np.float32) for a in env.agents}
         o = env.step(acts)[0]
         kept.append((o, {k: v.copy() for k, v in o.items()}, env.history[-1].profit.copy()))
     assert isinstance(env.core.chain._fast, FastSBET)
