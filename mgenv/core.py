@@ -483,10 +483,12 @@ class MarketCore:
         nm = cfg.n_microgrids
         physics = self._electric
         assert physics is not None  # fusable() says so
-        # rows by iterating the 2-D arrays: cheaper than indexing them one by one
-        trades = _new(Trades, (*ints[:, :n], *floats[:3, :n]))
+        trades = _new(
+            Trades,
+            (ints[0, :n], ints[1, :n], ints[2, :n], floats[0, :n], floats[1, :n], floats[2, :n]),
+        )
         self.delta = floats[3, nm : nm + cfg.n_aggregators]
-        st = _new(Settlement, (*out[SETTLEMENT : SETTLEMENT + 9], grid_cash))
+        st = settlement_of(out[SETTLEMENT : SETTLEMENT + 9], grid_cash)
         phys = physics.adopt(out[REALISED : REALISED + 4, :nm])
         if cleared:
             self.last_price = price

@@ -11,6 +11,8 @@ alternating step by step.
 
 from __future__ import annotations
 
+import copy
+import pickle
 from typing import Any
 
 import numpy as np
@@ -163,3 +165,26 @@ def test_observations_are_fresh_arrays() -> None:
         for k in o:
             np.testing.assert_array_equal(o[k], copies[k])
         np.testing.assert_array_equal(r.profit, profit)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_copies_step_on_their_own_state(how: str) -> None:
+    """A copied env's fused step works on the copy's core, chain and buffers."""
+    env = mgenv.parallel_env("default")
+    env.reset(seed=2)
+    rng = np.random.default_rng(1)
+
+    def acts() -> dict[str, np.ndarray]:
+        return {a: rng.uniform(-1, 1, (9,)).astype(np.float32) for a in env.possible_agents}
+
+    for _ in range(5):
+        env.step(acts())
+    twin = copy.deepcopy(env) if how == "deepcopy" else pickle.loads(pickle.dumps(env))
+    assert twin.core._fused is not None and twin.core._fused.core is twin.core
+    twin.core.stage_time["fused"] = 0.0
+    for _ in range(10):
+        a = acts()
+        assert_same(list(env.step(a)), list(twin.step(a)))
+        assert_same(list(env.history[-1]), list(twin.history[-1]))
+    assert_same(chain_state(env), chain_state(twin))
+    assert twin.core.stage_time["fused"] > 0.0

@@ -27,6 +27,8 @@ import numpy as np
 from mgenv import _jit
 from mgenv.market.settle_kernels import settle_into
 
+_new = tuple.__new__
+
 
 class Trades(NamedTuple):
     """Matched trades of one period; arrays of shape ``(T,)``."""
@@ -197,6 +199,18 @@ def _settle_kernel(
 
 def settlement_of(rows: np.ndarray, grid_cash: float) -> Settlement:
     """A :class:`Settlement` whose fields are the rows of ``settle_into``'s output (9, P)."""
-    return Settlement(
-        rows[0], rows[1], rows[2], rows[3], rows[4], rows[5], rows[6], rows[7], rows[8], grid_cash
-    )
+    return _new(
+        Settlement,
+        (
+            rows[0],
+            rows[1],
+            rows[2],
+            rows[3],
+            rows[4],
+            rows[5],
+            rows[6],
+            rows[7],
+            rows[8],
+            grid_cash,
+        ),
+    )  # tuple.__new__: the NamedTuple its constructor builds, without the keyword handling

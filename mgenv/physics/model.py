@@ -180,7 +180,7 @@ class ElectricModel:
     def adopt_plan(self, rows: np.ndarray) -> Dispatch:
         """The period's :class:`Dispatch` from ``plan_into``'s rows ``(6, n)`` (kept)."""
         self._plan_rows = rows  # for a caller that hands the rows to a kernel (mgenv.fused)
-        self._plan = plan = _new(Dispatch, tuple(rows))
+        self._plan = plan = _new(Dispatch, (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]))
         return plan
 
     def _economic(self, grid_buy: float) -> np.ndarray:
@@ -234,8 +234,8 @@ class ElectricModel:
     def adopt(self, rows: np.ndarray) -> Realised:
         """The period's :class:`Realised` from ``realise_into``'s rows (4, n); the SOC moves on."""
         before = self._soc
-        gen, fuel, penalty, self._soc = rows
-        return _new(Realised, (gen, fuel, penalty, before, self._soc, {}))
+        self._soc = rows[3]
+        return _new(Realised, (rows[0], rows[1], rows[2], before, self._soc, {}))
 
     def features(self) -> np.ndarray:
         """No extra features."""
