@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -64,6 +64,62 @@ class PeriodResult(NamedTuple):
     # microgrid paid its aggregator, yuan (n_mg,); None when the microgrids buy gas directly.
     # ``physics.fuel_cost`` is then the gas company's (external) bill for the same gas.
     gas_paid: np.ndarray | None = None
+
+
+class DeferredResult:
+    """A fused period's :class:`PeriodResult`, built from its arrays when first asked for.
+
+    :class:`~mgenv.env.MarketEnv` sets :attr:`MarketCore.defer_results`: its step reads only
+    the price, the clearing flag and the chain's result (the info table is the kernel's),
+    so the trades, settlement and physics views are made when the history is read. The
+    arrays are the period's own (fresh every period, never written afterwards), so the
+    result is the one the step would have built.
+    """
+
+    __slots__ = ("_built", "_raw", "chain", "cleared", "hour", "period", "price")
+
+    def __init__(
+        self,
+        period: int,
+        hour: float,
+        price: float,
+        cleared: bool,
+        chain: ConsensusResult,
+        raw: tuple[Any, ...],
+    ) -> None:
+        self.period, self.hour, self.price, self.cleared = period, hour, price, cleared
+        self.chain = chain
+        self._raw = raw  # (ints, floats, T, settlement rows, grid_cash, dispatch, soc, profiles)
+        self._built: PeriodResult | None = None
+
+    def result(self) -> PeriodResult:
+        """The :class:`PeriodResult` (built once)."""
+        if self._built is not None:
+            return self._built
+        ints, floats, n, out, grid_cash, dispatch, soc_before, p = self._raw
+        t, nm = self.period, soc_before.shape[0]
+        trades = _new(
+            Trades,
+            (ints[0, :n], ints[1, :n], ints[2, :n], floats[0, :n], floats[1, :n], floats[2, :n]),
+        )
+        st = settlement_of(out[SETTLEMENT : SETTLEMENT + 9], grid_cash)
+        rows = out[REALISED : REALISED + 4, :nm]
+        phys = _new(Realised, (rows[0], rows[1], rows[2], soc_before, rows[3], {}))
+        real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
+        res = self.chain
+        self._built = _new(
+            PeriodResult,
+            (
+                t, self.hour, self.price, self.cleared, trades, res.committed, res, st,
+                dispatch, phys, out[PROFIT], real, None, None,
+            ),
+        )  # fmt: skip
+        return self._built
+
+
+def built(result: PeriodResult | DeferredResult) -> PeriodResult:
+    """``result`` as a :class:`PeriodResult`."""
+    return result.result() if type(result) is DeferredResult else cast(PeriodResult, result)
 
 
 class PublicInfo(NamedTuple):
@@ -172,9 +228,11 @@ class MarketCore:
         self._info_names: tuple[str, ...] = ()
         self._info_proto: dict[str, Any] = {}
         # The result whose info table the fused step wrote, and its rejected count.
-        self._info_done: tuple[PeriodResult | None, int] = (None, 0)
+        self._info_done: tuple[PeriodResult | DeferredResult | None, int] = (None, 0)
         #: Whether a step may run as one kernel call where it applies (:mod:`mgenv.fused`).
         self.fuse = True
+        #: Whether :meth:`step` may return a :class:`DeferredResult` (set by the env shell).
+        self.defer_results = False
         self._fused = FusedPeriod(self, COMMIT_EMA) if fusable(self) else None
 
     # ------------------------------------------------------------------ episode state
@@ -258,8 +316,11 @@ class MarketCore:
         """Fresh action matrices per role, e.g. ``{"mg": (n_mg, 2S + 3), ...}``, zeros."""
         return {r: np.zeros(shape) for r, shape in self.action_shapes.items()}
 
-    def step(self, actions: dict[str, np.ndarray]) -> PeriodResult:
+    def step(self, actions: dict[str, np.ndarray]) -> PeriodResult | DeferredResult:
         """Run market, chain, settlement and physics-after for the current period.
+
+        Returns a :class:`PeriodResult`, or with :attr:`defer_results` set, possibly a
+        :class:`DeferredResult` (``built(result)`` gives the former).
 
         Args:
             actions: One action matrix per role, in [-1, 1] (clipped), shapes as
@@ -471,7 +532,7 @@ class MarketCore:
         plan_next: np.ndarray,
         obs: np.ndarray,
         rejected: int,
-    ) -> PeriodResult:
+    ) -> PeriodResult | DeferredResult:
         """The state and result :meth:`step` leaves, from :func:`mgenv.fused.fused_period`'s.
 
         ``market``: the clearing's ``(ints, floats, T, price, cleared)``; ``out`` the
@@ -479,28 +540,21 @@ class MarketCore:
         observations, ``rejected`` the info table's count.
         """
         ints, floats, n, price, cleared = market
-        cfg, t, p = self.cfg, self.t, self.profiles
+        cfg, t = self.cfg, self.t
         nm = cfg.n_microgrids
         physics = self._electric
         assert physics is not None  # fusable() says so
-        trades = _new(
-            Trades,
-            (ints[0, :n], ints[1, :n], ints[2, :n], floats[0, :n], floats[1, :n], floats[2, :n]),
-        )
         self.delta = floats[3, nm : nm + cfg.n_aggregators]
-        st = settlement_of(out[SETTLEMENT : SETTLEMENT + 9], grid_cash)
-        phys = physics.adopt(out[REALISED : REALISED + 4, :nm])
+        soc_before = physics.soc
+        physics.adopt_soc(out[REALISED + 3, :nm])
         if cleared:
             self.last_price = price
-        self._take_book(out[BOOK : BOOK + 4], st, res, n > 0)
-        real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
-        result = _new(
-            PeriodResult,
-            (
-                t, self._hour_list[t], price, cleared, trades, res.committed, res, st,
-                self.dispatch, phys, out[PROFIT], real, None, None,
-            ),
-        )  # fmt: skip
+        self._take_book(out[BOOK : BOOK + 4], None, res, n > 0)
+        raw = (ints, floats, n, out, grid_cash, self.dispatch, soc_before, self.profiles)
+        deferred = DeferredResult(t, self._hour_list[t], price, cleared, res, raw)
+        result: PeriodResult | DeferredResult = deferred
+        if not self.defer_results:
+            result = deferred.result()
         self._info_done = (result, rejected)
         self.t = t = t + 1
         self._public = None
@@ -511,7 +565,7 @@ class MarketCore:
         return result
 
     def _take_book(
-        self, out: np.ndarray, st: Settlement, res: ConsensusResult, traded: bool
+        self, out: np.ndarray, st: Settlement | None, res: ConsensusResult, traded: bool
     ) -> None:
         """The state :meth:`_book` leaves, from ``book_into``'s rows ``out`` (4, P)."""
         self.sold_share = out[0, : self.cfg.n_microgrids]
@@ -671,21 +725,25 @@ class MarketCore:
         obs = self.observations()
         return np.concatenate([obs[r].ravel() for r in ("mg", "agg", "user")])
 
-    def agent_infos(self, agents: list[str], r: PeriodResult) -> dict[str, dict[str, Any]]:
+    def agent_infos(
+        self, agents: list[str], result: PeriodResult | DeferredResult
+    ) -> dict[str, dict[str, Any]]:
         """The per-step info dicts of ``agents`` (see the env card for the keys)."""
-        st = r.settlement
         rows: Sequence[Sequence[float]] | None = None
+        r: Any = result  # a DeferredResult has the price, cleared and chain fields read here
         if _jit.ENABLED:  # every column in one kernel call, as one row per participant
             table, counts = self._info_table, self._reject_counts
             done, n_rejected = self._info_done
-            if done is not r:  # the table holds _info_done's result's rows
-                n_rejected = self._info_rows(r)
-                self._info_done = (r, n_rejected)
+            if done is not result:  # the table holds _info_done's result's rows
+                n_rejected = self._info_rows(built(result))
+                self._info_done = (result, n_rejected)
             rows = table.tolist()
             rejected = {}
             if n_rejected:
                 rejected = {REJECT_REASONS[k]: c for k, c in enumerate(counts.tolist()) if c}
         else:
+            r = built(result)
+            st = r.settlement
             traded = st.sold + st.bought
             if self._ratio[0] is st:  # this period's, computed by _book
                 ratio = self._ratio[1].tolist()

@@ -39,7 +39,7 @@ Version history:
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import gymnasium
 import numpy as np
@@ -49,7 +49,7 @@ from mgenv import _jit, streams
 from mgenv._ufuncs import stack_rows
 from mgenv.chain import Chain, ConsensusResult
 from mgenv.config import EnvConfig
-from mgenv.core import MarketCore, PeriodResult
+from mgenv.core import DeferredResult, MarketCore, PeriodResult, built
 
 RENDER_MODES = ("ansi", "rgb_array")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # action dtypes the kernel copies
@@ -70,6 +70,9 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         self.config = config
         self.render_mode = render_mode
         self.core = MarketCore(config)
+        # The step reads a period's result for the infos only: its arrays become a
+        # PeriodResult when the history is read (MarketCore.DeferredResult).
+        self.core.defer_results = True
         self.all_agents: list[str] = self.core.names
         self.possible_agents = [
             a for a in self.all_agents if self.role_of(a) in config.learning_roles
@@ -106,7 +109,8 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             for r in self.core.opponent_roles
         }
         self._seed_rng: np.random.Generator | None = None
-        self._history: list[PeriodResult] = []
+        self._history: list[PeriodResult | DeferredResult] = []
+        self._n_built = 0  # the history's leading entries that are PeriodResults
         self._last_chain: ConsensusResult | None = None
         # Opponent roles whose actions the policy declares a function of the config and the
         # period's grid price alone (``price_only_roles``): their action matrix is computed
@@ -176,6 +180,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         self.policy_rng = policy
         self.agents = list(self.possible_agents)
         self._history = []
+        self._n_built = 0
         obs = self.core.observations(self.config.learning_roles)
         return self._split(obs), {a: {} for a in self.agents}
 
@@ -331,7 +336,11 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
     @property
     def history(self) -> list[PeriodResult]:
         """Every :class:`~mgenv.core.PeriodResult` of the episode so far (read-only use)."""
-        return self._history
+        h = self._history
+        for i in range(self._n_built, len(h)):  # the periods since the last read
+            h[i] = built(h[i])
+        self._n_built = len(h)
+        return cast(list[PeriodResult], h)
 
     def state(self) -> np.ndarray:
         """Global state for centralised critics: every participant's observation, concatenated."""
@@ -350,9 +359,9 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         from mgenv import render
 
         if self.render_mode == "ansi":
-            return render.ansi_table(self._history, self.core)
+            return render.ansi_table(self.history, self.core)
         if self.render_mode == "rgb_array":
-            return render.rgb_image(self._history, self.core)
+            return render.rgb_image(self.history, self.core)
         gymnasium.logger.warn("render() called without a render_mode; returning None")
         return None
 

@@ -38,7 +38,7 @@ from mgenv.physics.model import ElectricModel
 
 if TYPE_CHECKING:
     from mgenv.chain.fast_sbet import FastSBET
-    from mgenv.core import MarketCore, PeriodResult
+    from mgenv.core import DeferredResult, MarketCore, PeriodResult
 
 _I64_MAX = 2**63 - 1
 _NO_SETPOINTS = np.zeros(0)
@@ -249,7 +249,7 @@ class FusedPeriod:
         self._chain_ints = np.empty(5, np.int64)
         self._low, self._high = BOUNDS["mg"]
 
-    def step(self, actions: dict[str, np.ndarray]) -> PeriodResult | None:
+    def step(self, actions: dict[str, np.ndarray]) -> PeriodResult | DeferredResult | None:
         """:meth:`MarketCore.step` in one kernel call, or None (nothing changed) if not covered."""
         core = self.core
         chain = core.chain

@@ -21,6 +21,7 @@ import pytest
 import mgenv
 from mgenv import _jit
 from mgenv.chain.fast_sbet import FastSBET
+from mgenv.core import DeferredResult, MarketCore, PeriodResult
 from mgenv.env import MarketEnv
 from tests.test_jit_sbet import assert_same
 
@@ -188,3 +189,30 @@ def test_copies_step_on_their_own_state(how: str) -> None:
         assert_same(list(env.history[-1]), list(twin.history[-1]))
     assert_same(chain_state(env), chain_state(twin))
     assert twin.core.stage_time["fused"] > 0.0
+
+
+def test_history_read_late_equals_the_staged_steps() -> None:
+    """Results deferred by the env (read only at the episode's end) are the staged ones."""
+    late, staged = mgenv.parallel_env("default"), mgenv.parallel_env("default")
+    staged.core.fuse = False
+    rng = np.random.default_rng(4)
+    for env in (late, staged):
+        env.reset(seed=9)
+    while late.agents:
+        acts = {a: rng.uniform(-1, 1, (9,)).astype(np.float32) for a in late.agents}
+        assert_same(list(late.step(acts)), list(staged.step(acts)))
+        assert isinstance(late._history[-1], DeferredResult)
+        assert type(staged.history[-1]) is PeriodResult
+    assert_same([list(r) for r in late.history], [list(r) for r in staged.history])
+    assert all(type(r) is PeriodResult for r in late.history)
+
+
+def test_a_core_of_its_own_returns_period_results() -> None:
+    """Without the env shell (``defer_results`` off), a fused step returns a PeriodResult."""
+    env = mgenv.parallel_env("default")
+    env.reset(seed=0)
+    core = MarketCore(env.config)
+    core.reset(*np.random.default_rng(0).spawn(2), env.core.chain)
+    mats = {r: np.zeros(s) for r, s in core.action_shapes.items()}
+    assert type(core.step(mats)) is PeriodResult
+    assert core.stage_time["fused"] > 0.0

@@ -231,6 +231,10 @@ class ElectricModel:
             raise RuntimeError("realise() before plan()")
         return self._plan, self._soc, self._realise_fleet
 
+    def adopt_soc(self, soc: np.ndarray) -> None:
+        """The SOC after the period, ``realise_into``'s row 3 (its :class:`Realised` unmade)."""
+        self._soc = soc
+
     def adopt(self, rows: np.ndarray) -> Realised:
         """The period's :class:`Realised` from ``realise_into``'s rows (4, n); the SOC moves on."""
         before = self._soc
