@@ -1,9 +1,12 @@
 """The market core: episode state as arrays and the five stages of a step, wired in order.
 
 :class:`MarketCore` knows nothing of PettingZoo: it takes one action array per participant
-and returns a :class:`PeriodResult`. The env shell (:mod:`mgenv.env`) converts dicts and
-spaces. The stages are the pure functions of ``mgenv.physics``, ``mgenv.market`` and the
-``mgenv.chain`` facade; this module only calls them in order and keeps the state.
+and returns a :class:`PeriodResult` (or, for the env shell, which sets
+:attr:`MarketCore.defer_results`, a :class:`DeferredResult` that builds it when read). The env
+shell (:mod:`mgenv.env`) converts dicts and spaces. The stages are the pure functions of
+``mgenv.physics``, ``mgenv.market`` and the ``mgenv.chain`` facade; this module only calls
+them in order and keeps the state. Where :mod:`mgenv.fused` covers the configuration, a step
+calls the stages' kernels in sequence inside one compiled call instead.
 """
 
 from __future__ import annotations
