@@ -92,6 +92,8 @@ COVERED = [
     {"n_users": 0},
     {"horizon": 1},  # every step is the last: no next dispatch
     {"ledger_window": 3, "n_nodes": 7},  # the ring of block hashes wraps
+    {"learning_roles": ("mg", "agg", "user")},  # the other roles' observations staged
+    {"learning_roles": ("agg",), "opponent_policy": "nash_bidding"},  # opponents observe
 ]
 
 
