@@ -5,8 +5,9 @@
 Runs ``default`` with the stages one by one (``core.fuse = False``) for ``periods`` periods,
 keeping a copy of the arguments of the last call of each kernel the fused period
 (:mod:`mgenv.fused`) chains, then calls each kernel ``calls`` times on copies of those
-arguments and prints the fastest of five runs in µs per call (the kernel's entry, the
-unboxing of its arguments, and its work, with warm caches: inside a step each costs more).
+arguments and prints the fastest of five rounds (``bench_sha.per_call_us``) in µs per
+call: the kernel's entry, the unboxing of its arguments and its work, with warm caches
+(inside a step each costs more).
 The chain's kernel also runs with the period's trades removed, which leaves its fixed part.
 """
 
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import importlib
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from bench_sha import per_call_us  # benchmarks/ is the script's directory
 
 import mgenv
 
@@ -62,19 +64,6 @@ def capture(periods: int) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]
     return seen
 
 
-def per_call(kernel: Callable[..., Any], args: tuple[Any, ...], calls: int) -> float:
-    """Fastest of five runs of ``calls`` calls, µs per call (on a copy of ``args``)."""
-    work = copy.deepcopy(args)
-    kernel(*work)
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            kernel(*work)
-        best = min(best, time.perf_counter() - t0)
-    return best / calls * 1e6
-
-
 def main() -> None:
     """Print µs per call of each kernel of a ``default`` period."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -82,15 +71,18 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=20000, help="calls per timed run")
     args = ap.parse_args()
     seen = capture(args.periods)
+    fns: dict[str, Callable[[], object]] = {}
     for name, (kernel, kernel_args) in seen.items():
-        extra = ""
-        if name == "sbet_chain_period":
-            n_tx = kernel_args[5].size
-            empty = list(kernel_args)
-            for k in (5, 6, 7, 8):  # seller, buyer, kWh, price: no trades
-                empty[k] = empty[k][:0]
-            extra = f" ({n_tx} trades; {per_call(kernel, tuple(empty), args.calls):.2f} without)"
-        print(f"{name:20s} {per_call(kernel, kernel_args, args.calls):7.2f} µs per call{extra}")
+        fns[name] = functools.partial(kernel, *copy.deepcopy(kernel_args))
+    kernel, chain_args = seen["sbet_chain_period"]
+    no_trades = list(copy.deepcopy(chain_args))
+    for k in (5, 6, 7, 8):  # seller, buyer, kWh, price: no trades
+        no_trades[k] = no_trades[k][:0]
+    fns["sbet_chain_period, no trades"] = functools.partial(kernel, *no_trades)
+    us = per_call_us(fns, args.calls, 5)
+    print(f"(the period had {chain_args[5].size} trades)")
+    for name, value in us.items():
+        print(f"{name:30s} {value:7.2f} µs per call")
 
 
 if __name__ == "__main__":

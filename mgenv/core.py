@@ -31,8 +31,16 @@ from mgenv.market.settle_kernels import (
     profit_into,
 )
 from mgenv.market.settlement import Positions, Settlement, Trades, settle, settlement_of
+from mgenv.market.uniform import trades_of
 from mgenv.period_kernel import BOOK, N_ROWS, PROFIT, REALISED, SETTLEMENT, settle_period_into
-from mgenv.physics.model import MODELS, ElectricModel, Forecast, PhysicsModel, Realised
+from mgenv.physics.model import (
+    MODELS,
+    ElectricModel,
+    Forecast,
+    PhysicsModel,
+    Realised,
+    realised_of,
+)
 from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours, profile_bases
 from mgenv.physics.units import Dispatch, FleetArrays, marginal_cost
 
@@ -97,27 +105,47 @@ class DeferredResult:
 
     def result(self) -> PeriodResult:
         """The :class:`PeriodResult` (built once)."""
-        if self._built is not None:
-            return self._built
-        ints, floats, n, out, grid_cash, dispatch, soc_before, p = self._raw
-        t, nm = self.period, soc_before.shape[0]
-        trades = _new(
-            Trades,
-            (ints[0, :n], ints[1, :n], ints[2, :n], floats[0, :n], floats[1, :n], floats[2, :n]),
-        )
-        st = settlement_of(out[SETTLEMENT : SETTLEMENT + 9], grid_cash)
-        rows = out[REALISED : REALISED + 4, :nm]
-        phys = _new(Realised, (rows[0], rows[1], rows[2], soc_before, rows[3], {}))
-        real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
-        res = self.chain
-        self._built = _new(
-            PeriodResult,
-            (
-                t, self.hour, self.price, self.cleared, trades, res.committed, res, st,
-                dispatch, phys, out[PROFIT], real, None, None,
-            ),
-        )  # fmt: skip
+        if self._built is None:
+            ints, floats, n, out, grid_cash, dispatch, soc_before, p = self._raw
+            phys = realised_of(out[REALISED : REALISED + 4, : soc_before.shape[0]], soc_before)
+            self._built = period_of_rows(
+                (self.period, self.hour, self.price, self.cleared),
+                trades_of(ints, floats, n),
+                self.chain,
+                (out, grid_cash),
+                dispatch,
+                phys,
+                p,
+            )
         return self._built
+
+
+def period_of_rows(
+    when: tuple[int, float, float, bool],
+    trades: Trades,
+    res: ConsensusResult,
+    settled: tuple[np.ndarray, float],
+    dispatch: Dispatch,
+    phys: Realised,
+    profiles: DayProfiles,
+) -> PeriodResult:
+    """The :class:`PeriodResult` of a period settled by ``settle_period_into``.
+
+    ``when``: ``(period, hour, price, cleared)``; ``settled``: its rows ``(N_ROWS, P)`` and
+    ``grid_cash``; the default family's (no aggregator storage, no gas sales).
+    """
+    t, hour, price, cleared = when
+    rows, grid_cash = settled
+    st = settlement_of(rows[SETTLEMENT : SETTLEMENT + 9], grid_cash)
+    p = profiles
+    real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
+    return _new(
+        PeriodResult,
+        (
+            t, hour, price, cleared, trades, res.committed, res, st, dispatch, phys,
+            rows[PROFIT], real, None, None,
+        ),
+    )  # fmt: skip
 
 
 def built(result: PeriodResult | DeferredResult) -> PeriodResult:
@@ -495,7 +523,7 @@ class MarketCore:
         numbers; used with the electric model, no load shift, no aggregator storage and a
         mechanism without settlement hooks or fuel bills.
         """
-        cfg, d, t, p = self.cfg, self.dispatch, self.t, self.profiles
+        cfg, d, t = self.cfg, self.dispatch, self.t
         nm = cfg.n_microgrids
         physics = self._electric
         assert physics is not None  # _fusable says so
@@ -514,17 +542,20 @@ class MarketCore:
             COMMIT_EMA,
             rows,
         )
-        st = settlement_of(rows[SETTLEMENT : SETTLEMENT + 9], grid_cash)
         phys = physics.adopt(rows[REALISED : REALISED + 4, :nm])
-        profit = rows[PROFIT]
+        result = period_of_rows(
+            (t, self._hour_list[t], price, cleared),
+            trades,
+            res,
+            (rows, grid_cash),
+            d,
+            phys,
+            self.profiles,
+        )
         if cleared:
             self.last_price = price
-        self._take_book(rows[BOOK : BOOK + 4], st, res, trades.kwh.shape[0] > 0)
-        real = (p.pv_real[t], p.wind_real[t], p.load_real[t], p.user_load_real[t])
-        return PeriodResult(
-            t, self._hour_list[t], price, cleared, trades, res.committed, res, st, d, phys,
-            profit, real, None, None,
-        )  # fmt: skip
+        self._take_book(rows[BOOK : BOOK + 4], result.settlement, res, trades.kwh.shape[0] > 0)
+        return result
 
     def _after_fused(
         self,

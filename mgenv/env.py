@@ -71,7 +71,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         self.render_mode = render_mode
         self.core = MarketCore(config)
         # The step reads a period's result for the infos only: its arrays become a
-        # PeriodResult when the history is read (MarketCore.DeferredResult).
+        # PeriodResult when the history is read (mgenv.core.DeferredResult).
         self.core.defer_results = True
         self.all_agents: list[str] = self.core.names
         self.possible_agents = [
@@ -123,9 +123,6 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             else frozenset()
         )
         self._price_only_cache: dict[tuple[str, float], np.ndarray] = {}
-        self._shapes = self.core.action_shapes
-        # Matrices of the roles without members (they hold nothing, so one serves every step).
-        self._no_rows = {r: np.zeros(k) for r, k in self._shapes.items() if k[0] == 0}
 
     # ----------------------------------------------------------------- spaces and names
     def _space_for(self, role: str) -> gymnasium.spaces.Box:
@@ -224,18 +221,16 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
         Everything is checked before any state changes, so a bad action changes nothing.
         The matrices are fresh (``core.step`` may keep them): the learners' rows are all
-        written here (or an error raised), the opponents' matrices are added by
-        :meth:`_opponent_actions`.
+        written here (or an error raised), the opponents' by :meth:`_opponent_actions`.
         """
-        mats = self._no_rows.copy()
-        shapes = self._shapes
+        mats = self.core.empty_actions()
         for role, members in self._learners.items():
             try:
                 rows = [actions[a] for a in members]
             except KeyError:
                 missing = [a for a in self.agents if a not in actions]
                 raise ValueError(f"actions missing for agents {missing}") from None
-            mat = mats[role] = np.empty(shapes[role])
+            mat = mats[role]
             width = mat.shape[1:]
             usual = _jit.ENABLED
             for r in rows:  # float arrays of the right shape (a loop: cheaper than all())
@@ -316,7 +311,6 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
                         obs = self.core.observations(roles)
                     else:  # the policy reads only public information: skip building them
                         obs = self._no_obs
-                mats[role] = np.zeros(self._shapes[role])
                 whole = self._fill(
                     mats, role, act_role(role, self.core.role_index[role], obs[role], self)
                 )
@@ -329,7 +323,6 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         acts = self._opponents({a: obs[rows[a][0]][rows[a][1]] for a in others}, self)
         for role in roles:
             members = [a for a in others if rows[a][0] == role]
-            mats[role] = np.zeros(self._shapes[role])
             self._fill(mats, role, np.stack([np.asarray(acts[a], np.float64) for a in members]))
 
     # ----------------------------------------------------------------- extras

@@ -34,7 +34,6 @@ from mgenv.market.uniform_kernel import clear_uniform
 from mgenv.observe import BOUNDS, mg_obs_into
 from mgenv.period_kernel import BOOK, N_ROWS, REALISED, SETTLEMENT, settle_period_into
 from mgenv.physics.kernels import plan_into
-from mgenv.physics.model import ElectricModel
 
 if TYPE_CHECKING:
     from mgenv.chain.fast_sbet import FastSBET
@@ -210,7 +209,7 @@ def fused_period(
     last_price = price if cleared else shared[4]
     new_commit = out[BOOK + 3] if n > 0 else commit
     mg_obs_into(
-        (shared[0], shared[1], shared[2], shared[3], last_price, figures[8]),
+        (shared[0], shared[1], shared[2], shared[3], last_price, figures[8]),  # 8: online share
         scale,
         (pv[obs_t], wind[obs_t], load[obs_t]),
         (obs_plan[3], obs_plan[4], obs_plan[5]),
@@ -232,19 +231,19 @@ class FusedPeriod:
 
     def __init__(self, core: MarketCore, ema: float) -> None:
         cfg = core.cfg
-        mech, physics = core.mechanism, core.physics
-        assert isinstance(mech, UniformPrice) and isinstance(physics, ElectricModel)
+        mech, physics = core.mechanism, core._electric
+        assert isinstance(mech, UniformPrice) and physics is not None
         self.core = core
-        nm, na, nb = cfg.n_microgrids, cfg.n_aggregators, core.buyer_agg.shape[0]
-        self._widths = (nm + max(nb, na), nm + nb)
+        self._mech, self._physics = mech, physics
+        self._sizes = (cfg.n_microgrids, cfg.n_aggregators, core.buyer_agg.shape[0])
+        nm, _, nb = self._sizes
         self.t_max = nm + nb - 1  # the most trades a period can match
         p = mech.params
         self._market = np.array(
             [0.0, 0.0, p.price_floor, p.price_cap, p.delta_min, p.delta_max, ema]
         )
         self._segments = p.n_segments
-        self._scratch = mech._scratch_for(nm, na, nb)
-        self._physics = physics
+        self._scratch = mech.scratch_for(*self._sizes)
         self._shared = np.empty(5)
         self._chain_ints = np.empty(5, np.int64)
         self._low, self._high = BOUNDS["mg"]
@@ -254,13 +253,12 @@ class FusedPeriod:
         core = self.core
         chain = core.chain
         fast: FastSBET | None = chain._fast
-        serial = chain._next_serial
+        serial = chain.next_serial
         physics = self._physics
-        plan = physics._plan_rows
+        plan = physics.plan_rows(core.dispatch)  # None: the numpy path planned the period
         if (
             fast is None
-            or plan is None  # the numpy path planned the period
-            or physics._plan is not core.dispatch
+            or plan is None
             or serial + self.t_max > _I64_MAX
             or not fast.prepare(chain, self.t_max)
         ):
@@ -270,9 +268,9 @@ class FusedPeriod:
         market = self._market
         market[0], market[1] = core.grid_buy, core.feed_in
         next_t = t + 1 if t + 1 < cfg.horizon else -1
-        obs_t = t if next_t < 0 else next_t
+        obs_t = t if next_t < 0 else next_t  # the period the observations describe
         grid_next, feed_next = core._prices[obs_t]
-        econ = physics._economic(grid_next) if next_t >= 0 else physics._gen_cap
+        econ, gen_cap, power, plan_fleet = physics.plan_constants(grid_next)
         shared = self._shared
         shared[0], shared[1] = core._hour_angles[obs_t]
         shared[2], shared[3], shared[4] = grid_next, feed_next, core.last_price
@@ -280,25 +278,24 @@ class FusedPeriod:
         ci = self._chain_ints
         ci[0], ci[1], ci[2], ci[3], ci[4] = t, serial, top, kept, first
         fast.draw(chain)
-        w_f, w_i = self._widths
-        floats, ints = np.empty((4, w_f)), np.empty((3, w_i), np.int64)
+        fbuf, ibuf, u8buf = fast.buffers()
+        floats, ints = self._mech.outputs(*self._sizes)
         rows = np.empty((3, state.size), dtype=bool)
         committed = np.empty(self.t_max, dtype=bool)
         reason = np.empty(self.t_max, dtype=np.int8)
         out = np.empty((N_ROWS, cfg.n_participants))
         plan_next = np.empty((6, nm))
         obs = np.empty((nm, 16), np.float32)
-        soc, realise_fleet = physics._soc, physics._realise_fleet
+        _, soc, realise_fleet = physics.kernel_inputs()
         t0 = time.perf_counter()
         figures, price, cleared, n, grid_cash, rejected = fused_period(
             actions["mg"], actions["agg"], actions["user"], market, self._segments,
             core.buyer_agg, core.buyer_global, self._scratch[0], self._scratch[1], floats, ints,
-            ci, fast._fbuf, fast._ibuf, fast._u8buf, state, height, head, forked, rows,
-            committed, reason,
+            ci, fbuf, ibuf, u8buf, state, height, head, forked, rows, committed, reason,
             t, plan, p.user_load_forecast, p.pv_forecast, p.wind_forecast,
             p.load_forecast, core._need, core._error, soc, realise_fleet, core.commit,
             core._kpi_rows, out,
-            next_t, econ, physics._gen_cap, physics._power, physics._plan_fleet, plan_next,
+            next_t, econ, gen_cap, power, plan_fleet, plan_next,
             shared, core.mg_scale, core.mc_max, self._low, self._high, obs,
             core._info_table, core._reject_counts,
         )  # fmt: skip
@@ -311,10 +308,10 @@ class FusedPeriod:
 
 def fusable(core: MarketCore) -> bool:
     """Whether :class:`FusedPeriod` serves ``core``'s configuration (the chain checked later)."""
+    # _fusable: the electric model and a mechanism without settlement hooks or fuel bills
     return (
         _jit.AVAILABLE
-        and type(core.mechanism) is UniformPrice
-        and type(core.physics) is ElectricModel
         and core._fusable
+        and type(core.mechanism) is UniformPrice
         and not core.setpoints
     )

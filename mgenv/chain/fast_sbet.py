@@ -245,6 +245,10 @@ class FastSBET:
             self._sync_ring(ledger)
         return True
 
+    def buffers(self) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.uint8]]:
+        """``sbet_chain_period``'s ``(fbuf, ibuf, u8buf)`` (after :meth:`prepare`)."""
+        return self._fbuf, self._ibuf, self._u8buf
+
     def state_of(self, chain: Chain) -> tuple[int, int, bool, Any, Any, Any, Any]:
         """``sbet_chain_period``'s state arguments ``top`` to ``forked`` for ``chain``."""
         ledger, nodes = chain.ledger, chain.nodes

@@ -21,6 +21,19 @@ from mgenv.market.uniform_kernel import clear_uniform, work_sizes
 _tuple_new = tuple.__new__
 
 
+def trades_of(ints: np.ndarray, floats: np.ndarray, n: int) -> Trades:
+    """The :class:`Trades` in ``clear_uniform``'s outputs: the first ``n`` columns of its rows.
+
+    ``ints`` (3, W'): seller, buyer, aggregator; ``floats`` (4, W): kWh, price, coefficient
+    (row 3 is not a trade's). Views, built by ``tuple.__new__``: half the cost of a
+    NamedTuple's keyword-checking constructor.
+    """
+    return _tuple_new(
+        Trades,
+        (ints[0, :n], ints[1, :n], ints[2, :n], floats[0, :n], floats[1, :n], floats[2, :n]),
+    )
+
+
 class UniformPrice:
     """The uniform-price call auction with aggregators as intermediaries."""
 
@@ -31,13 +44,22 @@ class UniformPrice:
         # the compiled clearing's scratch, by (n_mg, n_agg, n_buyers): reused every period
         self._scratch: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    def _scratch_for(self, nm: int, na: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
+    def scratch_for(self, nm: int, na: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
+        """``clear_uniform``'s scratch for these sizes, made once and reused every period."""
         key = (nm, na, nb)
         buf = self._scratch.get(key)
         if buf is None:
             n_f, n_i = work_sizes(nm, na, nb, self.params.n_segments)
             buf = self._scratch[key] = (np.empty(n_f), np.empty(n_i, np.int64))
         return buf
+
+    def outputs(self, nm: int, na: int, nb: int) -> tuple[np.ndarray, np.ndarray]:
+        """Fresh ``(floats (4, W), ints (3, W'))`` outputs for ``clear_uniform``.
+
+        Fresh every period: the trades outlive the step in ``PeriodResult``. At most
+        ``n_mg + n_buyers - 1`` trades; ``W`` also covers the offered/coefficient row.
+        """
+        return np.empty((4, nm + max(nb, na))), np.empty((3, nm + nb), np.int64)
 
     def action_names(self, role: str) -> list[str]:
         """See :mod:`mgenv.market.orders` for the layouts."""
@@ -49,10 +71,7 @@ class UniformPrice:
         if _jit.ENABLED:  # the same in one compiled call (mgenv.market.uniform_kernel)
             buyer_agg, na = inputs.buyer_agg, inputs.n_agg
             nb = buyer_agg.shape[0]
-            # fresh outputs every period (the trades outlive the step in PeriodResult);
-            # T <= n_mg + n_buyers - 1 trades, W covers the offered/coefficient row too
-            floats = np.empty((4, nm + max(nb, na)))
-            ints = np.empty((3, nm + nb), np.int64)
+            floats, ints = self.outputs(nm, na, nb)
             p, cleared, n = clear_uniform(
                 (actions["mg"], actions["agg"], actions["user"]),
                 inputs[:3],  # offerable, deficit, user need
@@ -60,22 +79,11 @@ class UniformPrice:
                 inputs.grid_buy,
                 self._bounds,
                 s,
-                self._scratch_for(nm, na, nb),
+                self.scratch_for(nm, na, nb),
                 floats,
                 ints,
             )
-            # NamedTuples by tuple.__new__: half the cost of their keyword-checking __new__
-            trades = _tuple_new(
-                Trades,
-                (
-                    ints[0, :n],
-                    ints[1, :n],
-                    ints[2, :n],
-                    floats[0, :n],
-                    floats[1, :n],
-                    floats[2, :n],
-                ),
-            )
+            trades = trades_of(ints, floats, n)
             return _tuple_new(
                 MarketOutcome,
                 (trades, p, cleared, floats[3, :nm], floats[3, nm : nm + na], None, None),

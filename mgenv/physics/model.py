@@ -57,6 +57,18 @@ class Realised(NamedTuple):
     extra: dict[str, Any]  # model-specific arrays (thermal balances, tank states, ...)
 
 
+_new = tuple.__new__  # builds a NamedTuple as its constructor does, for less
+
+
+def realised_of(rows: np.ndarray, soc_before: np.ndarray) -> Realised:
+    """The electric model's :class:`Realised` from ``realise_into``'s rows ``(4, n_mg)``.
+
+    Rows ``gen_kwh, fuel_cost, penalty, soc_after`` (``physics.kernels.REALISE_ROWS``);
+    no penalties or extras beyond them.
+    """
+    return _new(Realised, (rows[0], rows[1], rows[2], soc_before, rows[3], {}))
+
+
 class PhysicsModel(Protocol):
     """Microgrid physics; see the module docstring."""
 
@@ -96,7 +108,6 @@ class PhysicsModel(Protocol):
 
 #: Placeholder set-points of :func:`plan_into` under rule dispatch (never read).
 _NO_SETPOINTS = np.zeros(0)
-_new = tuple.__new__  # builds a NamedTuple as its constructor does, for less
 
 
 class ElectricModel:
@@ -147,7 +158,7 @@ class ElectricModel:
         self, t: int, forecast: Forecast, grid_buy: float, setpoints: np.ndarray | None
     ) -> Dispatch:
         """Rule-based dispatch on the forecast, or the agents' battery set-points."""
-        econ = self._economic(grid_buy)
+        econ, gen_cap, power, plan_fleet = self.plan_constants(grid_buy)
         if _jit.ENABLED and self._soc.ndim == 1:  # one market: one kernel call, same numbers
             out = np.empty((6, self._soc.shape[0]))
             use = setpoints is not None
@@ -157,9 +168,9 @@ class ElectricModel:
                 forecast.load,
                 self._soc,
                 econ,
-                self._gen_cap,
-                self._power,
-                self._plan_fleet,
+                gen_cap,
+                power,
+                plan_fleet,
                 setpoints[:, 0] if setpoints is not None else _NO_SETPOINTS,
                 use,
                 out,
@@ -179,9 +190,22 @@ class ElectricModel:
 
     def adopt_plan(self, rows: np.ndarray) -> Dispatch:
         """The period's :class:`Dispatch` from ``plan_into``'s rows ``(6, n)`` (kept)."""
-        self._plan_rows = rows  # for a caller that hands the rows to a kernel (mgenv.fused)
+        self._plan_rows = rows  # for plan_rows
         self._plan = plan = _new(Dispatch, (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]))
         return plan
+
+    def plan_rows(self, dispatch: Dispatch) -> np.ndarray | None:
+        """The rows ``(6, n)`` of ``dispatch`` if it is the current plan made by ``plan_into``.
+
+        For a caller that hands them to a kernel (:mod:`mgenv.fused`); None otherwise.
+        """
+        return self._plan_rows if dispatch is self._plan else None
+
+    def plan_constants(
+        self, grid_buy: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``plan_into``'s ``(econ, gen_cap, power, fleet)`` for a period at ``grid_buy``."""
+        return self._economic(grid_buy), self._gen_cap, self._power, self._plan_fleet
 
     def _economic(self, grid_buy: float) -> np.ndarray:
         """The turbines' economic output at the grid price, kWh (cached per price)."""
@@ -237,9 +261,9 @@ class ElectricModel:
 
     def adopt(self, rows: np.ndarray) -> Realised:
         """The period's :class:`Realised` from ``realise_into``'s rows (4, n); the SOC moves on."""
-        before = self._soc
-        self._soc = rows[3]
-        return _new(Realised, (rows[0], rows[1], rows[2], before, self._soc, {}))
+        realised = realised_of(rows, self._soc)
+        self._soc = realised.soc_after
+        return realised
 
     def features(self) -> np.ndarray:
         """No extra features."""
