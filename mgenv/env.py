@@ -172,6 +172,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             adversary_rng=adversary,
             key_seed=streams.draw_seed(keys),
             period_h=self.config.dt_h,
+            previous=getattr(self.core, "chain", None),  # its buffers are reused
         )
         self.core.reset(weather, load, chain)
         self.policy_rng = policy

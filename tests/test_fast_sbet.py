@@ -142,6 +142,40 @@ def test_periods_on_either_path_share_the_state(monkeypatch: pytest.MonkeyPatch)
         same_state(fast, slow)
 
 
+def test_a_chain_built_on_a_previous_one_reuses_its_buffers() -> None:
+    """``Chain(previous=...)`` (the env's resets) takes over the previous fast path's buffers
+    when they fit, else makes its own; either way the results are a fresh chain's and the
+    previous chain, back on its general code, keeps giving the same results too."""
+    rng = np.random.default_rng(6)
+    configs = [CONFIGS[0], CONFIGS[4], CONFIGS[4], CONFIGS[1], CONFIGS[3]]  # sizes change
+    before: tuple[Chain, FastSBET, Chain, np.ndarray] | None = None  # old chain, its twin
+    for k, fields in enumerate(configs):
+        params = ChainParams(protocol="sbet", **fields)  # type: ignore[arg-type]
+        net, adv = np.random.default_rng(20 + k).spawn(2)
+        old = None if before is None else before[0]
+        new = Chain(params, N_PARTICIPANTS, net, adv, key_seed=k, period_h=0.25, previous=old)
+        fresh = Chain(  # the same streams, keys and parameters, buffers of its own
+            params, N_PARTICIPANTS, *np.random.default_rng(20 + k).spawn(2), key_seed=k,
+            period_h=0.25,
+        )  # fmt: skip
+        assert isinstance(new._fast, FastSBET)
+        if before is not None:
+            old, spare, twin, _ = before
+            assert old._fast is None and new._fast is spare  # handed over
+            for t in range(100, 110):  # the previous chain on its general code
+                inputs = trades(rng, t)
+                same_result(old.process(t, *inputs), twin.process(t, *inputs))
+                same_state(old, twin)
+        for t in range(40):
+            inputs = trades(rng, t)
+            same_result(new.process(t, *inputs), fresh.process(t, *inputs))
+            same_state(new, fresh)
+        if before is not None:
+            reused = configs[k - 1] == fields  # in this list: the same sizes
+            assert (new._fast._fbuf is before[3]) == reused
+        before = (new, new._fast, copy.deepcopy(new), new._fast._fbuf)
+
+
 def test_copies_and_pickles_keep_running_the_same() -> None:
     fields = {"n_nodes": 4, "message_loss": 0.1, "availability": 0.85, "ledger_window": 4}
     fast, slow = make(True, **fields), make(False, **fields)

@@ -42,7 +42,7 @@ from numpy.typing import ArrayLike, NDArray
 from mgenv import _jit
 from mgenv.chain import screening
 from mgenv.chain.auth import make_auth
-from mgenv.chain.fast_sbet import fast_path
+from mgenv.chain.fast_sbet import FastSBET, fast_path
 from mgenv.chain.kernels_chain import combine_verdicts
 from mgenv.chain.ledger import Block, Ledger
 from mgenv.chain.nodeview import NodeHeads
@@ -78,6 +78,9 @@ class Chain:
         key_seed: Integer in [0, 2**128) from which every participant's key is derived.
         period_h: Length of a market period (h), for the blocks' simulated timestamps only;
             the env passes its ``dt_h`` (the chain keeps no copy of it in ``ChainParams``).
+        previous: A chain this one replaces (the env passes its last episode's): its fast
+            path's buffers are taken over (:func:`mgenv.chain.fast_sbet.fast_path`); it
+            stays usable, on its general path.
 
     Attributes:
         params: The parameters.
@@ -95,6 +98,7 @@ class Chain:
         adversary_rng: np.random.Generator,
         key_seed: int,
         period_h: float = 1.0,
+        previous: Chain | None = None,
     ) -> None:
         if not 0.0 < period_h < _INF:
             raise ValueError(f"period_h={period_h!r} is outside (0, inf)")
@@ -121,8 +125,13 @@ class Chain:
         self._ms_per_period = float(period_h) * _MS_PER_H
         # Seed 001: registration and authentication of every participant (None: no checks).
         self.auth = make_auth(params, self.n_participants, check_key_seed(key_seed))
-        # SBET's periods in one kernel call when the configuration allows (mgenv.chain.fast_sbet)
-        self._fast = fast_path(self)
+        # SBET's periods in one kernel call when the configuration allows (mgenv.chain.fast_sbet),
+        # in the buffers of the chain this one replaces if it had them (it keeps working, on
+        # its general path: the two paths give the same results)
+        spare: FastSBET | None = None
+        if previous is not None:
+            spare, previous._fast = previous._fast, None
+        self._fast: FastSBET | None = fast_path(self, spare)
 
     @property
     def protocol(self) -> ConsensusProtocol:

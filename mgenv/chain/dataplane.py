@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from mgenv.chain.network import identity
 from mgenv.chain.transactions import PAYLOAD_SIZE
 from mgenv.chain.types import BLOCK_FULL, COMMITTED, TAMPERED, TxOutcome
 
@@ -57,6 +58,8 @@ if TYPE_CHECKING:
 MISSING: Final = 0
 TRUE: Final = 1
 ALTERED: Final = 2
+_STORED = np.array([TRUE, ALTERED], np.int8)  # indexed by malicious: each node's stored copy
+_STORED.flags.writeable = False
 HEADER_BYTES: Final = 96  # message header: sender, type, period, node signature
 HASH_BYTES: Final = 32  # a SHA-256 digest
 SERIAL_BYTES: Final = 8
@@ -158,7 +161,7 @@ class DataPlane:
         self.network = network
         self.malicious = malicious
         self.honest = ~malicious
-        self.any_malicious = bool(malicious.any())
+        self.any_malicious = bool(np.count_nonzero(malicious))
         self.able = malicious | ~network.busy
         self.t_max_ms = params.t_max_ms
         self.wait_ms = network.wait_ms(params.t_max_ms)
@@ -167,8 +170,8 @@ class DataPlane:
         self.quorum = quorum(params.gamma, n)
         self.n_missing = min(n - 1, math.floor(params.missing_share * n + 1e-9))
         self.block_size = params.block_size
-        self._stored = np.where(malicious, np.int8(ALTERED), np.int8(TRUE))  # (n,)
-        self._onehot = np.eye(n, dtype=bool)
+        self._stored = _STORED[malicious.view(np.uint8)]  # (n,): ALTERED where malicious
+        self._onehot = identity(n)  # read-only
         self._rng = rng
         self._no_keys = np.empty((0, n))  # no interruption uniforms (compiled path)
 

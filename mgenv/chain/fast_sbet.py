@@ -58,7 +58,7 @@ from mgenv.chain.kernels_sbet_chain import (
 )
 from mgenv.chain.ledger import Block
 from mgenv.chain.nodeview import NodeRound
-from mgenv.chain.packed import extra_of_counts
+from mgenv.chain.packed import PackedPlane, extra_of_counts, pack_plane_into
 from mgenv.chain.sbet import SBETProtocol
 from mgenv.chain.sbet_steps import N_PHASES
 from mgenv.chain.screening import check_range
@@ -75,11 +75,13 @@ _MIN_RECORDS = 32
 _new = tuple.__new__  # initial room for records (grown to the period's trades)
 
 
-def fast_path(chain: Chain) -> FastSBET | None:
+def fast_path(chain: Chain, spare: FastSBET | None = None) -> FastSBET | None:
     """A :class:`FastSBET` if ``chain``'s configuration is one the kernel covers, else None.
 
     Checked once, when the chain is built; :meth:`FastSBET.process` checks what may change
-    between periods.
+    between periods. ``spare``: a finished chain's :class:`FastSBET` (released by
+    :meth:`Chain.release_fast`), whose buffers are reused when their layout fits (the
+    env's next episode: same parameters), else a new one.
     """
     proto = chain.protocol
     if not (
@@ -94,7 +96,10 @@ def fast_path(chain: Chain) -> FastSBET | None:
         and type(proto._rng.bit_generator) is np.random.PCG64
     ):
         return None
-    return FastSBET()
+    fast = spare if spare is not None else FastSBET()
+    fast._built = False  # built for this chain on its first period
+    fast._ring_top, fast._ring_ledger = 0, None
+    return fast
 
 
 class FastSBET:
@@ -104,47 +109,59 @@ class FastSBET:
         self._built = False
         self._ring_top = 0  # the ledger height the ring is in step with
         self._ring_ledger: Ledger | None = None
+        self._sizes = (-1, -1, -1)  # (nodes, ledger window, participants) the buffers fit
 
     def _build(self, chain: Chain) -> None:
-        """Pack the constants and make the buffers (on the chain's first period)."""
+        """Pack the chain's constants into the buffers (on the chain's first period).
+
+        The buffers are made here, or kept from the chain this object served before when
+        they fit the same sizes: every constant is written again, and the other parts of
+        the buffers are written by every period before they are read.
+        """
         proto = chain.protocol
         assert isinstance(proto, SBETProtocol) and isinstance(chain.signer, ModelledSigner)
         net = proto.network
         n = net.n_nodes
         window = chain.ledger.window
-        packed = proto._compiled.plane
-        at_lj, at_fc, at_geo, f_end, at_ring, at_hdr = layout(n, window)
-        fbuf = np.zeros(f_end)
+        keys = chain.signer.keys
+        n_keys = len(keys)
+        if self._sizes != (n, window, n_keys):
+            self._allocate(n, window, n_keys)
+        _, _, at_fc, at_ring, _ = self._at
+        at_geo = at_fc + N_FC + n
+        fbuf, ibuf = self._fbuf, self._ibuf
         fc = fbuf[at_fc:at_geo]
-        fc[: packed.fc.size] = packed.fc
+        nodes = self._u8buf[:at_ring].view(bool).reshape(N_NODE_ROWS, n)
+        geo = fbuf[at_geo:].reshape(3, n, n)
+        pack_plane_into(proto.plane, proto.fixed.voters, PackedPlane(geo, nodes[:3], fc, ibuf))
         fc[DOWN_P], fc[UP_P] = net.transition
         fc[AVAILABILITY] = net.availability
         fc[MS_PER_PERIOD] = chain._ms_per_period
         fc[N_FC:] = proto.fixed.storage
-        fbuf[at_geo:] = packed.geo.ravel()
-        self._fbuf = fbuf
-        self._at = (n + N_PHASES * n * n, at_lj, at_fc, at_ring, at_hdr)
-        keys = chain.signer.keys
-        n_keys = len(keys)
-        pads = np.empty((2, n_keys, 8), dtype=np.uint32)
+        pads = self._pads
         hmac_pads_into(np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(n_keys, -1), pads)
-        ibuf = np.zeros(N_IC + pads.size, dtype=np.int64)
-        ibuf[: packed.ic.size] = packed.ic
-        ibuf[N_PARTICIPANTS] = chain.n_participants
+        ibuf[N_IC:] = pads.ravel()  # the uint32 states held in int64 words
+        nodes[DOWN] = net.down
+        nodes[HONEST] = chain.nodes.honest
+        self._safety = bool(proto.safety_violation)
+        self._built = True
+
+    def _allocate(self, n: int, window: int, n_keys: int) -> None:
+        """The buffers and their size-only constants for n nodes, a window, n_keys keys."""
+        at_lj, at_fc, _, f_end, at_ring, at_hdr = layout(n, window)
+        self._fbuf = np.zeros(f_end)
+        self._at = (n + N_PHASES * n * n, at_lj, at_fc, at_ring, at_hdr)
+        self._pads = np.empty((2, n_keys, 8), dtype=np.uint32)
+        ibuf = np.zeros(N_IC + self._pads.size, dtype=np.int64)
+        ibuf[N_PARTICIPANTS] = n_keys
         self._jitter_is_log = not log1p_matches_numpy()
         ibuf[JITTER_IS_LOG] = self._jitter_is_log
         ibuf[WINDOW] = window
-        ibuf[N_IC:] = pads.ravel()
         self._ibuf = ibuf
         self._u8buf = np.zeros(at_hdr + HDR_SIZE + _MIN_RECORDS * RECORD_SIZE, dtype=np.uint8)
-        nodes = self._u8buf[:at_ring].view(bool).reshape(N_NODE_ROWS, n)
-        nodes[:3] = packed.nodes
-        nodes[DOWN] = net.down
-        nodes[HONEST] = chain.nodes.honest
         self._views()
         self._no_state = np.zeros(n, dtype=bool)
-        self._safety = bool(proto.safety_violation)
-        self._built = True
+        self._sizes = (n, window, n_keys)
 
     def _views(self) -> None:
         """Make the views of the buffers (from ``_fbuf`` and ``_u8buf``).

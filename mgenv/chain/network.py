@@ -98,9 +98,17 @@ def critical_nodes(distance_km: NDArray[np.float64], k: int) -> NDArray[np.bool_
 @functools.lru_cache(maxsize=16)
 def _off_diagonal(n: int) -> NDArray[np.bool_]:
     """``~np.eye(n, dtype=bool)``, shape (n, n), read-only (one per size, shared by episodes)."""
-    mask = ~np.eye(n, dtype=bool)
+    mask = ~identity(n)
     mask.flags.writeable = False
     return mask
+
+
+@functools.lru_cache(maxsize=16)
+def identity(n: int) -> NDArray[np.bool_]:
+    """``np.eye(n, dtype=bool)``, read-only: one per size, shared by every chain built."""
+    eye = np.eye(n, dtype=bool)
+    eye.flags.writeable = False
+    return eye
 
 
 @_jit.kernel

@@ -53,22 +53,28 @@ def pack_plane(plane: DataPlane, voters: NDArray[np.bool_]) -> PackedPlane:
         plane: The data plane.
         voters: Shape (n,), bool: nodes that send votes.
     """
-    net = plane.network
     n = plane.n_nodes
-    geo = np.empty((3, n, n))
+    packed = PackedPlane(
+        np.empty((3, n, n)), np.empty((3, n), dtype=bool), np.empty(5), np.empty(3, np.int64)
+    )
+    pack_plane_into(plane, voters, packed)
+    return packed
+
+
+def pack_plane_into(plane: DataPlane, voters: NDArray[np.bool_], out: PackedPlane) -> None:
+    """:func:`pack_plane` into the arrays of ``out`` (views of a kernel's buffers, say).
+
+    Every entry of ``out``'s four arrays is written (shapes as :class:`PackedPlane`'s).
+    """
+    net = plane.network
+    geo, nodes, fc, ic = out
     geo[BASE] = net.base_delay_ms
     geo[SLOW] = net.slow if net.slow is not None else 1.0
     geo[WAIT] = plane.wait_ms
-    nodes = np.empty((3, n), dtype=bool)
     nodes[MALICIOUS], nodes[ABLE], nodes[VOTERS] = plane.malicious, plane.able, voters
-    return PackedPlane(
-        geo,
-        nodes,
-        np.array(
-            [plane.t_max_ms, plane.header_ms, plane.ms_per_record, net.message_loss, net.jitter_ms]
-        ),
-        np.array([plane.quorum, plane.block_size, plane.n_missing], np.int64),
-    )
+    fc[T_MAX], fc[HEADER], fc[RECORD] = plane.t_max_ms, plane.header_ms, plane.ms_per_record
+    fc[LOSS], fc[JITTER] = net.message_loss, net.jitter_ms
+    ic[QUORUM], ic[BLOCK_SIZE], ic[N_MISSING] = plane.quorum, plane.block_size, plane.n_missing
 
 
 class DrawLayout(NamedTuple):

@@ -84,7 +84,7 @@ from mgenv.chain import packed
 from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
 from mgenv.chain.dataplane import MISSING, DataPlane
 from mgenv.chain.kernels_sbet import sbet_period
-from mgenv.chain.network import NetworkModel, RoundDraw, child_stream
+from mgenv.chain.network import NetworkModel, RoundDraw, child_stream, identity
 from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.sbet_steps import (
     ANNOUNCE,
@@ -255,7 +255,7 @@ class SBETProtocol(PerTransactionProtocol):
         malicious = draw_malicious(adversary_rng, n, n_malicious(params.malicious_share, n))
         self.plane = DataPlane(params, self.network, malicious, child)
         proportional = params.creator_election == "proportional"
-        self.fixed = SBETFixed(storage, voters, proportional, np.eye(n, dtype=bool))
+        self.fixed = SBETFixed(storage, voters, proportional, identity(n))
         self.safety_violation = 3 * int(np.count_nonzero(malicious)) >= n
         self.read_quorum = self.plane.quorum
         self.malicious = malicious
