@@ -15,8 +15,11 @@ covers (:class:`mgenv.chain.fast_sbet.FastSBET`: modelled signatures, no tamper 
 ledger file). ``MarketCore.fuse = False`` switches it off (the benchmarks' per-stage clocks
 need the stages run one by one).
 
-The period's random draw is the chain's, made by :meth:`FastSBET.draw` before the call, as
-the chain stage makes it; the market and the settlement draw nothing.
+The period's random draw is the chain's: made in the call from a view of the network
+stream's PCG64 state (:meth:`FastSBET.draw_or_view`, :func:`mgenv.batched.pcg64.fill_live`:
+numpy's doubles, the generator stepped alike), or where that view is not available, by
+:meth:`FastSBET.draw` before the call, as the chain stage makes it; the market and the
+settlement draw nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mgenv import _jit
+from mgenv.batched.pcg64 import fill_live
 from mgenv.chain.kernels_sbet_chain import OK, Figures, sbet_chain_period
 from mgenv.market.settle_kernels import info_rows_into
 from mgenv.market.uniform import UniformPrice
@@ -57,6 +61,7 @@ def fused_period(
     floats: np.ndarray,
     ints: np.ndarray,
     chain_ints: np.ndarray,
+    words: np.ndarray,
     fbuf: np.ndarray,
     ibuf: np.ndarray,
     u8buf: np.ndarray,
@@ -116,8 +121,11 @@ def fused_period(
         work_i: Its int64 scratch.
         floats: The clearing's float output ``(4, W)`` (``clear_uniform``).
         ints: Its int64 output ``(3, W')``; ``W' - n_mg + 1`` bounds the trades ``T``.
-        chain_ints: ``(period, serial, top, kept, first)`` of ``sbet_chain_period``.
-        fbuf: :class:`FastSBET`'s float64 buffer, the period's draw in it.
+        chain_ints: ``(period, serial, top, kept, first)`` of ``sbet_chain_period``, then
+            the size D of the period's network draw.
+        words: The network stream's PCG64 state (``FastSBET.draw_or_view``), uint64 (4,),
+            stepped on as the draw is made here into ``fbuf[:D]``; or empty: drawn already.
+        fbuf: :class:`FastSBET`'s float64 buffer, the period's draw in it (or made here).
         ibuf: Its int64 constants.
         u8buf: Its uint8 buffer (nodes, ring of hashes, header, records).
         prev_state: The online chain's state before, bool ``(n_nodes,)``.
@@ -175,6 +183,8 @@ def fused_period(
         floats,
         ints,
     )
+    if words.size:  # FastSBET.draw's draw (the market draws nothing: the order is free)
+        fill_live(words, fbuf[: chain_ints[5]])
     seller, buyer, agg_i = ints[0, :n], ints[1, :n], ints[2, :n]
     kwh, trade_price, delta = floats[0, :n], floats[1, :n], floats[2, :n]
     ok, reason_n = committed[:n], reason[:n]
@@ -245,7 +255,7 @@ class FusedPeriod:
         self._segments = p.n_segments
         self._scratch = mech.scratch_for(*self._sizes)
         self._shared = np.empty(5)
-        self._chain_ints = np.empty(5, np.int64)
+        self._chain_ints = np.empty(6, np.int64)
         self._low, self._high = BOUNDS["mg"]
 
     def step(self, actions: dict[str, np.ndarray]) -> PeriodResult | DeferredResult | None:
@@ -277,7 +287,8 @@ class FusedPeriod:
         top, kept, first, state, height, head, forked = fast.state_of(chain)
         ci = self._chain_ints
         ci[0], ci[1], ci[2], ci[3], ci[4] = t, serial, top, kept, first
-        fast.draw(chain)
+        words = fast.draw_or_view(chain)
+        ci[5] = fast.draw_size()
         fbuf, ibuf, u8buf = fast.buffers()
         floats, ints = self._mech.outputs(*self._sizes)
         rows = np.empty((3, state.size), dtype=bool)
@@ -291,7 +302,7 @@ class FusedPeriod:
         figures, price, cleared, n, grid_cash, rejected = fused_period(
             actions["mg"], actions["agg"], actions["user"], market, self._segments,
             core.buyer_agg, core.buyer_global, self._scratch[0], self._scratch[1], floats, ints,
-            ci, fbuf, ibuf, u8buf, state, height, head, forked, rows, committed, reason,
+            ci, words, fbuf, ibuf, u8buf, state, height, head, forked, rows, committed, reason,
             t, plan, p.user_load_forecast, p.pv_forecast, p.wind_forecast,
             p.load_forecast, core._need, core._error, soc, realise_fleet, core.commit,
             core._kpi_rows, out,

@@ -159,3 +159,28 @@ def test_seeded_states_and_draws_are_numpys() -> None:
         bits = np.random.PCG64(q)
         bits.advance(50)
         assert (int(state[b, 0]) << 64 | int(state[b, 1])) == bits.state["state"]["state"]
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_draws_on_a_live_view_step_the_generator_itself(seed: int) -> None:
+    """``fill_live`` on ``live_words``' view: numpy's doubles, and the generator (not a copy)
+    ends where numpy's own draws leave it, its buffered half-word untouched."""
+    for rng in generators(5, seed):
+        rng.bit_generator.random_raw()
+        rng.integers(0, 2**32, dtype=np.uint32)  # a buffered 32-bit half
+        twin = copy.deepcopy(rng)
+        words = pcg64.live_words(rng.bit_generator)
+        assert words is not None
+        for size in (0, 1, 392, 5):
+            mine = np.empty(size)
+            pcg64._fill_live_kernel(words, mine)
+            np.testing.assert_array_equal(mine, twin.random(size))
+            assert rng.bit_generator.state == twin.bit_generator.state
+        assert rng.random() == twin.random()  # the generator goes on from there
+
+
+def test_no_live_view_without_pcg64_or_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert pcg64.live_words(np.random.Philox(1)) is None
+    assert pcg64.live_words(np.random.SFC64(1)) is None
+    monkeypatch.setattr(_jit, "ENABLED", False)
+    assert pcg64.live_words(np.random.PCG64(1)) is None

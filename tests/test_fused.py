@@ -20,6 +20,7 @@ import pytest
 
 import mgenv
 from mgenv import _jit
+from mgenv.batched import pcg64
 from mgenv.chain.fast_sbet import FastSBET
 from mgenv.core import DeferredResult, MarketCore, PeriodResult
 from mgenv.env import MarketEnv
@@ -111,6 +112,24 @@ def test_paths_alternate_on_one_state(overrides: dict[str, Any]) -> None:
     staged, _ = run(False, overrides, 11, episodes=3)
     assert seconds > 0.0
     assert_same(mixed, staged)
+
+
+def test_the_network_draw_is_made_in_the_call_or_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fused call draws from a view of the network stream's state; without one
+    (another numpy layout), FastSBET draws before the call: the same results either way."""
+    env = mgenv.parallel_env("default")
+    env.reset(seed=2)
+    env.step({a: np.zeros(env.action_space(a).shape, np.float32) for a in env.agents})
+    fast = env.core.chain._fast
+    assert fast is not None and fast._live is not None and fast._live[1].size == 4
+    in_call, _ = run(True, {}, 9)
+    monkeypatch.setattr(pcg64, "live_words", lambda bits: None)
+    before, _ = run(True, {}, 9)
+    staged, _ = run(False, {}, 9)
+    assert_same(in_call, staged)
+    assert_same(before, staged)
 
 
 def test_a_tamper_hook_sends_the_period_to_the_stages() -> None:

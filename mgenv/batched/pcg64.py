@@ -22,6 +22,8 @@ arithmetic (the same numbers; only the tests call them then).
 
 from __future__ import annotations
 
+import ctypes
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -204,6 +206,75 @@ def next64(state: U64) -> np.uint64:
     rot = hi >> np.uint64(58)
     out: np.uint64 = (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
     return out
+
+
+@inlined
+def fill_live(words: U64, out: NDArray[np.float64]) -> None:
+    """``Generator.random(out=out)`` on a PCG64 stream whose state ``words`` is stepped on.
+
+    ``words`` is numpy's ``pcg64_random_t`` as :func:`live_words` views it in the bit
+    generator's own memory: the state and the increment as little-endian 128-bit integers,
+    ``(s_lo, s_hi, inc_lo, inc_hi)``; written back, so the generator ends as if numpy had
+    drawn ``out.size`` doubles (``random`` does not use the buffered 32-bit half).
+    """
+    s_hi, s_lo, i_hi, i_lo = words[1], words[0], words[3], words[2]
+    for k in range(out.size):
+        s_hi, s_lo = _jump(s_hi, s_lo, i_hi, i_lo, _M_HI, _M_LO, _ZERO, _ONE)
+        x = s_hi ^ s_lo
+        rot = s_hi >> np.uint64(58)
+        raw = (x >> rot) | (x << ((np.uint64(64) - rot) & np.uint64(63)))
+        out[k] = float(raw >> np.uint64(11)) * 2.0**-53
+    words[0], words[1] = s_lo, s_hi
+
+
+@kernel
+def _fill_live_kernel(words: U64, out: NDArray[np.float64]) -> None:
+    """:func:`fill_live` as a kernel of its own (for :func:`live_words`' check)."""
+    fill_live(words, out)
+
+
+def live_words(bits: np.random.BitGenerator) -> U64 | None:
+    """A uint64 (4,) view of ``bits``' state in the bit generator's own memory, or None.
+
+    Kernels that draw with :func:`fill_live` on it advance the generator itself. None
+    without numba, or if numpy's layout is not the one this reads (checked once per process
+    on a throwaway generator: the view, then draws and end state, against numpy's own; and
+    for ``bits``, the view against its ``state``). The view does not keep ``bits`` alive:
+    the caller keeps ``bits``.
+    """
+    if not (_jit.ENABLED and type(bits) is np.random.PCG64 and _layout_ok()):
+        return None
+    words = _view(bits)
+    st = bits.state["state"]
+    s, inc = st["state"], st["inc"]
+    expect = (s & _MASK64, s >> 64, inc & _MASK64, inc >> 64)
+    return words if tuple(int(w) for w in words) == expect else None
+
+
+def _view(bits: np.random.BitGenerator) -> U64:
+    """The four words ``pcg64_state.pcg_state`` points to (numpy/random/src/pcg64)."""
+    state = ctypes.c_void_p.from_address(bits.ctypes.state_address).value
+    assert state is not None  # a live PCG64's state pointer
+    words: U64 = np.ctypeslib.as_array((ctypes.c_uint64 * 4).from_address(state))
+    return words
+
+
+@functools.cache
+def _layout_ok() -> bool:
+    """Whether :func:`_view` and :func:`fill_live` give numpy's draws and states here.
+
+    Called with the kernels on (:func:`live_words` checks).
+    """
+    probe, twin = np.random.PCG64(20261206), np.random.PCG64(20261206)
+    st = probe.state["state"]
+    words = _view(probe)
+    s, inc = st["state"], st["inc"]
+    if tuple(int(w) for w in words) != (s & _MASK64, s >> 64, inc & _MASK64, inc >> 64):
+        return False
+    mine = np.empty(7)
+    _fill_live_kernel(words, mine)
+    theirs = np.random.Generator(twin).random(7)
+    return bool((mine == theirs).all()) and probe.state == twin.state
 
 
 @inlined

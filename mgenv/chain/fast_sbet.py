@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mgenv import _jit
+from mgenv.batched import pcg64
 from mgenv.chain.kernels_pbft import log1p_matches_numpy
 from mgenv.chain.kernels_sbet_chain import (
     AVAILABILITY,
@@ -69,10 +70,14 @@ if TYPE_CHECKING:
     from mgenv.chain.chain import Chain
     from mgenv.chain.ledger import Ledger
 
-#: The attributes :meth:`FastSBET._views` makes (not copied or pickled).
-_VIEWS = frozenset(("_u", "_jitter_u", "_lj", "_ring", "_header", "_hash", "_records", "_capacity"))
-_MIN_RECORDS = 32
-_new = tuple.__new__  # initial room for records (grown to the period's trades)
+#: The attributes :meth:`FastSBET._views` makes, and ``_live`` (not copied or pickled).
+_VIEWS = frozenset(
+    ("_u", "_jitter_u", "_lj", "_ring", "_header", "_hash", "_records", "_capacity", "_live")
+)
+# No view of a stream's state: drawn in Python (writeable, as a view's type in the kernel)
+_NO_WORDS = np.zeros(0, np.uint64)
+_MIN_RECORDS = 32  # initial room for records (grown to the period's trades)
+_new = tuple.__new__
 
 
 def fast_path(chain: Chain, spare: FastSBET | None = None) -> FastSBET | None:
@@ -110,6 +115,8 @@ class FastSBET:
         self._ring_top = 0  # the ledger height the ring is in step with
         self._ring_ledger: Ledger | None = None
         self._sizes = (-1, -1, -1)  # (nodes, ledger window, participants) the buffers fit
+        # (network stream's bit generator, a view of its state or _NO_WORDS): draw_or_view's
+        self._live: tuple[np.random.BitGenerator, NDArray[np.uint64]] | None = None
 
     def _build(self, chain: Chain) -> None:
         """Pack the chain's constants into the buffers (on the chain's first period).
@@ -186,6 +193,7 @@ class FastSBET:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._live = None  # a copy's stream is another generator
         if self._built:
             self._views()
 
@@ -275,6 +283,28 @@ class FastSBET:
             ledger.next_height, len(ledger), first, self._no_state if first else state,
             nodes.height, nodes.head, nodes.forked,
         )  # fmt: skip
+
+    def draw_or_view(self, chain: Chain) -> NDArray[np.uint64]:
+        """The period's network draw, or the view of the stream's state a kernel draws with.
+
+        With a live view of the network stream's PCG64 state (:func:`pcg64.live_words`), a
+        kernel makes :meth:`draw`'s draw with :func:`pcg64.fill_live` (the same doubles
+        into the same buffer, the generator stepped alike): the view is returned and nothing
+        is drawn. Otherwise :meth:`draw` draws and an empty array is returned.
+        """
+        bits = cast(SBETProtocol, chain._protocol)._rng.bit_generator
+        live = self._live
+        if live is None or live[0] is not bits:
+            words = None if self._jitter_is_log else pcg64.live_words(bits)
+            self._live = live = (bits, _NO_WORDS if words is None else words)
+        if live[1].size:
+            return live[1]
+        self.draw(chain)
+        return _NO_WORDS
+
+    def draw_size(self) -> int:
+        """The uniforms a period draws (:meth:`draw`'s)."""
+        return self._u.size
 
     def draw(self, chain: Chain) -> None:
         """The period's network draw into the kernel's buffer (after :meth:`prepare`)."""
