@@ -19,7 +19,10 @@ of state (the protocol's network and ``last_round``, the ledger, the node view),
 alternate period by period.
 
 State of its own: the constants packed for the kernel (built on the first period), buffers
-reused every period, and a ring of the committed block hashes
+reused every period (and by the next chain, when the env's reset builds it with
+``Chain(previous=...)``), a view of the network stream's PCG64 state with which the fused
+step's kernel makes the period's draw (:meth:`FastSBET.draw_or_view`), and a ring of the
+committed block hashes
 (:mod:`mgenv.chain.kernels_sbet_chain`), rebuilt from the ledger whenever the ledger has moved
 without it (a period of the general path that committed, another ledger).
 """
@@ -84,9 +87,9 @@ def fast_path(chain: Chain, spare: FastSBET | None = None) -> FastSBET | None:
     """A :class:`FastSBET` if ``chain``'s configuration is one the kernel covers, else None.
 
     Checked once, when the chain is built; :meth:`FastSBET.process` checks what may change
-    between periods. ``spare``: a finished chain's :class:`FastSBET` (released by
-    :meth:`Chain.release_fast`), whose buffers are reused when their layout fits (the
-    env's next episode: same parameters), else a new one.
+    between periods. ``spare``: the :class:`FastSBET` of a chain this one replaces (handed
+    over by ``Chain(previous=...)``: the env's last episode), whose buffers are reused when
+    their sizes fit; else a new one.
     """
     proto = chain.protocol
     if not (
