@@ -237,25 +237,36 @@ def live_words(bits: np.random.BitGenerator) -> U64 | None:
     """A uint64 (4,) view of ``bits``' state in the bit generator's own memory, or None.
 
     Kernels that draw with :func:`fill_live` on it advance the generator itself. None
-    without numba, or if numpy's layout is not the one this reads (checked once per process
-    on a throwaway generator: the view, then draws and end state, against numpy's own; and
-    for ``bits``, the view against its ``state``). The view does not keep ``bits`` alive:
-    the caller keeps ``bits``.
+    without the kernels, for another bit generator than PCG64, or if numpy's layout is not
+    the one this reads (checked once per process on a throwaway generator: the view against
+    its ``state``, then draws and end state against numpy's own). The view does not keep
+    ``bits`` alive: the caller keeps ``bits``.
     """
     if not (_jit.ENABLED and type(bits) is np.random.PCG64 and _layout_ok()):
         return None
-    words = _view(bits)
-    st = bits.state["state"]
-    s, inc = st["state"], st["inc"]
-    expect = (s & _MASK64, s >> 64, inc & _MASK64, inc >> 64)
-    return words if tuple(int(w) for w in words) == expect else None
+    return _view(bits)
+
+
+# PyCapsule_GetPointer with its own prototype (ctypes.pythonapi's is shared with others)
+_capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c_char_p)(
+    ("PyCapsule_GetPointer", ctypes.pythonapi)
+)
+_WORDS = ctypes.c_uint64 * 4
 
 
 def _view(bits: np.random.BitGenerator) -> U64:
-    """The four words ``pcg64_state.pcg_state`` points to (numpy/random/src/pcg64)."""
-    state = ctypes.c_void_p.from_address(bits.ctypes.state_address).value
-    assert state is not None  # a live PCG64's state pointer
-    words: U64 = np.ctypeslib.as_array((ctypes.c_uint64 * 4).from_address(state))
+    """The four words of numpy's ``pcg64_random_t`` (numpy/random/src/pcg64), viewed.
+
+    ``bits.capsule`` holds a ``bitgen_t`` whose first field points to a ``pcg64_state``,
+    whose first field points to them. (``bits.ctypes`` gives the same address, but building
+    that interface costs several times more, once per generator.)
+    """
+    bitgen = _capsule_pointer(bits.capsule, b"BitGenerator")
+    state = ctypes.c_void_p.from_address(bitgen).value
+    assert state is not None  # a live generator's state
+    pcg = ctypes.c_void_p.from_address(state).value
+    assert pcg is not None
+    words: U64 = np.frombuffer(memoryview(_WORDS.from_address(pcg)), np.uint64)
     return words
 
 
