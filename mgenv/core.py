@@ -306,7 +306,7 @@ class MarketCore:
         self.commit = np.ones(n)  # (P,) EMA of the commit ratio of each participant's trades
         self.online_share = 1.0
         self._kpi_rows = np.zeros((len(KPI_KEYS), n))  # (4, P), one array for the kernels
-        self.kpi = dict(zip(KPI_KEYS, self._kpi_rows, strict=True))
+        self.kpi = {k: self._kpi_rows[i] for i, k in enumerate(KPI_KEYS)}  # row views
         self.kpi_latency = 0.0
         self._plan()
 

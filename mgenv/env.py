@@ -214,7 +214,10 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         """Rows of the per-role observation matrices for the live agents."""
         out: dict[str, np.ndarray] = {}
         for role, members in self._learners.items():  # the live agents are all the learners
-            out.update(zip(members, obs[role], strict=True))  # row views, in row order
+            rows = obs[role]
+            # row views by index: iterating the matrix would end on a formatted IndexError
+            for i, a in enumerate(members):
+                out[a] = rows[i]
         return out
 
     def _check_actions(self, actions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
