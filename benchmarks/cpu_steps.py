@@ -1,13 +1,14 @@
 """CPU time per env step, and where it goes, for one revision of the package.
 
 ``python benchmarks/cpu_steps.py [--scenario default] [--protocol own] [--steps 2000]
-[--rounds 7]``
+[--rounds 7] [--horizon H]``
 
 Times ``rounds`` runs of ``steps`` steps (random actions drawn beforehand, resets included)
 with ``time.process_time``, which does not count the time other processes hold the CPU, so
 figures stay comparable while the machine is shared; prints the fastest run's µs per step,
 then, over one more run, the core's stage clocks and the CPU time inside the env's methods
 (wrapped; each wrapper adds ~0.3 µs). ``benchmarks/cpu_ab.sh`` alternates two commits.
+``--horizon`` overrides the episode length (longer episodes: resets weigh less per step).
 """
 
 from __future__ import annotations
@@ -76,8 +77,11 @@ def main() -> None:
     ap.add_argument("--protocol", default="own", help="'own': the scenario's chain")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--horizon", type=int, default=None, help="the scenario's by default")
     args = ap.parse_args()
-    overrides = {} if args.protocol == "own" else {"protocol": args.protocol}
+    overrides: dict[str, Any] = {} if args.protocol == "own" else {"protocol": args.protocol}
+    if args.horizon is not None:
+        overrides["horizon"] = args.horizon
     env = mgenv.parallel_env(args.scenario, **overrides)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
