@@ -343,9 +343,15 @@ class MarketCore:
         names = self.mechanism.action_names(role)
         return [*names, *self.setpoints] if role == "mg" else names
 
-    def empty_actions(self) -> dict[str, np.ndarray]:
-        """Fresh action matrices per role, e.g. ``{"mg": (n_mg, 2S + 3), ...}``, zeros."""
-        return {r: np.zeros(shape) for r, shape in self.action_shapes.items()}
+    def empty_actions(self, roles: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Fresh action matrices per role, e.g. ``{"mg": (n_mg, 2S + 3), ...}``, zeros.
+
+        Every role's, or those of ``roles`` only.
+        """
+        shapes = self.action_shapes
+        if roles is None:
+            return {r: np.zeros(shape) for r, shape in shapes.items()}
+        return {r: np.zeros(shapes[r]) for r in roles}
 
     def step(self, actions: dict[str, np.ndarray]) -> PeriodResult | DeferredResult:
         """Run market, chain, settlement and physics-after for the current period.

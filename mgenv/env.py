@@ -86,6 +86,11 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             for r in ("mg", "agg", "user")
             if r in config.learning_roles
         }
+        # The roles whose action matrices _check_actions makes: the learners' and those with
+        # no member (the opponents' are made by _opponent_actions, often as cached copies).
+        self._own_roles = tuple(
+            r for r in self.core.action_shapes if r not in self.core.opponent_roles
+        )
         self._obs_spaces = {a: self._space_for(self.role_of(a)) for a in self.all_agents}
         self._act_spaces = {
             a: gymnasium.spaces.Box(
@@ -225,12 +230,13 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
         Everything is checked before any state changes, so a bad action changes nothing.
         The matrices are fresh (``core.step`` may keep them): the learners' rows are all
-        written here (or an error raised), the opponents' by :meth:`_opponent_actions`.
+        written here (or an error raised); the opponents' matrices are made and written by
+        :meth:`_opponent_actions`.
         """
-        mats = self.core.empty_actions()
+        mats = self.core.empty_actions(self._own_roles)
         for role, members in self._learners.items():
             try:
-                rows = [actions[a] for a in members]
+                rows = tuple(map(actions.__getitem__, members))  # no comprehension's frame
             except KeyError:
                 missing = [a for a in self.agents if a not in actions]
                 raise ValueError(f"actions missing for agents {missing}") from None
@@ -242,7 +248,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
                     usual = False
                     break
             if usual:  # the rows copied and checked in one compiled call
-                first_bad = stack_rows(tuple(rows), mat)
+                first_bad = stack_rows(rows, mat)
             else:
                 self._fill_rows(mat, members, actions)
                 finite = np.isfinite(mat).all(axis=1)
@@ -282,14 +288,16 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         return np.concatenate((act, rule)).astype(np.float32)
 
     def _fill(self, mats: dict[str, np.ndarray], role: str, acts: np.ndarray) -> bool:
-        """Write a role's actions; missing trailing set-points follow the rule dispatch.
+        """Make a role's action matrix and write its actions (set-points: the rule's).
 
-        Returns whether ``acts`` covered the whole matrix (no rule set-points added).
+        Missing trailing set-points follow the rule dispatch. Returns whether ``acts``
+        covered the whole matrix (no rule set-points added).
         """
+        mat = mats[role] = self.core.empty_actions((role,))[role]
         k = acts.shape[1]
-        mats[role][:, :k] = acts
-        if k < mats[role].shape[1]:  # a policy that gives no set-points (dispatch="agent")
-            mats[role][:, k:] = self.core.physics.rule_setpoints()
+        mat[:, :k] = acts
+        if k < mat.shape[1]:  # a policy that gives no set-points (dispatch="agent")
+            mat[:, k:] = self.core.physics.rule_setpoints()
             return False
         return True
 
