@@ -15,6 +15,9 @@ The 128-bit products are LLVM ``i128`` arithmetic (an intrinsic: numba has no 12
 integers); everything is integer arithmetic except the final exact scaling, so the doubles
 are numpy's bit for bit (tests/test_batched_pcg64.py).
 
+The single env's fused step draws a period's uniforms in order instead, on the generator's
+own state (:func:`live_words`, :func:`fill_live`): the same doubles, the generator stepped.
+
 Arrays of states and table entries are uint64 quadruples ``(s_hi, s_lo, inc_hi, inc_lo)``
 and ``(a_hi, a_lo, g_hi, g_lo)``. Without numba the two primitives are Python integer
 arithmetic (the same numbers; only the tests call them then).
@@ -240,7 +243,8 @@ def live_words(bits: np.random.BitGenerator) -> U64 | None:
     without the kernels, for another bit generator than PCG64, or if numpy's layout is not
     the one this reads (checked once per process on a throwaway generator: the view against
     its ``state``, then draws and end state against numpy's own). The view does not keep
-    ``bits`` alive: the caller keeps ``bits``.
+    ``bits`` alive: the caller keeps ``bits``. Kernels step it without the bit generator's
+    lock: for a stream only its owner draws from (the env's are its own).
     """
     if not (_jit.ENABLED and type(bits) is np.random.PCG64 and _layout_ok()):
         return None
