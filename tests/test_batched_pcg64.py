@@ -184,3 +184,16 @@ def test_no_live_view_without_pcg64_or_kernels(monkeypatch: pytest.MonkeyPatch) 
     assert pcg64.live_words(np.random.SFC64(1)) is None
     monkeypatch.setattr(_jit, "ENABLED", False)
     assert pcg64.live_words(np.random.PCG64(1)) is None
+
+
+def test_the_view_reads_only_inside_the_generator_object() -> None:
+    """Pointers that do not lie inside the object (another layout) give no view."""
+
+    class Elsewhere:  # a PCG64's capsule on an object whose memory does not hold its state
+        def __init__(self, bits: np.random.PCG64) -> None:
+            self.bits = bits
+            self.capsule = bits.capsule
+
+    bits = np.random.PCG64(4)
+    assert pcg64._view(bits) is not None
+    assert pcg64._view(Elsewhere(bits)) is None  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import ctypes
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -248,7 +248,7 @@ def live_words(bits: np.random.BitGenerator) -> U64 | None:
     """
     if not (_jit.ENABLED and type(bits) is np.random.PCG64 and _layout_ok()):
         return None
-    return _view(bits)
+    return _view(bits)  # None too if its pointers are not where they were in the check
 
 
 # PyCapsule_GetPointer with its own prototype (ctypes.pythonapi's is shared with others)
@@ -258,19 +258,31 @@ _capsule_pointer = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object, ctypes.c
 _WORDS = ctypes.c_uint64 * 4
 
 
-def _view(bits: np.random.BitGenerator) -> U64:
+def _view(bits: np.random.BitGenerator) -> U64 | None:
     """The four words of numpy's ``pcg64_random_t`` (numpy/random/src/pcg64), viewed.
 
     ``bits.capsule`` holds a ``bitgen_t`` whose first field points to a ``pcg64_state``,
     whose first field points to them. (``bits.ctypes`` gives the same address, but building
-    that interface costs several times more, once per generator.)
+    that interface costs several times more, once per generator.) numpy's PCG64 keeps all
+    three inside the Python object itself: each pointer is checked to lie there before it
+    is read, so another layout gives None, never a read elsewhere.
     """
+    low = id(bits)
+    high = low + type(bits).__basicsize__
+
+    def inside(address: int | None, size: int) -> bool:
+        return address is not None and low <= address and address + size <= high
+
     bitgen = _capsule_pointer(bits.capsule, b"BitGenerator")
+    if not inside(bitgen, 8):
+        return None
     state = ctypes.c_void_p.from_address(bitgen).value
-    assert state is not None  # a live generator's state
-    pcg = ctypes.c_void_p.from_address(state).value
-    assert pcg is not None
-    words: U64 = np.frombuffer(memoryview(_WORDS.from_address(pcg)), np.uint64)
+    if not inside(state, 8):
+        return None
+    pcg = ctypes.c_void_p.from_address(cast(int, state)).value
+    if not inside(pcg, 32):
+        return None
+    words: U64 = np.frombuffer(memoryview(_WORDS.from_address(cast(int, pcg))), np.uint64)
     return words
 
 
@@ -284,7 +296,12 @@ def _layout_ok() -> bool:
     st = probe.state["state"]
     words = _view(probe)
     s, inc = st["state"], st["inc"]
-    if tuple(int(w) for w in words) != (s & _MASK64, s >> 64, inc & _MASK64, inc >> 64):
+    if words is None or tuple(int(w) for w in words) != (
+        s & _MASK64,
+        s >> 64,
+        inc & _MASK64,
+        inc >> 64,
+    ):
         return False
     mine = np.empty(7)
     _fill_live_kernel(words, mine)
