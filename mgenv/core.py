@@ -306,6 +306,10 @@ class MarketCore:
         self.commit = np.ones(n)  # (P,) EMA of the commit ratio of each participant's trades
         self.online_share = 1.0
         self._kpi_rows = np.zeros((len(KPI_KEYS), n))  # (4, P), one array for the kernels
+        # The fused step's settlement rows, one (N_ROWS, P) block per period of the episode:
+        # a period's result keeps its own rows (never written again), without a fresh
+        # allocation over 1 KiB every step (glibc then merges its fast bins each time).
+        self._period_rows = np.empty((cfg.horizon, N_ROWS, n))
         self.kpi = {k: self._kpi_rows[i] for i, k in enumerate(KPI_KEYS)}  # row views
         self.kpi_latency = 0.0
         self._plan()
