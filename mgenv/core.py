@@ -83,8 +83,9 @@ class DeferredResult:
     :class:`~mgenv.env.MarketEnv` sets :attr:`MarketCore.defer_results`: its step reads only
     the price, the clearing flag and the chain's result (the info table is the kernel's),
     so the trades, settlement and physics views are made when the history is read. The
-    arrays are the period's own (fresh every period, never written afterwards), so the
-    result is the one the step would have built.
+    arrays are the period's own (fresh every period, or for the settlement rows the
+    period's slice of the episode's block; never written afterwards), so the result is the
+    one the step would have built.
     """
 
     __slots__ = ("_built", "_raw", "chain", "cleared", "hour", "period", "price")
