@@ -5,7 +5,8 @@
 
 Times ``rounds`` runs of ``steps`` steps (random actions drawn beforehand, resets included)
 with ``time.process_time``, which does not count the time other processes hold the CPU, so
-figures stay comparable while the machine is shared; prints the fastest run's µs per step,
+figures drift less than wall time while the machine is shared (they still drift with its
+caches and clock: compare alternating runs); prints the fastest run's µs per step,
 then, over one more run, the core's stage clocks and the CPU time inside the env's methods
 (wrapped; each wrapper adds ~0.3 µs). ``benchmarks/cpu_ab.sh`` alternates two commits.
 ``--horizon`` overrides the episode length (longer episodes: resets weigh less per step).

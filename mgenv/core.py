@@ -310,7 +310,8 @@ class MarketCore:
         # The fused step's settlement rows, one (N_ROWS, P) block per period of the episode:
         # a period's result keeps its own rows (never written again), without a fresh
         # allocation over 1 KiB every step (glibc then merges its fast bins each time).
-        self._period_rows = np.empty((cfg.horizon, N_ROWS, n))
+        # None where no step is fused.
+        self._period_rows = np.empty((cfg.horizon, N_ROWS, n)) if self._fused else None
         self.kpi = {k: self._kpi_rows[i] for i, k in enumerate(KPI_KEYS)}  # row views
         self.kpi_latency = 0.0
         self._plan()

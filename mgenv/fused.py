@@ -294,7 +294,9 @@ class FusedPeriod:
         rows = np.empty((3, state.size), dtype=bool)
         committed = np.empty(self.t_max, dtype=bool)
         reason = np.empty(self.t_max, dtype=np.int8)
-        out = core._period_rows[t]  # this period's block (made at reset, written once)
+        block = core._period_rows
+        assert block is not None  # made at every reset of a core with a fused step
+        out = block[t]  # this period's rows (written once)
         plan_next = np.empty((6, nm))
         obs = np.empty((nm, 16), np.float32)
         _, soc, realise_fleet = physics.kernel_inputs()

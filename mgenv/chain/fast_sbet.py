@@ -62,7 +62,13 @@ from mgenv.chain.kernels_sbet_chain import (
 )
 from mgenv.chain.ledger import Block
 from mgenv.chain.nodeview import NodeRound
-from mgenv.chain.packed import PackedPlane, extra_of_counts, pack_plane_into
+from mgenv.chain.packed import (
+    FC_SIZE,
+    IC_SIZE,
+    PackedPlane,
+    extra_of_counts,
+    pack_plane_into,
+)
 from mgenv.chain.sbet import SBETProtocol
 from mgenv.chain.sbet_steps import N_PHASES
 from mgenv.chain.screening import check_range
@@ -104,22 +110,26 @@ def fast_path(chain: Chain, spare: FastSBET | None = None) -> FastSBET | None:
         and type(proto._rng.bit_generator) is np.random.PCG64
     ):
         return None
-    fast = spare if spare is not None else FastSBET()
-    fast._built = False  # built for this chain on its first period
-    fast._ring_top, fast._ring_ledger = 0, None
-    return fast
+    if spare is None:
+        return FastSBET()
+    spare._forget_chain()
+    return spare
 
 
 class FastSBET:
     """The fast path's constants and buffers for one chain (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._built = False
-        self._ring_top = 0  # the ledger height the ring is in step with
-        self._ring_ledger: Ledger | None = None
         self._sizes = (-1, -1, -1)  # (nodes, ledger window, participants) the buffers fit
         # (network stream's bit generator, a view of its state or _NO_WORDS): draw_or_view's
         self._live: tuple[np.random.BitGenerator, NDArray[np.uint64]] | None = None
+        self._forget_chain()
+
+    def _forget_chain(self) -> None:
+        """Ready for a new chain: its constants packed on its first period, the ring synced."""
+        self._built = False
+        self._ring_top = 0  # the ledger height the ring is in step with
+        self._ring_ledger: Ledger | None = None
 
     def _build(self, chain: Chain) -> None:
         """Pack the chain's constants into the buffers (on the chain's first period).
@@ -137,13 +147,14 @@ class FastSBET:
         n_keys = len(keys)
         if self._sizes != (n, window, n_keys):
             self._allocate(n, window, n_keys)
-        _, _, at_fc, at_ring, _ = self._at
-        at_geo = at_fc + N_FC + n
+        _, at_fc, at_geo, f_end, at_ring, _ = layout(n, window)
         fbuf, ibuf = self._fbuf, self._ibuf
         fc = fbuf[at_fc:at_geo]
         nodes = self._u8buf[:at_ring].view(bool).reshape(N_NODE_ROWS, n)
-        geo = fbuf[at_geo:].reshape(3, n, n)
-        pack_plane_into(proto.plane, proto.fixed.voters, PackedPlane(geo, nodes[:3], fc, ibuf))
+        packed = PackedPlane(
+            fbuf[at_geo:f_end].reshape(3, n, n), nodes[:3], fc[:FC_SIZE], ibuf[:IC_SIZE]
+        )
+        pack_plane_into(proto.plane, proto.fixed.voters, packed)
         fc[DOWN_P], fc[UP_P] = net.transition
         fc[AVAILABILITY] = net.availability
         fc[MS_PER_PERIOD] = chain._ms_per_period

@@ -22,6 +22,7 @@ BASE, SLOW, WAIT = 0, 1, 2  # planes of ``PackedPlane.geo``
 MALICIOUS, ABLE, VOTERS = 0, 1, 2  # rows of ``PackedPlane.nodes``
 T_MAX, HEADER, RECORD, LOSS, JITTER = 0, 1, 2, 3, 4  # entries of ``PackedPlane.fc``
 QUORUM, BLOCK_SIZE, N_MISSING = 0, 1, 2  # entries of ``PackedPlane.ic``
+FC_SIZE, IC_SIZE = JITTER + 1, N_MISSING + 1  # the lengths of ``fc`` and ``ic``
 
 
 class PackedPlane(NamedTuple):
@@ -55,7 +56,10 @@ def pack_plane(plane: DataPlane, voters: NDArray[np.bool_]) -> PackedPlane:
     """
     n = plane.n_nodes
     packed = PackedPlane(
-        np.empty((3, n, n)), np.empty((3, n), dtype=bool), np.empty(5), np.empty(3, np.int64)
+        np.empty((3, n, n)),
+        np.empty((3, n), dtype=bool),
+        np.empty(FC_SIZE),
+        np.empty(IC_SIZE, np.int64),
     )
     pack_plane_into(plane, voters, packed)
     return packed
