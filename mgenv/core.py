@@ -307,11 +307,11 @@ class MarketCore:
         self.commit = np.ones(n)  # (P,) EMA of the commit ratio of each participant's trades
         self.online_share = 1.0
         self._kpi_rows = np.zeros((len(KPI_KEYS), n))  # (4, P), one array for the kernels
-        # The fused step's settlement rows, one (N_ROWS, P) block per period of the episode:
-        # a period's result keeps its own rows (never written again), without a fresh
-        # allocation over 1 KiB every step (glibc then merges its fast bins each time).
-        # None where no step is fused.
-        self._period_rows = np.empty((cfg.horizon, N_ROWS, n)) if self._fused else None
+        # The fused step's outputs, one slice per period of the episode: a period's result
+        # keeps its own (never written again), without fresh arrays every step (the
+        # settlement rows, over 1 KiB, made glibc merge its fast bins at each step).
+        if self._fused is not None:
+            self._fused.episode(chain.params.n_nodes)
         self.kpi = {k: self._kpi_rows[i] for i, k in enumerate(KPI_KEYS)}  # row views
         self.kpi_latency = 0.0
         self._plan()

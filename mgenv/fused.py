@@ -25,7 +25,7 @@ settlement draw nothing.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -45,6 +45,24 @@ if TYPE_CHECKING:
 
 _I64_MAX = 2**63 - 1
 _NO_SETPOINTS = np.zeros(0)
+
+
+class EpisodeBlocks(NamedTuple):
+    """One episode's outputs of :func:`fused_period`, one slice per period (``[t]``).
+
+    Made at every reset (:meth:`FusedPeriod.episode`) instead of fresh arrays every step: a
+    period writes its own slices once and its result keeps them (a result held after the
+    episode keeps its episode's blocks alive). The observations stay fresh arrays: the env
+    hands them to the caller, who may keep any number of them.
+    """
+
+    rows: np.ndarray  # (H, N_ROWS, P) the settlement's rows
+    floats: np.ndarray  # (H, 4, W) the clearing's float outputs (UniformPrice.outputs)
+    ints: np.ndarray  # (H, 3, W') its integer outputs
+    nodes: np.ndarray  # (H, 3, n) bool: the chain's online state, online nodes, holders
+    committed: np.ndarray  # (H, T_max) bool: the chain's verdicts
+    reason: np.ndarray  # (H, T_max) int8: their reason codes
+    plan: np.ndarray  # (H, 6, n_mg): the next period's dispatch rows
 
 
 @_jit.kernel
@@ -257,6 +275,22 @@ class FusedPeriod:
         self._shared = np.empty(5)
         self._chain_ints = np.empty(6, np.int64)
         self._low, self._high = BOUNDS["mg"]
+        self.blocks: EpisodeBlocks | None = None
+
+    def episode(self, n_nodes: int) -> None:
+        """Make the episode's :class:`EpisodeBlocks` (at every reset), for ``n_nodes`` nodes."""
+        core = self.core
+        h, n, nm = core.cfg.horizon, core.cfg.n_participants, core.cfg.n_microgrids
+        floats, ints = self._mech.outputs(*self._sizes)  # their shapes
+        self.blocks = EpisodeBlocks(
+            np.empty((h, N_ROWS, n)),
+            np.empty((h, *floats.shape)),
+            np.empty((h, *ints.shape), np.int64),
+            np.empty((h, 3, n_nodes), dtype=bool),
+            np.empty((h, self.t_max), dtype=bool),
+            np.empty((h, self.t_max), dtype=np.int8),
+            np.empty((h, 6, nm)),
+        )
 
     def step(self, actions: dict[str, np.ndarray]) -> PeriodResult | DeferredResult | None:
         """:meth:`MarketCore.step` in one kernel call, or None (nothing changed) if not covered."""
@@ -290,15 +324,12 @@ class FusedPeriod:
         words = fast.draw_or_view(chain)
         ci[5] = fast.draw_size()
         fbuf, ibuf, u8buf = fast.buffers()
-        floats, ints = self._mech.outputs(*self._sizes)
-        rows = np.empty((3, state.size), dtype=bool)
-        committed = np.empty(self.t_max, dtype=bool)
-        reason = np.empty(self.t_max, dtype=np.int8)
-        block = core._period_rows
-        assert block is not None  # made at every reset of a core with a fused step
-        out = block[t]  # this period's rows (written once)
-        plan_next = np.empty((6, nm))
-        obs = np.empty((nm, 16), np.float32)
+        blocks = self.blocks
+        assert blocks is not None and blocks.nodes.shape[2] == state.size  # made at reset
+        # this period's slices (written once, kept by its result)
+        out, floats, ints, rows = blocks.rows[t], blocks.floats[t], blocks.ints[t], blocks.nodes[t]
+        committed, reason, plan_next = blocks.committed[t], blocks.reason[t], blocks.plan[t]
+        obs = np.empty((nm, 16), np.float32)  # fresh: the caller may keep it
         _, soc, realise_fleet = physics.kernel_inputs()
         t0 = time.perf_counter()
         figures, price, cleared, n, grid_cash, rejected = fused_period(
