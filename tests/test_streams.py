@@ -89,3 +89,79 @@ def test_draw_seed_is_integers(seed: int) -> None:
     for _ in range(200):
         assert streams.draw_seed(a) == int(b.integers(2**63))
         assert same(a, b)
+
+
+def _numpy_episode(episode_seed: int) -> list[np.random.Generator]:
+    return np.random.default_rng(episode_seed).spawn(6)
+
+
+@pytest.mark.parametrize("seed", [s for s in SEEDS if s < 2**128])
+def test_episode_from_a_seed_is_seed_stream_draw_and_spawn(seed: int) -> None:
+    ep = streams.episode(seed, from_seed=True)
+    gym = seeding.np_random(seed)[0]
+    episode_seed = int(gym.integers(2**63))
+    assert ep.seed == episode_seed
+    want = _numpy_episode(episode_seed)
+    for got, w in zip(ep.streams, want[: streams.KEYS], strict=True):
+        assert same(got, w)
+    assert ep.key_seed == int(want[streams.KEYS].integers(2**63))
+    assert same(streams.generator(ep.policy), want[streams.POLICY])
+    assert ep.seed_stream is not None
+    after = streams.stream_after_draw(ep.seed_stream)
+    assert same(after, gym)
+    assert after.integers(2**63) == gym.integers(2**63)  # and it goes on alike
+    # the network stream's first child was precomputed: the same as numpy's
+    assert same(ep.streams[streams.NETWORK].spawn(1)[0], want[streams.NETWORK].spawn(1)[0])
+
+
+@pytest.mark.parametrize("episode_seed", [0, 1, 2**32 - 1, 2**32, 2**63 - 1])
+def test_episode_from_an_episode_seed_is_spawn(episode_seed: int) -> None:
+    ep = streams.episode(episode_seed)
+    want = _numpy_episode(episode_seed)
+    assert ep.seed == episode_seed and ep.seed_stream is None
+    for got, w in zip(ep.streams, want[: streams.KEYS], strict=True):
+        assert same(got, w)
+    assert ep.key_seed == int(want[streams.KEYS].integers(2**63))
+    assert same(streams.generator(ep.policy), want[streams.POLICY])
+
+
+def test_episode_without_kernels_is_numpys(monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = streams.episode(11)
+    monkeypatch.setattr(_jit, "ENABLED", False)
+    assert not streams.compiled_seed(11)
+    plain = streams.episode(11)
+    assert plain.seed == compiled.seed and plain.key_seed == compiled.key_seed
+    for a, b in zip(plain.streams, compiled.streams, strict=True):
+        assert same(a, b)
+    assert isinstance(plain.policy, np.random.Generator)
+    assert same(plain.policy, streams.generator(compiled.policy))
+    with pytest.raises(ValueError, match="from_seed"):
+        streams.episode(11, from_seed=True)
+
+
+def test_compiled_seed_range() -> None:
+    assert streams.compiled_seed(0) and streams.compiled_seed(2**128 - 1)
+    for seed in (None, -1, 2**128, True, 3.0, np.int64(3)):
+        assert not streams.compiled_seed(seed)
+
+
+def test_env_builds_its_policy_and_seed_streams_on_first_use() -> None:
+    env = mgenv.parallel_env("default")
+    with pytest.raises(AttributeError, match="reset"):
+        _ = env.policy_rng
+    env.reset(seed=4)
+    # kept as seed sequences until asked for (pickled so too), then the same generators
+    assert isinstance(env._policy_rng, streams.PresetSeedSequence)
+    assert isinstance(env._seed_stream, streams.PresetSeedSequence)
+    clone = pickle.loads(pickle.dumps(env))
+    twin = mgenv.parallel_env("default")
+    twin.reset(seed=4)
+    first = env.policy_rng
+    assert env.policy_rng is first  # built once per episode
+    assert same(first, twin.policy_rng) and same(clone.policy_rng, first)
+    gym = seeding.np_random(4)[0]
+    gym.integers(2**63)
+    assert same(env._seed_rng, gym)
+    for e in (env, clone, twin):  # a seedless reset draws from the seed stream
+        e.reset()
+    assert same(env.policy_rng, clone.policy_rng) and same(env.policy_rng, twin.policy_rng)
