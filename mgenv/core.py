@@ -108,6 +108,9 @@ class DeferredResult:
         """The :class:`PeriodResult` (built once)."""
         if self._built is None:
             ints, floats, n, out, grid_cash, dispatch, soc_before, p = self._raw
+            if isinstance(dispatch, np.ndarray):  # the plan's rows (6, n_mg)
+                rows = dispatch
+                dispatch = Dispatch(rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
             phys = realised_of(out[REALISED : REALISED + 4, : soc_before.shape[0]], soc_before)
             self._built = period_of_rows(
                 (self.period, self.hour, self.price, self.cleared),
@@ -266,6 +269,24 @@ class MarketCore:
         #: Whether :meth:`step` may return a :class:`DeferredResult` (set by the env shell).
         self.defer_results = False
         self._fused = FusedPeriod(self, COMMIT_EMA) if fusable(self) else None
+        # This period's plan (the dispatch property); None after a fused step until asked for.
+        self._dispatch: Dispatch | None = None
+
+    @property
+    def dispatch(self) -> Dispatch:
+        """This period's dispatch plan (after a fused step, made from its rows when first read)."""
+        d = self._dispatch
+        if d is None:
+            electric = self._electric
+            d = electric.current_plan() if electric is not None else None
+            if d is None:
+                raise AttributeError("no dispatch before reset()")
+            self._dispatch = d
+        return d
+
+    @dispatch.setter
+    def dispatch(self, d: Dispatch) -> None:
+        self._dispatch = d
 
     # ------------------------------------------------------------------ episode state
     def reset(self, weather: np.random.Generator, load: np.random.Generator, chain: Chain) -> None:
@@ -596,7 +617,11 @@ class MarketCore:
         if cleared:
             self.last_price = price
         self._take_book(out[BOOK : BOOK + 4], None, res, n > 0)
-        raw = (ints, floats, n, out, grid_cash, self.dispatch, soc_before, self.profiles)
+        # the period's plan: its Dispatch if made, else its rows (the result makes it)
+        plan: Dispatch | np.ndarray | None = self._dispatch
+        if plan is None:
+            plan = physics.plan_rows(None)
+        raw = (ints, floats, n, out, grid_cash, plan, soc_before, self.profiles)
         deferred = DeferredResult(t, self._hour_list[t], price, cleared, res, raw)
         result: PeriodResult | DeferredResult = deferred
         if not self.defer_results:
@@ -606,7 +631,8 @@ class MarketCore:
         self._public = None
         if t < cfg.horizon:  # _plan's state, from the kernel's dispatch
             self.grid_buy, self.feed_in = self._prices[t]
-            self.dispatch = physics.adopt_plan(plan_next)
+            physics.adopt_plan(plan_next)
+            self._dispatch = None  # its Dispatch made on first use (the dispatch property)
         self._obs = {"mg": obs}
         return result
 

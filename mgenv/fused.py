@@ -299,7 +299,8 @@ class FusedPeriod:
         fast: FastSBET | None = chain._fast
         serial = chain.next_serial
         physics = self._physics
-        plan = physics.plan_rows(core.dispatch)  # None: the numpy path planned the period
+        # None: the numpy path planned the period (core._dispatch None: the last fused step's)
+        plan = physics.plan_rows(core._dispatch)
         if (
             fast is None
             or plan is None
@@ -330,7 +331,7 @@ class FusedPeriod:
         out, floats, ints, rows = blocks.rows[t], blocks.floats[t], blocks.ints[t], blocks.nodes[t]
         committed, reason, plan_next = blocks.committed[t], blocks.reason[t], blocks.plan[t]
         obs = np.empty((nm, 16), np.float32)  # fresh: the caller may keep it
-        _, soc, realise_fleet = physics.kernel_inputs()
+        soc, realise_fleet = physics.realise_rows()
         t0 = time.perf_counter()
         figures, price, cleared, n, grid_cash, rejected = fused_period(
             actions["mg"], actions["agg"], actions["user"], market, self._segments,

@@ -189,6 +189,27 @@ def test_observations_are_fresh_arrays() -> None:
         np.testing.assert_array_equal(r.profit, profit)
 
 
+def test_the_next_dispatch_is_made_when_read() -> None:
+    """After a fused step the plan stays as the kernel's rows until ``core.dispatch`` is read;
+    read or not, it is the staged twin's, and reading it keeps the next step fused."""
+    fused, staged = mgenv.parallel_env("default"), mgenv.parallel_env("default")
+    staged.core.fuse = False
+    rng = np.random.default_rng(5)
+    for env in (fused, staged):
+        env.reset(seed=3)
+    for k in range(6):
+        acts = {a: rng.uniform(-1, 1, (9,)).astype(np.float32) for a in fused.agents}
+        seconds = fused.core.stage_time["fused"]
+        for env in (fused, staged):
+            env.step(acts)
+        assert fused.core.stage_time["fused"] > seconds  # this step ran fused
+        assert fused.core._dispatch is None  # not made yet
+        if k % 2:  # read every other period: the step after must still be fused
+            assert_same(list(fused.core.dispatch), list(staged.core.dispatch))
+            assert fused.core._dispatch is not None
+    assert_same(list(fused.history), list(staged.history))  # the rows made into results
+
+
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
 def test_copies_step_on_their_own_state(how: str) -> None:
     """A copied env's fused step works on the copy's core, chain and buffers."""

@@ -175,7 +175,10 @@ class ElectricModel:
                 use,
                 out,
             )
-            return self.adopt_plan(out)
+            self.adopt_plan(out)
+            plan = self.current_plan()
+            assert plan is not None  # just adopted
+            return plan
         self._plan_rows = None
         self._plan = dispatch_plan(
             forecast.pv + forecast.wind - forecast.load,
@@ -188,18 +191,35 @@ class ElectricModel:
         )
         return self._plan
 
-    def adopt_plan(self, rows: np.ndarray) -> Dispatch:
-        """The period's :class:`Dispatch` from ``plan_into``'s rows ``(6, n)`` (kept)."""
-        self._plan_rows = rows  # for plan_rows
-        self._plan = plan = _new(Dispatch, (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]))
+    def adopt_plan(self, rows: np.ndarray) -> None:
+        """The period's plan is ``plan_into``'s rows ``(6, n)`` (kept).
+
+        Its :class:`Dispatch` (six row views) is made when first asked for
+        (:meth:`current_plan`): a fused step hands the rows on to the next one's kernel.
+        """
+        self._plan_rows = rows
+        self._plan = None
+
+    def current_plan(self) -> Dispatch | None:
+        """The period's :class:`Dispatch` (None before :meth:`plan`)."""
+        plan = self._plan
+        if plan is None and self._plan_rows is not None:
+            rows = self._plan_rows
+            plan = self._plan = _new(
+                Dispatch, (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
+            )
         return plan
 
-    def plan_rows(self, dispatch: Dispatch) -> np.ndarray | None:
-        """The rows ``(6, n)`` of ``dispatch`` if it is the current plan made by ``plan_into``.
+    def plan_rows(self, dispatch: Dispatch | None) -> np.ndarray | None:
+        """The rows ``(6, n)`` of the current plan if ``plan_into`` made it, else None.
 
-        For a caller that hands them to a kernel (:mod:`mgenv.fused`); None otherwise.
+        ``dispatch``: the plan the caller holds, None for "the current one, not built yet"
+        (:meth:`adopt_plan`); rows are returned only if it is the current plan. For a caller
+        that hands them to a kernel (:mod:`mgenv.fused`).
         """
-        return self._plan_rows if dispatch is self._plan else None
+        if dispatch is None or dispatch is self._plan:
+            return self._plan_rows
+        return None
 
     def plan_constants(
         self, grid_buy: float
@@ -218,7 +238,7 @@ class ElectricModel:
 
     def realise(self, sold_kwh: np.ndarray, surplus_kwh: np.ndarray) -> Realised:
         """Turbine output for own use and sales beyond the surplus; battery as planned."""
-        d = self._plan
+        d = self.current_plan()
         if d is None:
             raise RuntimeError("realise() before plan()")
         before = self._soc
@@ -251,9 +271,17 @@ class ElectricModel:
         For a caller that runs the kernel itself (``mgenv.period_kernel``), then hands its
         rows to :meth:`adopt`.
         """
-        if self._plan is None:
+        plan = self.current_plan()
+        if plan is None:
             raise RuntimeError("realise() before plan()")
-        return self._plan, self._soc, self._realise_fleet
+        return plan, self._soc, self._realise_fleet
+
+    def realise_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`kernel_inputs` without the plan: the SOC before the period, the fleet rows.
+
+        For a caller that hands the plan's rows to the kernel (:meth:`plan_rows`).
+        """
+        return self._soc, self._realise_fleet
 
     def adopt_soc(self, soc: np.ndarray) -> None:
         """The SOC after the period, ``realise_into``'s row 3 (its :class:`Realised` unmade)."""
@@ -271,7 +299,7 @@ class ElectricModel:
 
     def rule_setpoints(self) -> np.ndarray:
         """The rule's battery move as a set-point: charge over its limit, or minus discharge."""
-        d = self._plan
+        d = self.current_plan()
         if d is None:
             raise RuntimeError("rule_setpoints() before plan()")
         max_charge, max_dis = battery_limits(self._soc, self.fleet, self.dt_h)
