@@ -56,6 +56,27 @@ def run(env: Any, actions: list[dict[str, np.ndarray]], steps: int) -> float:
     return time.process_time() - t0
 
 
+def setup(
+    scenario: str, protocol: str = "own", horizon: int | None = None
+) -> tuple[Any, list[dict[str, np.ndarray]]]:
+    """The env (warmed up: kernels compiled or loaded) and 64 steps of random actions."""
+    overrides: dict[str, Any] = {} if protocol == "own" else {"protocol": protocol}
+    if horizon is not None:
+        overrides["horizon"] = horizon
+    env = mgenv.parallel_env(scenario, **overrides)
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    actions = [
+        {
+            a: rng.uniform(env.action_space(a).low, env.action_space(a).high).astype(np.float32)
+            for a in env.possible_agents
+        }
+        for _ in range(64)
+    ]
+    run(env, actions, 500)  # warm-up (and compilation on a cold cache)
+    return env, actions
+
+
 def wrap(acc: dict[str, float], cls: type, name: str) -> None:
     """Replace ``cls.name`` by a wrapper adding its CPU time to ``acc["Class.name"]``."""
     label = f"{cls.__name__}.{name}"
@@ -80,20 +101,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--horizon", type=int, default=None, help="the scenario's by default")
     args = ap.parse_args()
-    overrides: dict[str, Any] = {} if args.protocol == "own" else {"protocol": args.protocol}
-    if args.horizon is not None:
-        overrides["horizon"] = args.horizon
-    env = mgenv.parallel_env(args.scenario, **overrides)
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    actions = [
-        {
-            a: rng.uniform(env.action_space(a).low, env.action_space(a).high).astype(np.float32)
-            for a in env.possible_agents
-        }
-        for _ in range(64)
-    ]
-    run(env, actions, 500)  # warm-up (and compilation on a cold cache)
+    env, actions = setup(args.scenario, args.protocol, args.horizon)
     best = min(run(env, actions, args.steps) for _ in range(args.rounds)) / args.steps
     print(f"{best * 1e6:.1f} µs per step (CPU, fastest of {args.rounds} x {args.steps})")
     # the stage clocks read time.perf_counter: CPU time for this run
