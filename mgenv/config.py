@@ -27,7 +27,13 @@ from mgenv.chain.params import SIGNATURE_KINDS
 from mgenv.market.mechanism import MECHANISMS
 from mgenv.market.p2p_game import FORMULATIONS as P2P_FORMULATIONS
 from mgenv.physics.ccche_params import ThermalParams
-from mgenv.validation import check_all_range, check_choice, check_int, check_range
+from mgenv.validation import (
+    check_all_range,
+    check_capacities,
+    check_choice,
+    check_int,
+    check_range,
+)
 
 ROLES = ("mg", "agg", "user")
 DISPATCH_MODES = ("rule", "agent")
@@ -125,7 +131,8 @@ class MarketParams:
             ``gen_cost_a = 0`` so that the dispatch's cost curve is the gas bill.
         tier_gas_wholesale: Gas company's price to the aggregators, yuan/m^3, in [0, 100].
         agg_battery_kwh: Capacity of each aggregator's battery (eq. 19's storage), kWh,
-            template tiled to ``n_aggregators`` (aggregator ``j`` uses entry ``j % k``); 0: none.
+            template tiled to ``n_aggregators`` (aggregator ``j`` uses entry ``j % k``); 0: none,
+            else at least 1e-6.
         agg_battery_kw: Its charge/discharge power limit, kW (template), >= 0.
         agg_eta_charge: Share of the energy bought that is stored, in (0, 1] (template).
         agg_eta_discharge: Share of the energy released that is delivered, in (0, 1].
@@ -211,6 +218,7 @@ class MarketParams:
         check_range(own, "agg_battery_cost", self.agg_battery_cost, 0.0, 100.0)
         for name in ("agg_battery_kwh", "agg_battery_kw"):
             check_all_range(own, name, getattr(self, name), 0.0, 1e7)
+        check_capacities(own, "agg_battery_kwh", self.agg_battery_kwh)
         for name in ("agg_eta_charge", "agg_eta_discharge"):
             check_all_range(own, name, getattr(self, name), 0.0, 1.0, low_open=True)
         names = ("agg_soc_min", "agg_soc_max", "agg_soc_init")
@@ -258,7 +266,7 @@ class FleetParams:
         gen_kw: Gas turbine (dispatchable generator) capacity, kW.
         gen_cost_a: Quadratic generation cost coefficient, yuan/kWh^2 (cost a q^2 + b q).
         gen_cost_b: Linear generation cost coefficient, yuan/kWh.
-        battery_kwh: Battery energy capacity, kWh (0 = no battery).
+        battery_kwh: Battery energy capacity, kWh: 0 (no battery) or at least 1e-6.
         battery_kw: Battery charge/discharge power limit, kW.
         eta_charge: Charging efficiency in (0, 1].
         eta_discharge: Discharging efficiency in (0, 1].
@@ -293,6 +301,7 @@ class FleetParams:
             "battery_kw",
         ):
             check_all_range("FleetParams", name, getattr(self, name), 0.0, 1e7)
+        check_capacities("FleetParams", "battery_kwh", self.battery_kwh)
         for name in ("eta_charge", "eta_discharge"):
             check_all_range("FleetParams", name, getattr(self, name), 0.0, 1.0, low_open=True)
         for name in ("soc_min", "soc_max", "soc_init"):

@@ -84,3 +84,18 @@ def check_all_range(
         raise ValueError(f"{owner}.{field} is empty; give at least one value")
     for i, v in enumerate(values):
         check_range(owner, f"{field}[{i}]", v, low, high, low_open=low_open, high_open=high_open)
+
+
+#: The smallest storage capacity, kWh, other than 0 (none): smaller ones put a state of charge
+#: (content / capacity) among the subnormal floats, where it rounds to its bounds or past them.
+MIN_CAPACITY_KWH = 1e-6
+
+
+def check_capacities(owner: str, field: str, values: Sequence[float]) -> None:
+    """Each storage capacity is 0 (no storage) or at least :data:`MIN_CAPACITY_KWH` kWh."""
+    for i, v in enumerate(values):
+        if 0.0 < v < MIN_CAPACITY_KWH:
+            raise ValueError(
+                f"{owner}.{field}[{i}]={v!r} kWh is below {MIN_CAPACITY_KWH} kWh; "
+                "use 0 for no storage"
+            )

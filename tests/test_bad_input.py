@@ -28,6 +28,10 @@ def test_unknown_scenario_lists_scenarios():
         ("learning_roles", ("boss",), r"learning_roles='boss' is not one of"),
         ("n_segments", 0, r"MarketParams.n_segments=0 is outside \[1, 10\]"),
         ("dt_h", float("nan"), r"EnvConfig.dt_h=nan is outside"),
+        # a capacity among the subnormal floats made the state of charge round past its bounds
+        ("battery_kwh", (5e-324,), r"FleetParams.battery_kwh\[0\]=5e-324 kWh is below 1e-06"),
+        ("battery_kwh", (10.0, 1e-7), r"battery_kwh\[1\]=1e-07 kWh is below.*0 for no storage"),
+        ("agg_battery_kwh", (1e-300,), r"MarketParams.agg_battery_kwh\[0\]=1e-300 kWh"),
     ],
 )
 def test_bad_override_names_field_value_and_range(key, value, pattern):
