@@ -64,7 +64,6 @@ def _seed_words_into(
             zeros for missing words without one: the same pool).
         keys: ``(S, K)`` uint32: each spawn key's words (its ints' 32-bit words, in order).
         key_len: ``(S,)``: how many words of each row are the key's.
-
         out: ``(S, 4)`` uint64: receives the words.
     """
     words = np.empty(entropy.shape[0] + keys.shape[1], np.uint64)
@@ -153,7 +152,7 @@ def _episode_words(
         entropy = np.zeros(POOL_SIZE, np.uint32)
         entropy[0] = np.uint32(episode & _M32)
         entropy[1] = np.uint32(episode >> _HALF)
-    else:
+    else:  # (the caller keeps its own int: only the low 64 bits are read here)
         episode = np.uint64(run[0]) | (np.uint64(run[1]) << _HALF)
     _seed_words_into(entropy, keys, key_len, out[:n_keys])
     key_seed = _first_raw(out[key_child]) >> np.uint64(1)
@@ -408,7 +407,8 @@ def episode(entropy: int, from_seed: bool = False) -> Episode:
     key_words, lengths = _key_words(keys)
     words = np.empty((len(keys) + 1, 4), np.uint64)
     got = _episode_words(_run_words(entropy), from_seed, key_words, lengths, KEYS, words)
-    seed, key_seed = int(got[0]), int(got[1])
+    # the kernel's episode seed is the drawn one (< 2**63) when from_seed, else entropy's
+    seed, key_seed = int(got[0]) if from_seed else entropy, int(got[1])
     kids = _children(seed, counts, list(words[:-1]))
     seq = PresetSeedSequence(entropy, (), words[-1]) if from_seed else None
     return Episode(seed, [generator(k) for k in kids[:KEYS]], key_seed, kids[POLICY], seq)

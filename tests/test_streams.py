@@ -114,7 +114,7 @@ def test_episode_from_a_seed_is_seed_stream_draw_and_spawn(seed: int) -> None:
     assert same(ep.streams[streams.NETWORK].spawn(1)[0], want[streams.NETWORK].spawn(1)[0])
 
 
-@pytest.mark.parametrize("episode_seed", [0, 1, 2**32 - 1, 2**32, 2**63 - 1])
+@pytest.mark.parametrize("episode_seed", [0, 1, 2**32 - 1, 2**32, 2**63 - 1, 2**64 + 5, 2**100])
 def test_episode_from_an_episode_seed_is_spawn(episode_seed: int) -> None:
     ep = streams.episode(episode_seed)
     want = _numpy_episode(episode_seed)
