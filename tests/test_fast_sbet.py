@@ -86,6 +86,9 @@ CONFIGS = [
     {"n_nodes": 7, "malicious_share": 0.3, "availability": 0.9, "ledger_window": 3},
     {"n_nodes": 6, "ddos_nodes": 2, "ddos_mode": "offline", "availability": 0.95},
     {"n_nodes": 6, "ddos_nodes": 1, "ddos_mode": "slow", "message_loss": 0.1},
+    # slowed links inside the timer: their jitters' slow factor shows in the latency (at
+    # 100x the slowed node's messages are all late, whatever their jitter)
+    {"n_nodes": 6, "ddos_nodes": 2, "ddos_mode": "slow", "ddos_slowdown": 1.5, "jitter_ms": 20.0},
     {"n_nodes": 5, "availability": 0.8, "mean_outage_periods": 3.0, "ledger_window": 1},
     {"n_nodes": 10, "message_loss": 0.02, "block_size": 4},  # block_full
     {"n_nodes": 4, "message_loss": 0.3, "availability": 0.7, "jitter_ms": 0.0},
