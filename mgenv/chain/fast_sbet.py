@@ -40,36 +40,34 @@ from mgenv.batched import pcg64
 from mgenv.chain.kernels_pbft import log1p_matches_numpy
 from mgenv.chain.kernels_sbet_chain import (
     AVAILABILITY,
+    DOWN,
     DOWN_P,
     HDR_SIZE,
     HEADER_SIZE,
+    HONEST,
     JITTER_IS_LOG,
     MS_PER_PERIOD,
     N_FC,
     N_IC,
+    N_NODE_ROWS,
     N_PARTICIPANTS,
     OUT_OF_RANGE,
     RECORD_SIZE,
     STAMP_OVERFLOW,
     UP_P,
     WINDOW,
+    hmac_pads_into,
     layout,
-    pack_chain_into,
     sbet_chain_period,
 )
 from mgenv.chain.ledger import Block
 from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.packed import (
-    BLOCK_SIZE,
-    HEADER,
+    FC_SIZE,
     IC_SIZE,
-    JITTER,
-    LOSS,
-    N_MISSING,
-    QUORUM,
-    RECORD,
-    T_MAX,
+    PackedPlane,
     extra_of_counts,
+    pack_plane_into,
 )
 from mgenv.chain.sbet import SBETProtocol
 from mgenv.chain.sbet_steps import N_PHASES
@@ -88,8 +86,6 @@ _VIEWS = frozenset(
 # No view of a stream's state: drawn in Python (writeable, as a view's type in the kernel)
 _NO_WORDS = np.zeros(0, np.uint64)
 _MIN_RECORDS = 32  # initial room for records (grown to the period's trades)
-#: "No link is slowed" for :func:`pack_chain_into` (its slow factors all 1).
-_NO_SLOW = np.zeros((0, 0))
 _new = tuple.__new__
 
 
@@ -151,30 +147,23 @@ class FastSBET:
         n_keys = len(keys)
         if self._sizes != (n, window, n_keys):
             self._allocate(n, window, n_keys)
-        plane = proto.plane
-        fconst = self._fconst  # fc's entries, T_MAX .. MS_PER_PERIOD
-        fconst[T_MAX], fconst[HEADER], fconst[RECORD] = (
-            plane.t_max_ms,
-            plane.header_ms,
-            plane.ms_per_record,
+        _, at_fc, at_geo, f_end, at_ring, _ = layout(n, window)
+        fbuf, ibuf = self._fbuf, self._ibuf
+        fc = fbuf[at_fc:at_geo]
+        nodes = self._u8buf[:at_ring].view(bool).reshape(N_NODE_ROWS, n)
+        packed = PackedPlane(
+            fbuf[at_geo:f_end].reshape(3, n, n), nodes[:3], fc[:FC_SIZE], ibuf[:IC_SIZE]
         )
-        fconst[LOSS], fconst[JITTER] = net.message_loss, net.jitter_ms
-        fconst[DOWN_P], fconst[UP_P] = net.transition
-        fconst[AVAILABILITY] = net.availability
-        fconst[MS_PER_PERIOD] = chain._ms_per_period
-        iconst = self._iconst
-        iconst[QUORUM], iconst[BLOCK_SIZE], iconst[N_MISSING] = (
-            plane.quorum,
-            plane.block_size,
-            plane.n_missing,
-        )
-        pack_chain_into(  # packed.pack_plane_into's constants, the rest of fc, the HMAC pads
-            self._fbuf, self._ibuf, self._u8buf, fconst, iconst, net.base_delay_ms,
-            _NO_SLOW if net.slow is None else net.slow, plane.wait_ms,
-            (plane.malicious, plane.able, proto.fixed.voters, net.down, chain.nodes.honest),
-            proto.fixed.storage,
-            np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(n_keys, -1),
-        )  # fmt: skip
+        pack_plane_into(proto.plane, proto.fixed.voters, packed)
+        fc[DOWN_P], fc[UP_P] = net.transition
+        fc[AVAILABILITY] = net.availability
+        fc[MS_PER_PERIOD] = chain._ms_per_period
+        fc[N_FC:] = proto.fixed.storage
+        pads = self._pads
+        hmac_pads_into(np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(n_keys, -1), pads)
+        ibuf[N_IC:] = pads.ravel()  # the uint32 states held in int64 words
+        nodes[DOWN] = net.down
+        nodes[HONEST] = chain.nodes.honest
         self._safety = bool(proto.safety_violation)
         self._built = True
 
@@ -183,8 +172,8 @@ class FastSBET:
         at_lj, at_fc, _, f_end, at_ring, at_hdr = layout(n, window)
         self._fbuf = np.zeros(f_end)
         self._at = (n + N_PHASES * n * n, at_lj, at_fc, at_ring, at_hdr)
-        self._fconst, self._iconst = np.empty(N_FC), np.empty(IC_SIZE, np.int64)
-        ibuf = np.zeros(N_IC + 2 * n_keys * 8, dtype=np.int64)  # and the HMAC pads (2, P, 8)
+        self._pads = np.empty((2, n_keys, 8), dtype=np.uint32)
+        ibuf = np.zeros(N_IC + self._pads.size, dtype=np.int64)
         ibuf[N_PARTICIPANTS] = n_keys
         self._jitter_is_log = not log1p_matches_numpy()
         ibuf[JITTER_IS_LOG] = self._jitter_is_log

@@ -38,19 +38,7 @@ from mgenv.chain.kernels_nodeview import _at_head, _same_hash, deliver
 from mgenv.chain.kernels_sbet import run_block
 from mgenv.chain.kernels_sbet_steps import work
 from mgenv.chain.kernels_sha import H0, _block_core, _hmac_core, sha256_compress
-from mgenv.chain.packed import (
-    ABLE,
-    BASE,
-    BLOCK_SIZE,
-    IC_SIZE,
-    JITTER,
-    LOSS,
-    MALICIOUS,
-    QUORUM,
-    SLOW,
-    VOTERS,
-    WAIT,
-)
+from mgenv.chain.packed import BLOCK_SIZE, JITTER, LOSS, MALICIOUS, QUORUM
 from mgenv.chain.sbet_steps import N_PHASES
 from mgenv.chain.types import INVALID_TRADE
 
@@ -420,80 +408,6 @@ def sbet_chain_period(
         OK, lo, hi, n_ok, n_valid, has_holders, altered, latency, share, changes, creator,
         recovered, missing, n_tampered, agree, lagging, off_chain, failures,
     )  # fmt: skip
-
-
-@kernel
-def pack_chain_into(
-    fbuf: NDArray[np.float64],
-    ibuf: NDArray[np.int64],
-    u8buf: NDArray[np.uint8],
-    fconst: NDArray[np.float64],
-    iconst: NDArray[np.int64],
-    base: NDArray[np.float64],
-    slow: NDArray[np.float64],
-    wait: NDArray[np.float64],
-    node_rows: tuple[
-        NDArray[np.bool_],
-        NDArray[np.bool_],
-        NDArray[np.bool_],
-        NDArray[np.bool_],
-        NDArray[np.bool_],
-    ],
-    storage: NDArray[np.float64],
-    keys: NDArray[np.uint8],
-) -> None:
-    """A chain's constants into :func:`sbet_chain_period`'s buffers, in one call per episode.
-
-    What ``packed.pack_plane_into`` and the HMAC pads (:func:`hmac_pads_into`) write, in the
-    layout above (:func:`layout`, ``ibuf[WINDOW]`` and ``ibuf[N_PARTICIPANTS]`` already set
-    by the buffers' owner).
-
-    Args:
-        fbuf: The float64 buffer (receives ``fc`` and ``geo``).
-        ibuf: The int64 buffer (receives ``ic`` and the pads).
-        u8buf: The uint8 buffer (receives the node rows).
-        fconst: float64 (N_FC,): ``fc``'s entries in order (``T_MAX`` .. ``MS_PER_PERIOD``).
-        iconst: int64 (IC_SIZE,): ``QUORUM``, ``BLOCK_SIZE``, ``N_MISSING``.
-        base: (n, n) ms: the base delays (DDoS applied).
-        slow: (n, n): the delay multipliers, or (0, 0) where no link is slowed (ones).
-        wait: (n, n) ms: eq. (6)'s waiting times.
-        node_rows: (n,) bool each: malicious, able, voters, down, honest.
-        storage: (n,): the nodes' storage spaces s_i.
-        keys: (P, K) uint8, K <= 64: the participants' HMAC keys.
-    """
-    n = base.shape[0]
-    window = ibuf[WINDOW]
-    _, at_fc, at_geo, f_end, at_ring, _ = layout(n, window)
-    fc = fbuf[at_fc:at_geo]
-    for k in range(N_FC):
-        fc[k] = fconst[k]
-    for i in range(n):
-        fc[N_FC + i] = storage[i]
-    geo = fbuf[at_geo:f_end].reshape((3, n, n))
-    for i in range(n):
-        for j in range(n):
-            geo[BASE, i, j] = base[i, j]
-            geo[SLOW, i, j] = slow[i, j] if slow.shape[0] else 1.0
-            geo[WAIT, i, j] = wait[i, j]
-    for k in range(IC_SIZE):
-        ibuf[k] = iconst[k]
-    nodes = u8buf[:at_ring].view(np.bool_).reshape((N_NODE_ROWS, n))
-    malicious, able, voters, down, honest = node_rows
-    for i in range(n):
-        nodes[MALICIOUS, i] = malicious[i]
-        nodes[ABLE, i] = able[i]
-        nodes[VOTERS, i] = voters[i]
-        nodes[DOWN, i] = down[i]
-        nodes[HONEST, i] = honest[i]
-    n_keys = keys.shape[0]
-    pads = np.empty((2, n_keys, 8), np.uint32)
-    hmac_pads_into(keys, pads)
-    at = N_IC
-    for k in range(2):
-        for p in range(n_keys):
-            for i in range(8):
-                ibuf[at] = pads[k, p, i]  # the uint32 states held in int64 words
-                at += 1
 
 
 @kernel
