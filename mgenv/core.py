@@ -42,7 +42,7 @@ from mgenv.physics.model import (
     realised_of,
 )
 from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours, profile_bases
-from mgenv.physics.units import Dispatch, FleetArrays, marginal_cost
+from mgenv.physics.units import Dispatch, FleetArrays, dispatch_of_rows, marginal_cost
 
 STAGES = ("physics", "market", "chain", "settlement", "observation")
 COMMIT_EMA = 0.3  # weight of the latest period in the observed commit ratio
@@ -109,8 +109,7 @@ class DeferredResult:
         if self._built is None:
             ints, floats, n, out, grid_cash, dispatch, soc_before, p = self._raw
             if isinstance(dispatch, np.ndarray):  # the plan's rows (6, n_mg)
-                rows = dispatch
-                dispatch = Dispatch(rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
+                dispatch = dispatch_of_rows(dispatch)
             phys = realised_of(out[REALISED : REALISED + 4, : soc_before.shape[0]], soc_before)
             self._built = period_of_rows(
                 (self.period, self.hour, self.price, self.cleared),
@@ -376,9 +375,7 @@ class MarketCore:
         Every role's, or those of ``roles`` only.
         """
         shapes = self.action_shapes
-        if roles is None:
-            return {r: np.zeros(shape) for r, shape in shapes.items()}
-        return {r: np.zeros(shapes[r]) for r in roles}
+        return {r: np.zeros(shapes[r]) for r in (shapes if roles is None else roles)}
 
     def step(self, actions: dict[str, np.ndarray]) -> PeriodResult | DeferredResult:
         """Run market, chain, settlement and physics-after for the current period.

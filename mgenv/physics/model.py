@@ -28,6 +28,7 @@ from mgenv.physics.units import (
     Dispatch,
     FleetArrays,
     battery_limits,
+    dispatch_of_rows,
     dispatch_plan,
     economic_output,
     generation_cost,
@@ -204,10 +205,7 @@ class ElectricModel:
         """The period's :class:`Dispatch` (None before :meth:`plan`)."""
         plan = self._plan
         if plan is None and self._plan_rows is not None:
-            rows = self._plan_rows
-            plan = self._plan = _new(
-                Dispatch, (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5])
-            )
+            plan = self._plan = dispatch_of_rows(self._plan_rows)
         return plan
 
     def plan_rows(self, dispatch: Dispatch | None) -> np.ndarray | None:

@@ -37,6 +37,13 @@ class Dispatch(NamedTuple):
     deficit: np.ndarray  # energy it must buy (market or grid)
 
 
+def dispatch_of_rows(rows: np.ndarray) -> Dispatch:
+    """The :class:`Dispatch` of ``plan_into``'s rows ``(6, n)``: its fields are row views."""
+    # tuple.__new__ builds the NamedTuple as its constructor does, for less; indexing the
+    # rows avoids iterating the matrix (its end is a formatted IndexError)
+    return tuple.__new__(Dispatch, (rows[0], rows[1], rows[2], rows[3], rows[4], rows[5]))
+
+
 def battery_limits(soc: np.ndarray, f: FleetArrays, dt_h: float) -> tuple[np.ndarray, np.ndarray]:
     """Largest charge and discharge energies this period at the bus, kWh.
 
