@@ -113,9 +113,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             r: np.zeros((self.core.role_index[r].size, 0), np.float32)
             for r in self.core.opponent_roles
         }
-        # gymnasium's seed stream of the last explicit seed (a seed sequence until used)
-        self._seed_stream: np.random.Generator | streams.PresetSeedSequence | None = None
-        self._policy_rng: np.random.Generator | streams.PresetSeedSequence | None = None
+        self._seed_rng: np.random.Generator | None = None
         self._history: list[PeriodResult | DeferredResult] = []
         self._n_built = 0  # the history's leading entries that are PeriodResults
         self._last_chain: ConsensusResult | None = None
@@ -157,28 +155,6 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         return self.core.action_names(self.role_of(agent))
 
     # ----------------------------------------------------------------- episode
-    @property
-    def policy_rng(self) -> np.random.Generator:
-        """The episode's stream for the opponents' random choices (``reset``'s docstring).
-
-        Built on first use in an episode (until then its seed sequence is kept): the same
-        generator either way.
-        """
-        rng = self._policy_rng
-        if rng is None:
-            raise AttributeError("policy_rng is made by reset(); call reset() first")
-        if not isinstance(rng, np.random.Generator):
-            rng = self._policy_rng = streams.generator(rng)
-        return rng
-
-    @property
-    def _seed_rng(self) -> np.random.Generator | None:
-        """The seed stream the next seedless ``reset()`` draws from (built on first use)."""
-        rng = self._seed_stream
-        if isinstance(rng, streams.PresetSeedSequence):
-            rng = self._seed_stream = streams.stream_after_draw(rng)
-        return rng
-
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
@@ -188,33 +164,23 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         weather, load, network, adversary, keys, policy. ``reset()`` without a seed draws
         the next episode's seed from the stream seeded by the last explicit seed.
         """
-        # gymnasium's seeding.np_random(seed), then the episode seed drawn from it
-        # (int(rng.integers(2**63))) and default_rng(episode_seed).spawn(6): mgenv.streams,
-        # in one compiled call from an int seed (the seed stream built only if reset() is
-        # later called without a seed).
-        ep: streams.Episode | None = None
-        if seed is not None or self._seed_stream is None:
-            if streams.compiled_seed(seed):
-                ep = streams.episode(cast(int, seed), from_seed=True)
-                self._seed_stream = ep.seed_stream
-            else:
-                self._seed_stream = streams.seed_stream(seed)
-        if ep is None:
-            seed_rng = self._seed_rng
-            assert seed_rng is not None  # set above
-            ep = streams.episode(streams.draw_seed(seed_rng))
-        weather, load, network, adversary = ep.streams
+        if seed is not None or self._seed_rng is None:
+            self._seed_rng = streams.seed_stream(seed)  # gymnasium's seeding.np_random(seed)
+        episode_seed = streams.draw_seed(self._seed_rng)  # int(rng.integers(2**63))
+        # default_rng(episode_seed).spawn(6), seeded by compiled code (mgenv.streams); the
+        # network stream's first child (SBET's draws) precomputed too.
+        weather, load, network, adversary, keys, policy = streams.spawn(episode_seed, 6, (0, 0, 1))
         chain = Chain(
             self.config.chain,
             n_participants=self.config.n_participants,
             network_rng=network,
             adversary_rng=adversary,
-            key_seed=ep.key_seed,
+            key_seed=streams.draw_seed(keys),
             period_h=self.config.dt_h,
             previous=getattr(self.core, "chain", None),  # its buffers are reused
         )
         self.core.reset(weather, load, chain)
-        self._policy_rng = ep.policy
+        self.policy_rng = policy
         self.agents = list(self.possible_agents)
         self._history = []
         self._n_built = 0

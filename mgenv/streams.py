@@ -10,10 +10,6 @@ each generator is numpy's own ``PCG64`` built from them through a
 :class:`PresetSeedSequence`: the same state, the same future draws, and seed sequences that
 spawn the same children (``spawn``, ``entropy``, ``spawn_key`` as numpy's).
 
-``reset`` takes all of it from one compiled call (:func:`episode`): the seed stream's words
-and first draw, the children's words and the keys stream's first draw; it builds only the
-four generators the episode starts with, and the policy and seed streams when first asked for.
-
 Without numba (``MGENV_JIT=0``) the streams come from numpy's ``SeedSequence`` itself. The
 batched core computes the same words for many copies at once with numpy
 (:mod:`mgenv.batched.streams`).
@@ -23,7 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from gymnasium.utils import seeding
@@ -31,8 +27,7 @@ from numpy.random.bit_generator import ISpawnableSeedSequence
 from numpy.typing import DTypeLike, NDArray
 
 from mgenv import _jit
-from mgenv._jit import inlined, kernel
-from mgenv.batched.pcg64 import _seed, next64
+from mgenv._jit import kernel
 
 U32 = NDArray[np.uint32]
 U64 = NDArray[np.uint64]
@@ -49,11 +44,9 @@ _MIX_MULT_L, _MIX_MULT_R = _U(0xCA01F9DD), _U(0x4973F715)
 _M32, _SHIFT, _HALF = _U(_MASK32), _U(16), _U(32)
 
 
-@inlined
-def _seed_words_into(
-    entropy: np.ndarray, keys: np.ndarray, key_len: np.ndarray, out: np.ndarray
-) -> None:
-    """PCG64's seed words of ``SeedSequence(entropy, spawn_key=key)`` for every key, into out.
+@kernel
+def _seed_words(entropy: np.ndarray, keys: np.ndarray, key_len: np.ndarray) -> np.ndarray:
+    """PCG64's seed words of ``SeedSequence(entropy, spawn_key=key)`` for every key.
 
     ``SeedSequence.mix_entropy`` then ``generate_state(4, np.uint64)``, in 32-bit wrapping
     arithmetic (done in 64 bits and masked: numba widens integer products).
@@ -64,8 +57,11 @@ def _seed_words_into(
             zeros for missing words without one: the same pool).
         keys: ``(S, K)`` uint32: each spawn key's words (its ints' 32-bit words, in order).
         key_len: ``(S,)``: how many words of each row are the key's.
-        out: ``(S, 4)`` uint64: receives the words.
+
+    Returns:
+        ``(S, 4)`` uint64.
     """
+    out = np.empty((keys.shape[0], 4), np.uint64)
     words = np.empty(entropy.shape[0] + keys.shape[1], np.uint64)
     pool = np.empty(POOL_SIZE, np.uint64)
     for s in range(keys.shape[0]):
@@ -101,62 +97,7 @@ def _seed_words_into(
             h = (h * _MULT_B) & _M32
             v = (v * h) & _M32
             out[s, j] = low | ((v ^ (v >> _SHIFT)) << _HALF)
-
-
-@kernel
-def _seed_words(entropy: np.ndarray, keys: np.ndarray, key_len: np.ndarray) -> np.ndarray:
-    """:func:`_seed_words_into` into a fresh ``(S, 4)`` uint64 array."""
-    out = np.empty((keys.shape[0], 4), np.uint64)
-    _seed_words_into(entropy, keys, key_len, out)
     return out
-
-
-@inlined
-def _first_raw(words: np.ndarray) -> np.uint64:
-    """The first ``random_raw()`` of ``PCG64`` seeded with these four words."""
-    state = np.empty(4, np.uint64)
-    state[0], state[1], state[2], state[3] = _seed(words[0], words[1], words[2], words[3])
-    return next64(state)
-
-
-@kernel
-def _episode_words(
-    run: np.ndarray,
-    from_seed: bool,
-    keys: np.ndarray,
-    key_len: np.ndarray,
-    key_child: int,
-    out: np.ndarray,
-) -> tuple[np.int64, np.int64]:
-    """An episode's seed, its children's seed words and the key seed, in one call.
-
-    Args:
-        run: uint32 (4,): the entropy words (zero-padded) of ``reset``'s seed if
-            ``from_seed``, else of the episode seed itself.
-        from_seed: Whether the episode seed is first drawn from ``run``'s seed stream.
-        keys: ``(S, K)`` spawn keys of the episode seed's children, as :func:`_seed_words`.
-        key_len: ``(S,)``: their lengths.
-        key_child: The row of ``keys`` whose stream's first draw is the key seed.
-        out: ``(S + 1, 4)`` uint64: receives each child's seed words, then (last row) the
-            seed stream's (when ``from_seed``).
-
-    Returns:
-        ``(episode seed, key seed)``: each :func:`draw_seed` of its stream's first output.
-    """
-    n_keys = keys.shape[0]
-    entropy = run
-    if from_seed:  # seed_stream(seed) and its first draw_seed
-        no_key = np.zeros((1, 0), np.uint32)
-        _seed_words_into(run, no_key, np.zeros(1, np.int64), out[n_keys:])
-        episode = _first_raw(out[n_keys]) >> np.uint64(1)
-        entropy = np.zeros(POOL_SIZE, np.uint32)
-        entropy[0] = np.uint32(episode & _M32)
-        entropy[1] = np.uint32(episode >> _HALF)
-    else:  # (the caller keeps its own int: only the low 64 bits are read here)
-        episode = np.uint64(run[0]) | (np.uint64(run[1]) << _HALF)
-    _seed_words_into(entropy, keys, key_len, out[:n_keys])
-    key_seed = _first_raw(out[key_child]) >> np.uint64(1)
-    return np.int64(episode), np.int64(key_seed)
 
 
 def int_words(value: int) -> list[int]:
@@ -181,17 +122,14 @@ def seed_words(entropy: int, spawn_keys: Sequence[tuple[int, ...]]) -> U64:
     Returns:
         ``(S, 4)`` uint64.
     """
-    keys, lengths = _key_words(tuple(spawn_keys))
-    out: U64 = _seed_words(_run_words(entropy), keys, lengths)
-    return out
-
-
-def _run_words(entropy: int) -> U32:
-    """A non-negative int as uint32 words, lowest first, zero-padded to :data:`POOL_SIZE`."""
     if 0 <= entropy < 2**64:  # the common case: two words, no Python loop
-        return np.array((entropy & _MASK32, entropy >> 32, 0, 0), np.uint32)
-    words = int_words(entropy)
-    return np.array(words + [0] * (POOL_SIZE - len(words)), np.uint32)
+        run = np.array((entropy & _MASK32, entropy >> 32, 0, 0), np.uint32)
+    else:
+        words = int_words(entropy)
+        run = np.array(words + [0] * (POOL_SIZE - len(words)), np.uint32)
+    keys, lengths = _key_words(tuple(spawn_keys))
+    out: U64 = _seed_words(run, keys, lengths)
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -316,21 +254,12 @@ def spawn(entropy: int, n: int, grandchildren: Sequence[int] = ()) -> list[np.ra
     if not _jit.ENABLED:
         return np.random.default_rng(entropy).spawn(n)
     counts, keys = _spawn_keys(n, tuple(grandchildren))
-    return [generator(s) for s in _children(entropy, counts, list(seed_words(entropy, keys)))]
-
-
-def _children(entropy: int, counts: list[int], words: list[U64]) -> list[PresetSeedSequence]:
-    """The seed sequences of ``entropy``'s first ``len(counts)`` children.
-
-    ``words``: the children's seed words, then their own children's (``counts[i]`` of child
-    i, child by child), as :func:`_spawn_keys` orders the keys.
-    """
-    n = len(counts)
-    rest = words[n:]
+    words = list(seed_words(entropy, keys))
+    kids, rest = words[:n], words[n:]
     out = []
     for i in range(n):
         preset, rest = rest[: counts[i]], rest[counts[i] :]
-        out.append(PresetSeedSequence(entropy, (i,), words[i], preset))
+        out.append(generator(PresetSeedSequence(entropy, (i,), kids[i], preset)))
     return out
 
 
@@ -355,68 +284,3 @@ def draw_seed(rng: np.random.Generator) -> int:
     if not _jit.ENABLED:
         return int(rng.integers(2**63))
     return int(rng.bit_generator.random_raw()) >> 1
-
-
-#: The env's episode streams: ``spawn(episode_seed, 6, (0, 0, 1))``'s children, in order.
-WEATHER, LOAD, NETWORK, ADVERSARY, KEYS, POLICY = range(6)
-N_STREAMS = 6
-_GRANDCHILDREN = (0, 0, 1)  # the network stream's first child (SBET's) precomputed
-
-
-class Episode(NamedTuple):
-    """An episode's random streams as ``MarketEnv.reset`` makes them (:func:`episode`).
-
-    Attributes:
-        seed: The episode seed, ``draw_seed(seed stream)``.
-        streams: The weather, load, network and adversary generators (children 0-3 of
-            ``default_rng(seed).spawn(6)``).
-        key_seed: ``draw_seed`` of child 4 (the keys stream, drawn from once, never kept).
-        policy: Child 5, a generator or (compiled path) its seed sequence, which
-            :func:`generator` makes into the same generator when it is first used.
-        seed_stream: ``seed_stream(seed)`` after its first draw, as a seed sequence whose
-            generator :func:`stream_after_draw` makes (compiled path, from a seed); else None.
-    """
-
-    seed: int
-    streams: list[np.random.Generator]
-    key_seed: int
-    policy: np.random.Generator | PresetSeedSequence
-    seed_stream: PresetSeedSequence | None = None
-
-
-def compiled_seed(seed: object) -> bool:
-    """Whether :func:`episode` takes ``seed`` itself (:func:`seed_stream`'s compiled case)."""
-    return _jit.ENABLED and type(seed) is int and 0 <= seed < 2**128
-
-
-def episode(entropy: int, from_seed: bool = False) -> Episode:
-    """An episode's streams from its seed, or from ``reset``'s seed (``from_seed``).
-
-    ``from_seed``: ``entropy`` is ``reset``'s seed (:func:`compiled_seed` must hold) and the
-    episode seed is ``draw_seed(seed_stream(entropy))``; else ``entropy`` is the episode seed
-    (a non-negative int). Compiled, one kernel call gives every seed word and both seeds; the
-    generators nobody may use (the keys stream, drawn from once; the seed stream and the
-    policy stream until they are asked for) are not built. Exactly numpy's streams either way.
-    """
-    if not _jit.ENABLED:
-        if from_seed:
-            raise ValueError("from_seed needs the compiled streams (see compiled_seed)")
-        gens = np.random.default_rng(entropy).spawn(N_STREAMS)
-        return Episode(entropy, gens[:KEYS], draw_seed(gens[KEYS]), gens[POLICY])
-    counts, keys = _spawn_keys(N_STREAMS, _GRANDCHILDREN)
-    key_words, lengths = _key_words(keys)
-    words = np.empty((len(keys) + 1, 4), np.uint64)
-    got = _episode_words(_run_words(entropy), from_seed, key_words, lengths, KEYS, words)
-    # the kernel's episode seed is the drawn one (< 2**63) when from_seed, else entropy's
-    seed, key_seed = int(got[0]) if from_seed else entropy, int(got[1])
-    kids = _children(seed, counts, list(words[:-1]))
-    seq = PresetSeedSequence(entropy, (), words[-1]) if from_seed else None
-    return Episode(seed, [generator(k) for k in kids[:KEYS]], key_seed, kids[POLICY], seq)
-
-
-def stream_after_draw(seq: PresetSeedSequence) -> np.random.Generator:
-    """The generator of ``seq`` after one :func:`draw_seed` (``Episode.seed_stream``'s)."""
-    # numpy's stub omits it, but BitGenerator takes any ISeedSequence as seed (documented).
-    bits = np.random.PCG64(seq)  # type: ignore[arg-type]
-    bits.advance(1)  # one 64-bit step, as random_raw's (no buffered half-word)
-    return np.random.Generator(bits)
