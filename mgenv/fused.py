@@ -301,13 +301,14 @@ class FusedPeriod:
         physics = self._physics
         # None: the numpy path planned the period (core._dispatch None: the last fused step's)
         plan = physics.plan_rows(core._dispatch)
-        if (
-            fast is None
-            or plan is None
-            or serial + self.t_max > _I64_MAX
-            or not fast.prepare(chain, self.t_max)
-        ):
+        ci = self._chain_ints
+        if fast is None or plan is None or serial + self.t_max > _I64_MAX:
             return None
+        # writes ci[2:6] (top, kept, first, draw size); None: not covered, nothing changed
+        begun = fast.begin(chain, self.t_max, ci)
+        if begun is None:
+            return None
+        words, fbuf, ibuf, u8buf, state, height, head, forked = begun
         cfg, p, t = core.cfg, core.profiles, core.t
         nm = cfg.n_microgrids
         market = self._market
@@ -319,12 +320,7 @@ class FusedPeriod:
         shared = self._shared
         shared[0], shared[1] = core._hour_angles[obs_t]
         shared[2], shared[3], shared[4] = grid_next, feed_next, core.last_price
-        top, kept, first, state, height, head, forked = fast.state_of(chain)
-        ci = self._chain_ints
-        ci[0], ci[1], ci[2], ci[3], ci[4] = t, serial, top, kept, first
-        words = fast.draw_or_view(chain)
-        ci[5] = fast.draw_size()
-        fbuf, ibuf, u8buf = fast.buffers()
+        ci[0], ci[1] = t, serial
         blocks = self.blocks
         assert blocks is not None and blocks.nodes.shape[2] == state.size  # made at reset
         # this period's slices (written once, kept by its result)

@@ -284,9 +284,25 @@ class FastSBET:
             self._sync_ring(ledger)
         return True
 
-    def buffers(self) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.uint8]]:
-        """``sbet_chain_period``'s ``(fbuf, ibuf, u8buf)`` (after :meth:`prepare`)."""
-        return self._fbuf, self._ibuf, self._u8buf
+    def begin(self, chain: Chain, n_tx: int, ints: NDArray[np.int64]) -> tuple[Any, ...] | None:
+        """:meth:`prepare`, then the arguments a fused period's kernel takes from the chain.
+
+        None (nothing drawn) if the kernel does not cover the period. Else ``ints[2:6]``
+        receive ``top``, ``kept``, ``first`` (:meth:`state_of`) and the draw's size, and the
+        result is ``(words, fbuf, ibuf, u8buf, state, height, head, forked)``: the view of
+        the stream's state or the period's draw made (:meth:`draw_or_view`), the buffers and
+        the state arguments. One call where a step would otherwise make five.
+        """
+        if not self.prepare(chain, n_tx):
+            return None
+        ledger, nodes = chain.ledger, chain.nodes
+        state = cast(SBETProtocol, chain._protocol).network.online_state
+        first = state is None
+        ints[2], ints[3], ints[4], ints[5] = ledger.next_height, len(ledger), first, self._u.size
+        return (
+            self.draw_or_view(chain), self._fbuf, self._ibuf, self._u8buf,
+            self._no_state if first else state, nodes.height, nodes.head, nodes.forked,
+        )  # fmt: skip
 
     def state_of(self, chain: Chain) -> tuple[int, int, bool, Any, Any, Any, Any]:
         """``sbet_chain_period``'s state arguments ``top`` to ``forked`` for ``chain``."""
@@ -315,10 +331,6 @@ class FastSBET:
             return live[1]
         self.draw(chain)
         return _NO_WORDS
-
-    def draw_size(self) -> int:
-        """The uniforms a period draws (:meth:`draw`'s)."""
-        return self._u.size
 
     def draw(self, chain: Chain) -> None:
         """The period's network draw into the kernel's buffer (after :meth:`prepare`)."""
