@@ -385,7 +385,7 @@ class MarketCore:
 
         Args:
             actions: One action matrix per role, in [-1, 1] (clipped), shapes as
-                :meth:`empty_actions`.
+                :meth:`empty_actions`; only read (the env may hand over read-only ones).
         """
         if self._fused is not None and self.fuse and _jit.ENABLED:
             fused = self._fused.step(actions)
@@ -715,9 +715,13 @@ class MarketCore:
         Only the requested roles are built; each is built once per period and cached (fresh
         arrays every period: callers may keep them, but must not modify them in place).
         """
-        missing = [r for r in roles if r not in self._obs]
-        if not missing:
-            return self._obs
+        obs = self._obs
+        for r in roles:  # a loop: a comprehension's frame costs more than the usual answer
+            if r not in obs:
+                break
+        else:
+            return obs
+        missing = [r for r in roles if r not in obs]
         t0 = time.perf_counter()
         t = min(self.t, self.cfg.horizon - 1)
         if _jit.ENABLED and missing == ["mg"]:  # the learners' usual request: no Common

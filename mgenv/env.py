@@ -230,10 +230,12 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
         Everything is checked before any state changes, so a bad action changes nothing.
         The matrices are fresh (``core.step`` may keep them): the learners' rows are all
-        written here (or an error raised); the opponents' matrices are made and written by
-        :meth:`_opponent_actions`.
+        written here (or an error raised), and the other roles made here have no rows (so
+        ``np.empty`` leaves nothing unwritten); the opponents' matrices are made and
+        written by :meth:`_opponent_actions`.
         """
-        mats = self.core.empty_actions(self._own_roles)
+        shapes = self.core.action_shapes
+        mats = {r: np.empty(shapes[r]) for r in self._own_roles}
         for role, members in self._learners.items():
             try:
                 rows = tuple(map(actions.__getitem__, members))  # no comprehension's frame
@@ -315,8 +317,8 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
                 price_only = role in self._price_only
                 if price_only:
                     hit = cache.get((role, grid_buy))
-                    if hit is not None:  # a copy: core.step owns the matrices it gets
-                        mats[role] = hit.copy()
+                    if hit is not None:  # read-only: core.step only reads its matrices
+                        mats[role] = hit
                         continue
                 if obs is None:  # built once, for the first role the policy is asked about
                     if getattr(self._opponents, "observes", True):
@@ -329,7 +331,8 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
                 if price_only and whole:  # rule set-points change every period: not kept
                     if len(cache) >= 256:  # bounded, though the grid prices are few
                         cache.clear()
-                    cache[role, grid_buy] = mats[role].copy()
+                    kept = cache[role, grid_buy] = mats[role].copy()
+                    kept.flags.writeable = False  # shared by the periods at this price
             return
         obs = self.core.observations(roles)
         acts = self._opponents({a: obs[rows[a][0]][rows[a][1]] for a in others}, self)

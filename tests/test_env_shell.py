@@ -89,7 +89,8 @@ def test_price_only_cache_equals_asking_every_period(
     assert len(cached._price_only_cache) <= len(prices) * len(cached._price_only)
 
 
-def test_price_only_matrices_are_fresh_copies() -> None:
+def test_price_only_matrices_are_fresh_or_read_only() -> None:
+    """core.step gets fresh matrices, or the price-only cache's, which nothing can change."""
     env = mgenv.parallel_env("default")
     seen: list[dict[str, np.ndarray]] = []
     step = env.core.step
@@ -98,14 +99,21 @@ def test_price_only_matrices_are_fresh_copies() -> None:
         seen.append(mats)
         result = step(mats)
         for m in mats.values():  # whatever core.step's caller does with them afterwards
-            m[...] = np.nan
+            if m.flags.writeable:
+                m[...] = np.nan
+            else:
+                with pytest.raises(ValueError, match="read-only"):
+                    m[...] = np.nan
         return result
 
     env.core.step = spoil  # type: ignore[method-assign]
     ref = _episode(mgenv.parallel_env("default"), 3)
     _assert_same(_episode(env, 3), ref)
-    ids = {id(m) for mats in seen for m in mats.values()}
-    assert len(ids) == sum(len(m) for m in seen)  # no matrix handed out twice
+    fresh = [m for mats in seen for m in mats.values() if m.flags.writeable]
+    shared = {id(m) for mats in seen for m in mats.values() if not m.flags.writeable}
+    assert fresh and shared  # the learners' matrices, and the cached opponents'
+    assert len({id(m) for m in fresh}) == len(fresh)  # no writeable matrix handed out twice
+    assert len(shared) <= len(env._price_only_cache)  # the others are the cache's own
 
 
 def test_which_policies_declare_price_only_roles() -> None:
