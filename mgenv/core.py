@@ -584,7 +584,7 @@ class MarketCore:
         )
         if cleared:
             self.last_price = price
-        self._take_book(rows[BOOK : BOOK + 4], result.settlement, res, trades.kwh.shape[0] > 0)
+        self._take_book(rows, BOOK, result.settlement, res, trades.kwh.shape[0] > 0)
         return result
 
     def _after_fused(
@@ -613,7 +613,7 @@ class MarketCore:
         physics.adopt_soc(out[REALISED + 3, :nm])
         if cleared:
             self.last_price = price
-        self._take_book(out[BOOK : BOOK + 4], None, res, n > 0)
+        self._take_book(out, BOOK, None, res, n > 0)
         # the period's plan: its Dispatch if made, else its rows (the result makes it)
         plan: Dispatch | np.ndarray | None = self._dispatch
         if plan is None:
@@ -634,14 +634,17 @@ class MarketCore:
         return result
 
     def _take_book(
-        self, out: np.ndarray, st: Settlement | None, res: ConsensusResult, traded: bool
+        self, rows: np.ndarray, at: int, st: Settlement | None, res: ConsensusResult, traded: bool
     ) -> None:
-        """The state :meth:`_book` leaves, from ``book_into``'s rows ``out`` (4, P)."""
-        self.sold_share = out[0, : self.cfg.n_microgrids]
-        self.served_share = out[1, : self.buyer_global.shape[0]]
-        self._ratio = (st, out[2])
+        """The state :meth:`_book` leaves, from ``book_into``'s rows (4, P), ``rows[at:at + 4]``.
+
+        (The offset rather than a slice: one view fewer per step.)
+        """
+        self.sold_share = rows[at, : self.cfg.n_microgrids]
+        self.served_share = rows[at + 1, : self.buyer_global.shape[0]]
+        self._ratio = (st, rows[at + 2])
         if traded:
-            self.commit = out[3]
+            self.commit = rows[at + 3]
         self.online_share = float(res.online_share)
         self.kpi_latency += res.latency_ms
 
@@ -681,7 +684,7 @@ class MarketCore:
                 COMMIT_EMA,
                 out,
             )
-            self._take_book(out, st, res, traded)
+            self._take_book(out, 0, st, res, traded)
             return
         if trades.kwh.shape[0] == 0:  # nothing traded: the shares are 0, the EMA unchanged
             self.sold_share = np.zeros(nm)
