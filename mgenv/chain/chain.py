@@ -35,7 +35,6 @@ import math
 import operator
 from collections.abc import Callable
 from itertools import compress
-from typing import cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -65,26 +64,6 @@ _ALL_TRUE = np.ones(256, dtype=bool)  # sliced and copied: cheaper than reason =
 _ALL_TRUE.flags.writeable = False
 
 
-def _protocol(
-    params: ChainParams,
-    network_rng: np.random.Generator,
-    adversary_rng: np.random.Generator,
-    previous: Chain | None,
-) -> ConsensusProtocol:
-    """``PROTOCOLS[params.protocol](params, network_rng, adversary_rng)``.
-
-    Renewed from ``previous``'s protocol where it can be (the same class and parameters,
-    and a ``renewed`` method: the same draws and state, its constants shared) instead of
-    built from scratch.
-    """
-    cls = PROTOCOLS[params.protocol]
-    if previous is not None and type(previous._protocol) is cast(object, cls):
-        renewed = getattr(previous._protocol, "renewed", None)
-        if renewed is not None and (previous.params is params or previous.params == params):
-            return cast(ConsensusProtocol, renewed(params, network_rng, adversary_rng))
-    return cls(params, network_rng, adversary_rng)
-
-
 class Chain:
     """A simulated permissioned blockchain that settles a market's trades.
 
@@ -100,10 +79,8 @@ class Chain:
         period_h: Length of a market period (h), for the blocks' simulated timestamps only;
             the env passes its ``dt_h`` (the chain keeps no copy of it in ``ChainParams``).
         previous: A chain this one replaces (the env passes its last episode's): its fast
-            path's buffers are taken over (:func:`mgenv.chain.fast_sbet.fast_path`), and
-            with the same parameters its protocol's constants are shared (e.g.
-            ``SBETProtocol.renewed``: the same draws, so the same chain); it stays usable,
-            on its general path.
+            path's buffers are taken over (:func:`mgenv.chain.fast_sbet.fast_path`); it
+            stays usable, on its general path.
 
     Attributes:
         params: The parameters.
@@ -137,7 +114,9 @@ class Chain:
         self._signer: Signer = make_signer(
             params.signatures, check_key_seed(key_seed), self.n_participants
         )
-        self._protocol: ConsensusProtocol = _protocol(params, network_rng, adversary_rng, previous)
+        self._protocol: ConsensusProtocol = PROTOCOLS[params.protocol](
+            params, network_rng, adversary_rng
+        )
         self._next_serial = 0
         malicious = getattr(self._protocol, "malicious", None)
         self.nodes = NodeHeads(

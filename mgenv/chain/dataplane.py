@@ -158,43 +158,22 @@ class DataPlane:
     ) -> None:
         n = params.n_nodes
         self.n_nodes = n
-        self.t_max_ms = params.t_max_ms
-        self.header_ms = network.ms_per_byte * HEADER_BYTES
-        self.ms_per_record = network.ms_per_byte * record_bytes(params)
-        self.quorum = quorum(params.gamma, n)
-        self.n_missing = min(n - 1, math.floor(params.missing_share * n + 1e-9))
-        self.block_size = params.block_size
-        self._onehot = identity(n)  # read-only
-        self._no_keys = np.empty((0, n))  # no interruption uniforms (compiled path), empty
-        self._adopt(network, malicious, rng)
-
-    def renewed(
-        self, network: NetworkModel, malicious: NDArray[np.bool_], rng: np.random.Generator
-    ) -> DataPlane:
-        """``DataPlane(params, network, malicious, rng)`` of this one's ``params``, faster.
-
-        ``network`` must have this one's network's parameters (e.g. its
-        :meth:`NetworkModel.renewed`): the constants are shared (never written), the parts
-        that follow from the network and the malicious nodes are made again
-        (:meth:`_adopt`). This one is unchanged.
-        """
-        new = object.__new__(DataPlane)
-        new.__dict__.update(self.__dict__)
-        new._adopt(network, malicious, rng)
-        return new
-
-    def _adopt(
-        self, network: NetworkModel, malicious: NDArray[np.bool_], rng: np.random.Generator
-    ) -> None:
-        """What follows from the network's geometry and the malicious nodes; the stream."""
         self.network = network
         self.malicious = malicious
         self.honest = ~malicious
         self.any_malicious = bool(np.count_nonzero(malicious))
         self.able = malicious | ~network.busy
-        self.wait_ms = network.wait_ms(self.t_max_ms)
+        self.t_max_ms = params.t_max_ms
+        self.wait_ms = network.wait_ms(params.t_max_ms)
+        self.header_ms = network.ms_per_byte * HEADER_BYTES
+        self.ms_per_record = network.ms_per_byte * record_bytes(params)
+        self.quorum = quorum(params.gamma, n)
+        self.n_missing = min(n - 1, math.floor(params.missing_share * n + 1e-9))
+        self.block_size = params.block_size
         self._stored = _STORED[malicious.view(np.uint8)]  # (n,): ALTERED where malicious
+        self._onehot = identity(n)  # read-only
         self._rng = rng
+        self._no_keys = np.empty((0, n))  # no interruption uniforms (compiled path)
 
     def open_round(
         self,

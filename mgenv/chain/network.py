@@ -192,37 +192,6 @@ class NetworkModel:
         self.message_loss = params.message_loss
         self.jitter_ms = params.jitter_ms
         self.ms_per_byte = 8.0 / params.bandwidth_kbps  # kbit/s = bit/ms
-        self.d_max_km = math.sqrt(2.0) * params.area_km  # eq. (6)'s maximum range
-        self.area_km = params.area_km
-        self.base_ms = params.base_delay_ms
-        self.per_km_ms = params.delay_per_km_ms
-        self._p_on = online_transition(params.availability, params.mean_outage_periods)
-        self._off_diagonal = _off_diagonal(n)  # (n, n), read-only
-        self._loss_end = n + n_phases * n * n  # draw layout: online | loss | jitter | extra
-        self._jitter_end = n + 2 * n_phases * n * n
-        self._draw_size = self._jitter_end + n_extra
-        self._place(params, rng)
-
-    def renewed(self, params: ChainParams, rng: np.random.Generator) -> NetworkModel:
-        """``NetworkModel(params, rng, n_phases, n_extra)`` of this one's arguments, faster.
-
-        ``params`` must be the ones this network was built with: the new network shares
-        their constants with this one (numbers and read-only arrays, never written) and
-        draws its positions from ``rng`` as the constructor does (:meth:`_place`); this one
-        is unchanged. An env's reset builds each episode's network so.
-        """
-        new = object.__new__(NetworkModel)
-        new.__dict__.update(self.__dict__)
-        new._place(params, rng)
-        return new
-
-    def _place(self, params: ChainParams, rng: np.random.Generator) -> None:
-        """The drawn part: positions from ``rng`` and what follows from them.
-
-        The distances and delays, the DDoS's targets (the most central nodes) and their
-        slowdowns, and no online state yet.
-        """
-        n = self.n_nodes
         self.positions_km: NDArray[np.float64] = rng.uniform(0.0, params.area_km, (n, 2))
         self.distance_km: NDArray[np.float64]  # (n, n)
         self.base_delay_ms: NDArray[np.float64]  # (n, n)
@@ -239,6 +208,10 @@ class NetworkModel:
             diff = self.positions_km[:, None, :] - self.positions_km[None, :, :]
             self.distance_km = np.sqrt((diff**2).sum(axis=-1))
             self.base_delay_ms = params.base_delay_ms + params.delay_per_km_ms * self.distance_km
+        self.d_max_km = math.sqrt(2.0) * params.area_km  # eq. (6)'s maximum range
+        self.area_km = params.area_km
+        self.base_ms = params.base_delay_ms
+        self.per_km_ms = params.delay_per_km_ms
         attack = params.ddos_nodes > 0
         # Without a DDoS nobody is attacked: the ranking by centrality is skipped.
         self.attacked = (
@@ -256,7 +229,12 @@ class NetworkModel:
             hit = self.attacked[:, None] | self.attacked[None, :]
             self.slow = np.where(hit, params.ddos_slowdown, 1.0)
             self.base_delay_ms = self.base_delay_ms * self.slow
+        self._p_on = online_transition(params.availability, params.mean_outage_periods)
         self.online_state: NDArray[np.bool_] | None = None
+        self._off_diagonal = _off_diagonal(n)  # (n, n), read-only
+        self._loss_end = n + n_phases * n * n  # draw layout: online | loss | jitter | extra
+        self._jitter_end = n + 2 * n_phases * n * n
+        self._draw_size = self._jitter_end + n_extra
 
     def wait_ms(self, t_max_ms: float) -> NDArray[np.float64]:
         """Waiting time of eq. (6) before node i sends its data to node u, shape (n, n) (ms).

@@ -247,50 +247,13 @@ class SBETProtocol(PerTransactionProtocol):
         network_rng: np.random.Generator,
         adversary_rng: np.random.Generator,
     ) -> None:
-        network = NetworkModel(params, network_rng, N_PHASES, n_extra=params.n_nodes)
-        self._draw(params, network, network_rng, adversary_rng, None)
-
-    def renewed(
-        self,
-        params: ChainParams,
-        network_rng: np.random.Generator,
-        adversary_rng: np.random.Generator,
-    ) -> SBETProtocol:
-        """``SBETProtocol(params, network_rng, adversary_rng)``, faster, for this one's params.
-
-        The same draws in the same order, so the same protocol; what depends on the
-        parameters alone is shared with this one (never written; its network's and data
-        plane's ``renewed``). This one is unchanged. An env's reset builds each episode's
-        protocol so (``Chain(previous=...)``).
-        """
-        new = object.__new__(SBETProtocol)  # every attribute set by _draw: no cached one kept
-        network = self.network.renewed(params, network_rng)
-        new._draw(params, network, network_rng, adversary_rng, self.plane)
-        return new
-
-    def _draw(
-        self,
-        params: ChainParams,
-        network: NetworkModel,
-        network_rng: np.random.Generator,
-        adversary_rng: np.random.Generator,
-        plane: DataPlane | None,
-    ) -> None:
-        """The protocol's state on ``network``: the draws after its positions, in order.
-
-        ``plane``: a data plane of the same parameters to renew, or None to build one.
-        """
         n = params.n_nodes
-        self.network = network
+        self.network = NetworkModel(params, network_rng, N_PHASES, n_extra=n)
         child = child_stream(network_rng)
         storage = child.uniform(0.5, 1.5, n)
         voters = ~draw_withholding(adversary_rng, n, params.n_withholding)
         malicious = draw_malicious(adversary_rng, n, n_malicious(params.malicious_share, n))
-        self.plane = (
-            DataPlane(params, network, malicious, child)
-            if plane is None
-            else plane.renewed(network, malicious, child)
-        )
+        self.plane = DataPlane(params, self.network, malicious, child)
         proportional = params.creator_election == "proportional"
         self.fixed = SBETFixed(storage, voters, proportional, identity(n))
         self.safety_violation = 3 * int(np.count_nonzero(malicious)) >= n
