@@ -86,10 +86,13 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             for r in ("mg", "agg", "user")
             if r in config.learning_roles
         }
-        # The roles whose action matrices _check_actions makes: the learners' and those with
-        # no member (the opponents' are made by _opponent_actions, often as cached copies).
-        self._own_roles = tuple(
-            r for r in self.core.action_shapes if r not in self.core.opponent_roles
+        # The roles (and shapes) whose action matrices _check_actions makes: the learners'
+        # and those with no member (the opponents' are made by _opponent_actions, or are
+        # the price-only cache's read-only matrices).
+        self._own_shapes = tuple(
+            (r, shape)
+            for r, shape in self.core.action_shapes.items()
+            if r not in self.core.opponent_roles
         )
         self._obs_spaces = {a: self._space_for(self.role_of(a)) for a in self.all_agents}
         self._act_spaces = {
@@ -234,8 +237,9 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         ``np.empty`` leaves nothing unwritten); the opponents' matrices are made and
         written by :meth:`_opponent_actions`.
         """
-        shapes = self.core.action_shapes
-        mats = {r: np.empty(shapes[r]) for r in self._own_roles}
+        mats = {}
+        for role, shape in self._own_shapes:  # a loop: no comprehension's frame
+            mats[role] = np.empty(shape)
         for role, members in self._learners.items():
             try:
                 rows = tuple(map(actions.__getitem__, members))  # no comprehension's frame
