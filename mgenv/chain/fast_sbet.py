@@ -20,8 +20,9 @@ alternate period by period.
 
 State of its own: the constants packed for the kernel (built on the first period), buffers
 reused every period (and by the next chain, when the env's reset builds it with
-``Chain(previous=...)``), a view of the network stream's PCG64 state with which the fused
-step's kernel makes the period's draw (:meth:`FastSBET.draw_or_view`), and a ring of the
+``Chain(previous=...)``), a view of the network stream's PCG64 state with which compiled
+code makes the period's draw (:meth:`FastSBET.draw_or_view`: the fused step's kernel, or
+:func:`mgenv.batched.pcg64.fill_live` in :meth:`FastSBET.process`), and a ring of the
 committed block hashes
 (:mod:`mgenv.chain.kernels_sbet_chain`), rebuilt from the ledger whenever the ledger has moved
 without it (a period of the general path that committed, another ledger).
@@ -251,17 +252,21 @@ class FastSBET:
             ValueError: If a participant index is outside [0, n_participants) (nothing has
                 changed then: the draw is undone).
         """
-        if not self.prepare(chain, seller.size):
-            return None
-        self.draw(chain)
         n_tx = seller.size
+        ints = np.empty(6, np.int64)
+        begun = self.begin(chain, n_tx, ints)
+        if begun is None:
+            return None
+        words, fbuf, ibuf, u8buf, state, height, head, forked = begun
+        if words.size:  # the draw from the stream's live state, as the fused kernel makes it
+            pcg64.fill_live(words, self._u)
         rows = np.empty((3, self._no_state.size), dtype=bool)  # state, online, holders
         committed = np.empty(n_tx, dtype=bool)
         reason = np.empty(n_tx, dtype=np.int8)
-        top, kept, first, state, height, head, forked = self.state_of(chain)
+        top, kept, first = int(ints[2]), int(ints[3]), bool(ints[4])
         figures = sbet_chain_period(
-            period, serial, top, kept, first, seller, buyer, quantity_kwh, price, self._fbuf,
-            self._ibuf, self._u8buf, state, height, head, forked, rows, committed, reason,
+            period, serial, top, kept, first, seller, buyer, quantity_kwh, price, fbuf, ibuf,
+            u8buf, state, height, head, forked, rows, committed, reason,
         )  # fmt: skip
         return self.finish(chain, period, serial, n_tx, figures, rows, committed, reason)
 
@@ -288,10 +293,11 @@ class FastSBET:
         """:meth:`prepare`, then the arguments a fused period's kernel takes from the chain.
 
         None (nothing drawn) if the kernel does not cover the period. Else ``ints[2:6]``
-        receive ``top``, ``kept``, ``first`` (:meth:`state_of`) and the draw's size, and the
+        receive ``sbet_chain_period``'s ``top`` (the ledger's next height), ``kept`` (the
+        blocks it keeps), ``first`` (no online state yet) and the draw's size, and the
         result is ``(words, fbuf, ibuf, u8buf, state, height, head, forked)``: the view of
-        the stream's state or the period's draw made (:meth:`draw_or_view`), the buffers and
-        the state arguments. One call where a step would otherwise make five.
+        the stream's state or, without one, the period's draw made (:meth:`draw_or_view`),
+        the buffers and the state arguments. The fused step and :meth:`process` start here.
         """
         if not self.prepare(chain, n_tx):
             return None
@@ -302,16 +308,6 @@ class FastSBET:
         return (
             self.draw_or_view(chain), self._fbuf, self._ibuf, self._u8buf,
             self._no_state if first else state, nodes.height, nodes.head, nodes.forked,
-        )  # fmt: skip
-
-    def state_of(self, chain: Chain) -> tuple[int, int, bool, Any, Any, Any, Any]:
-        """``sbet_chain_period``'s state arguments ``top`` to ``forked`` for ``chain``."""
-        ledger, nodes = chain.ledger, chain.nodes
-        state = cast(SBETProtocol, chain._protocol).network.online_state
-        first = state is None
-        return (
-            ledger.next_height, len(ledger), first, self._no_state if first else state,
-            nodes.height, nodes.head, nodes.forked,
         )  # fmt: skip
 
     def draw_or_view(self, chain: Chain) -> NDArray[np.uint64]:
