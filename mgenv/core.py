@@ -41,7 +41,13 @@ from mgenv.physics.model import (
     Realised,
     realised_of,
 )
-from mgenv.physics.profiles import DayProfiles, draw_profiles, period_hours, profile_bases
+from mgenv.physics.profiles import (
+    DayProfiles,
+    draw_profiles,
+    period_hours,
+    profile_bases,
+    profiles_from_draws,
+)
 from mgenv.physics.units import Dispatch, FleetArrays, dispatch_of_rows, marginal_cost
 
 STAGES = ("physics", "market", "chain", "settlement", "observation")
@@ -288,11 +294,27 @@ class MarketCore:
         self._dispatch = d
 
     # ------------------------------------------------------------------ episode state
-    def reset(self, weather: np.random.Generator, load: np.random.Generator, chain: Chain) -> None:
-        """Draw the episode's profiles and initialise every state array."""
+    def reset(
+        self,
+        weather: np.random.Generator | None,
+        load: np.random.Generator | None,
+        chain: Chain,
+        draws: tuple[float, np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Draw the episode's profiles and initialise every state array.
+
+        ``draws``: the profiles' draws already made (kernels on), ``(cloud, weather
+        normals, load normals)`` as :func:`~mgenv.physics.profiles.profiles_from_draws`
+        takes them (:mod:`mgenv.episode_draws`); the streams are then not used (None).
+        """
         cfg = self.cfg
         nm, na, nu, n = cfg.n_microgrids, cfg.n_aggregators, cfg.n_users, cfg.n_participants
-        self.profiles = p = draw_profiles(cfg, weather, load, self._bases)
+        if draws is not None:
+            self.profiles = p = profiles_from_draws(cfg, *draws, self._bases)
+        elif weather is None or load is None:
+            raise ValueError("reset() needs the weather and load streams or their draws")
+        else:
+            self.profiles = p = draw_profiles(cfg, weather, load, self._bases)
         # Per period and participant (H, P), for settlement: users' energy to buy, and the
         # realised minus forecast net production (renewables - load) of microgrids and users.
         if _jit.ENABLED:  # one kernel call (the same numbers)

@@ -46,10 +46,13 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from mgenv import _jit, streams
+from mgenv import episode_draws as ed
 from mgenv._ufuncs import stack_rows
 from mgenv.chain import Chain, ConsensusResult
+from mgenv.chain.sbet import SBETDraws
 from mgenv.config import EnvConfig
 from mgenv.core import DeferredResult, MarketCore, PeriodResult, built
+from mgenv.physics.profiles import normals_per_episode
 
 RENDER_MODES = ("ansi", "rgb_array")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # action dtypes the kernel copies
@@ -117,6 +120,9 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             for r in self.core.opponent_roles
         }
         self._seed_rng: np.random.Generator | None = None
+        # The int seed whose stream gave the last episode seed, if that stream was never
+        # built (its first draw made by mgenv.episode_draws); built if a second is drawn.
+        self._seed_of: int | None = None
         self._history: list[PeriodResult | DeferredResult] = []
         self._n_built = 0  # the history's leading entries that are PeriodResults
         self._last_chain: ConsensusResult | None = None
@@ -166,29 +172,96 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         Streams (each its own generator, so extra draws in one never shift another):
         weather, load, network, adversary, keys, policy. ``reset()`` without a seed draws
         the next episode's seed from the stream seeded by the last explicit seed.
+
+        With the kernels on, the streams read only here (weather, load, keys, SBET's
+        adversary and the network's child) are never built: :mod:`mgenv.episode_draws`
+        computes their draws, numpy's numbers, from their seed words in one call.
         """
-        if seed is not None or self._seed_rng is None:
-            self._seed_rng = streams.seed_stream(seed)  # gymnasium's seeding.np_random(seed)
-        episode_seed = streams.draw_seed(self._seed_rng)  # int(rng.integers(2**63))
-        # default_rng(episode_seed).spawn(6), seeded by compiled code (mgenv.streams); the
-        # network stream's first child (SBET's draws) precomputed too.
-        weather, load, network, adversary, keys, policy = streams.spawn(episode_seed, 6, (0, 0, 1))
-        chain = Chain(
-            self.config.chain,
-            n_participants=self.config.n_participants,
-            network_rng=network,
-            adversary_rng=adversary,
-            key_seed=streams.draw_seed(keys),
-            period_h=self.config.dt_h,
-            previous=getattr(self.core, "chain", None),  # its buffers are reused
-        )
-        self.core.reset(weather, load, chain)
+        fast = _jit.ENABLED and ed.AVAILABLE
+        drawn: ed.EpisodeDraws | None = None
+        if seed is not None or (self._seed_rng is None and self._seed_of is None):
+            self._seed_rng = self._seed_of = None
+            if fast and type(seed) is int and 0 <= seed < 2**128:
+                drawn = self._draws(seed, 0)  # the seed stream's first draw made there
+                self._seed_of = seed
+            else:
+                self._seed_rng = streams.seed_stream(seed)  # gymnasium's np_random(seed)
+        if drawn is None:
+            episode_seed = streams.draw_seed(self._seed_generator())  # rng.integers(2**63)
+            if fast:
+                drawn = self._draws(None, episode_seed)
+        previous = getattr(self.core, "chain", None)  # its buffers are reused
+        cfg = self.config
+        if drawn is None:
+            # default_rng(episode_seed).spawn(6), seeded by compiled code (mgenv.streams); the
+            # network stream's first child (SBET's draws) precomputed too.
+            streams_ = streams.spawn(episode_seed, 6, (0, 0, 1))
+            weather, load, network, adversary, keys, policy = streams_
+            chain = Chain(
+                cfg.chain, cfg.n_participants, network, adversary, streams.draw_seed(keys),
+                cfg.dt_h, previous,
+            )  # fmt: skip
+            self.core.reset(weather, load, chain)
+        else:
+            policy, chain = self._drawn_streams(drawn, previous)
+            self.core.reset(None, None, chain, (drawn.cloud, drawn.weather_z, drawn.load_z))
         self.policy_rng = policy
         self.agents = list(self.possible_agents)
         self._history = []
         self._n_built = 0
         obs = self.core.observations(self.config.learning_roles)
         return self._split(obs), {a: {} for a in self.agents}
+
+    def _seed_generator(self) -> np.random.Generator:
+        """The stream episode seeds are drawn from (after a first reset).
+
+        Built here if only its int seed was kept (``_seed_of``: its first draw was made by
+        :mod:`mgenv.episode_draws`), and moved past that draw.
+        """
+        if self._seed_rng is None:
+            if self._seed_of is None:
+                raise RuntimeError("no seed stream before the first reset()")
+            self._seed_rng = streams.seed_stream(self._seed_of)
+            streams.draw_seed(self._seed_rng)
+            self._seed_of = None
+        return self._seed_rng
+
+    def _draws(self, seed: int | None, episode_seed: int) -> ed.EpisodeDraws:
+        """:func:`mgenv.episode_draws.episode_draws` for this env's sizes."""
+        cfg = self.config
+        n_weather, n_load = normals_per_episode(cfg)
+        return ed.episode_draws(
+            seed, episode_seed, cfg.chain.n_nodes, cfg.chain.area_km,
+            cfg.profiles.cloudiness_max, n_weather, n_load,
+        )  # fmt: skip
+
+    def _drawn_streams(
+        self, drawn: ed.EpisodeDraws, previous: Chain | None
+    ) -> tuple[np.random.Generator, Chain]:
+        """The policy stream and the chain, from :meth:`_draws`' draws.
+
+        ``streams.spawn``'s generators for the two streams kept (the network's first
+        child's words preset), the others' draws taken from ``drawn``: SBET's construction
+        draws (the network stream moved past the positions), or for other protocols the
+        adversary stream built as usual (their constructors draw from it).
+        """
+        cfg, ep, words = self.config, drawn.episode_seed, drawn.words
+        preset = streams.PresetSeedSequence
+        net_seq = preset(ep, (ed.NETWORK,), words[ed.NETWORK], (words[ed.CHILD],))
+        network = streams.generator(net_seq)
+        policy = streams.generator(preset(ep, (ed.POLICY,), words[ed.POLICY]))
+        adversary = None
+        sbet: SBETDraws | None = None
+        if cfg.chain.protocol == "sbet":
+            network.bit_generator.advance(drawn.positions.size)  # type: ignore[attr-defined]
+            sbet = SBETDraws(drawn.positions, drawn.storage, drawn.perms)
+        else:
+            adversary = streams.generator(preset(ep, (ed.ADVERSARY,), words[ed.ADVERSARY]))
+        chain = Chain(
+            cfg.chain, cfg.n_participants, network, adversary, drawn.key_seed, cfg.dt_h,
+            previous, sbet,
+        )  # fmt: skip
+        return policy, chain
 
     def step(
         self, actions: dict[str, np.ndarray]

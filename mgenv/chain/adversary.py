@@ -42,9 +42,14 @@ def draw_withholding(
     """
     if not 0 <= n_withholding <= n_nodes:
         raise ValueError(f"n_withholding={n_withholding} is outside [0, {n_nodes}]")
-    withholding = np.zeros(n_nodes, dtype=bool)
-    withholding[rng.permutation(n_nodes)[:n_withholding]] = True
-    return withholding
+    return chosen(rng.permutation(n_nodes), n_withholding)
+
+
+def chosen(permutation: NDArray[np.int64], count: int) -> NDArray[np.bool_]:
+    """Shape (n,), bool: the first ``count`` nodes of a permutation of the n nodes."""
+    out = np.zeros(permutation.size, dtype=bool)
+    out[permutation[:count]] = True
+    return out
 
 
 def n_malicious(malicious_share: float, n_nodes: int) -> int:
@@ -73,6 +78,4 @@ def draw_malicious(rng: np.random.Generator, n_nodes: int, count: int) -> NDArra
     """
     if not 0 <= count <= n_nodes:
         raise ValueError(f"count={count} is outside [0, {n_nodes}]")
-    malicious = np.zeros(n_nodes, dtype=bool)
-    malicious[rng.permutation(n_nodes)[:count]] = True
-    return malicious
+    return chosen(rng.permutation(n_nodes), count)

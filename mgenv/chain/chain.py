@@ -48,6 +48,7 @@ from mgenv.chain.ledger import Block, Ledger
 from mgenv.chain.nodeview import NodeHeads
 from mgenv.chain.params import ChainParams
 from mgenv.chain.protocols import PROTOCOLS, ConsensusProtocol
+from mgenv.chain.sbet import SBETDraws, SBETProtocol
 from mgenv.chain.store import LedgerStore
 from mgenv.chain.transactions import Signer, check_key_seed, make_signer
 from mgenv.chain.types import ConsensusResult, TxOutcome
@@ -74,13 +75,17 @@ class Chain:
         params: Chain parameters.
         n_participants: Number of market participants, each with its own signing key.
         network_rng: Stream for the network model (kept and drawn from every period).
-        adversary_rng: Stream for the adversaries (drawn from at construction).
+        adversary_rng: Stream for the adversaries (drawn from at construction); None with
+            ``drawn``.
         key_seed: Integer in [0, 2**128) from which every participant's key is derived.
         period_h: Length of a market period (h), for the blocks' simulated timestamps only;
             the env passes its ``dt_h`` (the chain keeps no copy of it in ``ChainParams``).
         previous: A chain this one replaces (the env passes its last episode's): its fast
             path's buffers are taken over (:func:`mgenv.chain.fast_sbet.fast_path`); it
             stays usable, on its general path.
+        drawn: SBET only: the construction's draws already made from these streams
+            (:class:`mgenv.chain.sbet.SBETDraws`, :mod:`mgenv.episode_draws`), the network
+            stream past them; None: drawn here.
 
     Attributes:
         params: The parameters.
@@ -95,10 +100,11 @@ class Chain:
         params: ChainParams,
         n_participants: int,
         network_rng: np.random.Generator,
-        adversary_rng: np.random.Generator,
+        adversary_rng: np.random.Generator | None,
         key_seed: int,
         period_h: float = 1.0,
         previous: Chain | None = None,
+        drawn: SBETDraws | None = None,
     ) -> None:
         if not 0.0 < period_h < _INF:
             raise ValueError(f"period_h={period_h!r} is outside (0, inf)")
@@ -114,9 +120,15 @@ class Chain:
         self._signer: Signer = make_signer(
             params.signatures, check_key_seed(key_seed), self.n_participants
         )
-        self._protocol: ConsensusProtocol = PROTOCOLS[params.protocol](
-            params, network_rng, adversary_rng
-        )
+        self._protocol: ConsensusProtocol
+        if drawn is not None:
+            if params.protocol != "sbet":
+                raise ValueError(f"drawn is for protocol 'sbet', not {params.protocol!r}")
+            self._protocol = SBETProtocol(params, network_rng, adversary_rng, drawn)
+        elif adversary_rng is None:
+            raise ValueError("Chain needs adversary_rng (or, for SBET, drawn)")
+        else:
+            self._protocol = PROTOCOLS[params.protocol](params, network_rng, adversary_rng)
         self._next_serial = 0
         malicious = getattr(self._protocol, "malicious", None)
         self.nodes = NodeHeads(

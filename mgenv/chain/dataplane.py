@@ -129,6 +129,12 @@ class OpenRound(NamedTuple):
     empty: TxOutcome | None
 
 
+def missing_count(params: ChainParams) -> int:
+    """Nodes each transaction misses by interruption: ``floor(missing_share * n)``, < n."""
+    n = params.n_nodes
+    return min(n - 1, math.floor(params.missing_share * n + 1e-9))
+
+
 class DataPlane:
     """Fixed data-plane state of a protocol: timers, malicious nodes, interruption stream.
 
@@ -136,7 +142,8 @@ class DataPlane:
         params: Chain parameters.
         network: The protocol's network model (its geometry gives the eq. 6 waiting times).
         malicious: Shape (n,), bool: malicious nodes.
-        rng: The child stream for the tx-level draws.
+        rng: The child stream for the tx-level draws (None: there are none, no
+            interruptions).
 
     Attributes:
         t_max_ms: The timer t_max (ms).
@@ -154,7 +161,7 @@ class DataPlane:
         params: ChainParams,
         network: NetworkModel,
         malicious: NDArray[np.bool_],
-        rng: np.random.Generator,
+        rng: np.random.Generator | None,
     ) -> None:
         n = params.n_nodes
         self.n_nodes = n
@@ -168,10 +175,12 @@ class DataPlane:
         self.header_ms = network.ms_per_byte * HEADER_BYTES
         self.ms_per_record = network.ms_per_byte * record_bytes(params)
         self.quorum = quorum(params.gamma, n)
-        self.n_missing = min(n - 1, math.floor(params.missing_share * n + 1e-9))
+        self.n_missing = missing_count(params)
         self.block_size = params.block_size
         self._stored = _STORED[malicious.view(np.uint8)]  # (n,): ALTERED where malicious
         self._onehot = identity(n)  # read-only
+        if rng is None and self.n_missing:
+            raise ValueError("a data plane with interruptions needs their stream")
         self._rng = rng
         self._no_keys = np.empty((0, n))  # no interruption uniforms (compiled path)
 
@@ -229,7 +238,7 @@ class DataPlane:
         Args:
             origin: Shape (T,), the origin node of each transaction.
         """
-        if self.n_missing == 0 or origin.size == 0:
+        if self.n_missing == 0 or origin.size == 0 or self._rng is None:
             return None
         keys = self._rng.random((origin.size, self.n_nodes))
         keys[self._onehot[origin]] = 2.0  # the origin always keeps its own
@@ -246,7 +255,7 @@ class DataPlane:
             Shape (n_admitted, n) from ``rng.random``; shape (0, n) when :meth:`interrupted`
             draws nothing (no interruptions, or no transaction).
         """
-        if self.n_missing == 0 or n_admitted == 0:
+        if self.n_missing == 0 or n_admitted == 0 or self._rng is None:
             return self._no_keys
         return self._rng.random((n_admitted, self.n_nodes))
 

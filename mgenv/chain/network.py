@@ -169,6 +169,9 @@ class NetworkModel:
         rng: The network stream; positions are drawn from it here.
         n_phases: Number of message phases P drawn per period (3 for PBFT).
         n_extra: Number of extra per-period uniforms E (0 for PBFT).
+        positions_km: The positions ``rng.uniform(0, area_km, (n, 2))`` gives, drawn
+            elsewhere from ``rng``'s stream (:mod:`mgenv.episode_draws`), ``rng`` already
+            past them; None: drawn here.
 
     Attributes:
         online_state: Shape (n,), bool: who was online last period (None before the first).
@@ -184,6 +187,7 @@ class NetworkModel:
         rng: np.random.Generator,
         n_phases: int = N_PHASES,
         n_extra: int = 0,
+        positions_km: NDArray[np.float64] | None = None,
     ) -> None:
         n = params.n_nodes
         self.n_nodes = n
@@ -192,7 +196,9 @@ class NetworkModel:
         self.message_loss = params.message_loss
         self.jitter_ms = params.jitter_ms
         self.ms_per_byte = 8.0 / params.bandwidth_kbps  # kbit/s = bit/ms
-        self.positions_km: NDArray[np.float64] = rng.uniform(0.0, params.area_km, (n, 2))
+        self.positions_km: NDArray[np.float64] = (
+            rng.uniform(0.0, params.area_km, (n, 2)) if positions_km is None else positions_km
+        )
         self.distance_km: NDArray[np.float64]  # (n, n)
         self.base_delay_ms: NDArray[np.float64]  # (n, n)
         if _jit.ENABLED:  # built at every reset: one kernel call, the same numbers

@@ -81,8 +81,8 @@ from numpy.typing import NDArray
 from mgenv import _jit
 from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain import packed
-from mgenv.chain.adversary import draw_malicious, draw_withholding, n_malicious
-from mgenv.chain.dataplane import MISSING, DataPlane
+from mgenv.chain.adversary import chosen, draw_malicious, draw_withholding, n_malicious
+from mgenv.chain.dataplane import MISSING, DataPlane, missing_count
 from mgenv.chain.kernels_sbet import sbet_period
 from mgenv.chain.network import NetworkModel, RoundDraw, child_stream, identity
 from mgenv.chain.nodeview import NodeRound
@@ -222,13 +222,35 @@ def run_block(
     )
 
 
+class SBETDraws(NamedTuple):
+    """:class:`SBETProtocol`'s construction draws, made elsewhere from the same streams.
+
+    :mod:`mgenv.episode_draws` computes them from the streams' seed words (numpy's numbers,
+    without the generators that would draw them).
+
+    Attributes:
+        positions_km: Shape (n, 2): the network stream's ``uniform(0, area_km, (n, 2))``;
+            the stream handed over is already past them.
+        storage: Shape (n,): the network stream's first child's ``uniform(0.5, 1.5, n)``.
+        perms: Shape (2, n) int64: the adversary stream's first two ``permutation(n)``
+            (withholding, then malicious nodes).
+    """
+
+    positions_km: NDArray[np.float64]
+    storage: NDArray[np.float64]
+    perms: NDArray[np.int64]
+
+
 class SBETProtocol(PerTransactionProtocol):
     """SBET as a chain protocol (see the module docstring for the model).
 
     Args:
         params: Chain parameters (n_nodes >= 3).
         network_rng: The network stream (kept: drawn from every period).
-        adversary_rng: The adversary stream.
+        adversary_rng: The adversary stream (None with ``drawn``: not used).
+        drawn: The construction's draws already made (:class:`SBETDraws`), or None: drawn
+            here. With them, the network stream's child is spawned as here (a generator
+            only if the data plane draws interruptions from it, moved past the storage).
 
     Attributes:
         network: The network model (12 phases, n extra uniforms per period).
@@ -245,14 +267,26 @@ class SBETProtocol(PerTransactionProtocol):
         self,
         params: ChainParams,
         network_rng: np.random.Generator,
-        adversary_rng: np.random.Generator,
+        adversary_rng: np.random.Generator | None,
+        drawn: SBETDraws | None = None,
     ) -> None:
         n = params.n_nodes
-        self.network = NetworkModel(params, network_rng, N_PHASES, n_extra=n)
-        child = child_stream(network_rng)
-        storage = child.uniform(0.5, 1.5, n)
-        voters = ~draw_withholding(adversary_rng, n, params.n_withholding)
-        malicious = draw_malicious(adversary_rng, n, n_malicious(params.malicious_share, n))
+        n_mal = n_malicious(params.malicious_share, n)
+        child: np.random.Generator | None
+        if drawn is None:
+            if adversary_rng is None:
+                raise ValueError("SBETProtocol needs the adversary stream or its draws")
+            self.network = NetworkModel(params, network_rng, N_PHASES, n_extra=n)
+            child = child_stream(network_rng)
+            storage = child.uniform(0.5, 1.5, n)
+            voters = ~draw_withholding(adversary_rng, n, params.n_withholding)
+            malicious = draw_malicious(adversary_rng, n, n_mal)
+        else:
+            self.network = NetworkModel(params, network_rng, N_PHASES, n, drawn.positions_km)
+            child = _drawn_child(network_rng, n, missing_count(params) > 0)
+            storage = drawn.storage
+            voters = ~chosen(drawn.perms[0], params.n_withholding)
+            malicious = chosen(drawn.perms[1], n_mal)
         self.plane = DataPlane(params, self.network, malicious, child)
         proportional = params.creator_election == "proportional"
         self.fixed = SBETFixed(storage, voters, proportional, identity(n))
@@ -391,3 +425,20 @@ class SBETProtocol(PerTransactionProtocol):
         rt = delay[ELECT] + delay[YES].T  # [p, i]: t_i = delay[ELECT, p, i] + delay[YES, i, p]
         gumbel = -np.log(-np.log(extra_u))
         return np.ascontiguousarray(np.log(rt * self.fixed.storage + 1e-300) + gumbel)
+
+
+def _drawn_child(
+    network_rng: np.random.Generator, n: int, needed: bool
+) -> np.random.Generator | None:
+    """The network stream's child after its storage draw, as :func:`child_stream` spawns it.
+
+    For :class:`SBETDraws`, whose storage spaces are its first ``n`` doubles: the child is
+    spawned (the parent's seed sequence counts it, as ``rng.spawn(1)`` does), and made a
+    generator moved past them only if ``needed`` (the data plane's interruptions).
+    """
+    kid = network_rng.bit_generator.seed_seq.spawn(1)[0]  # type: ignore[attr-defined]
+    if not needed:
+        return None
+    child = np.random.Generator(np.random.PCG64(kid))
+    child.bit_generator.advance(n)  # type: ignore[attr-defined]  # a PCG64: n doubles
+    return child

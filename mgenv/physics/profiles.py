@@ -189,18 +189,40 @@ def _draw_profiles_kernel(
     order (so the streams end in the same state); the kernels only consume the drawn arrays.
     The fields are views of two arrays, ``(6, h, n)`` and ``(2, h, n_user)``.
     """
-    p, dt = cfg.profiles, cfg.dt_h
-    h, n, nu = cfg.horizon, cfg.n_microgrids, cfg.n_users
-    hn = h * n
-    cloud_u = weather.uniform(0.0, p.cloudiness_max)
+    cloud_u = weather.uniform(0.0, cfg.profiles.cloudiness_max)
     # Every later draw of each stream is a standard normal, drawn one value after the other
     # whatever the call sizes (and ``normal(0, s)`` is ``0 + s * z`` of the next one), so one
     # call per stream gives the numpy code's values in its order, for three calls instead of
     # ten. Weather: cloud_z (n), _wind_speeds's shocks (h), level (1) and local_z (h, n),
     # then _realise's PV and wind noise (h, n each); load: level_z (n), user_level_z
     # (n_user), then _realise's load (h, n) and users' (h, n_user) noise.
-    wz = weather.standard_normal(n + h + 1 + 3 * hn)
-    lz = load.standard_normal(n + nu + hn + h * nu)
+    n_weather, n_load = normals_per_episode(cfg)
+    wz = weather.standard_normal(n_weather)
+    lz = load.standard_normal(n_load)
+    return profiles_from_draws(cfg, cloud_u, wz, lz, b)
+
+
+def normals_per_episode(cfg: EnvConfig) -> tuple[int, int]:
+    """The standard normals an episode's profiles draw from the weather and load streams."""
+    h, n, nu = cfg.horizon, cfg.n_microgrids, cfg.n_users
+    return n + h + 1 + 3 * h * n, n + nu + h * n + h * nu
+
+
+def profiles_from_draws(
+    cfg: EnvConfig, cloud_u: float, wz: np.ndarray, lz: np.ndarray, b: ProfileBases
+) -> DayProfiles:
+    """:func:`draw_profiles`' profiles (kernels on) from its draws.
+
+    Args:
+        cfg: The environment config.
+        cloud_u: The weather stream's ``uniform(0.0, cloudiness_max)``.
+        wz: Its standard normals after it, ``normals_per_episode(cfg)[0]`` of them.
+        lz: The load stream's, ``normals_per_episode(cfg)[1]``.
+        b: ``profile_bases(cfg)``.
+    """
+    p, dt = cfg.profiles, cfg.dt_h
+    h, n, nu = cfg.horizon, cfg.n_microgrids, cfg.n_users
+    hn = h * n
     cloud_z = wz[:n]
     phi, sigma = WIND_PHI, WIND_SIGMA_SHARE * p.wind_mean_ms
     shocks = 0.0 + sigma * np.sqrt(1.0 - phi**2) * wz[n : n + h]  # normal(0.0, scale, size=h)
