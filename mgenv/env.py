@@ -123,6 +123,8 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         # The int seed whose stream gave the last episode seed, if that stream was never
         # built (its first draw made by mgenv.episode_draws); built if a second is drawn.
         self._seed_of: int | None = None
+        # The episode's policy stream, or its seed sequence until first used (policy_rng).
+        self._policy: np.random.Generator | streams.PresetSeedSequence | None = None
         self._history: list[PeriodResult | DeferredResult] = []
         self._n_built = 0  # the history's leading entries that are PeriodResults
         self._last_chain: ConsensusResult | None = None
@@ -197,20 +199,40 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
             # network stream's first child (SBET's draws) precomputed too.
             streams_ = streams.spawn(episode_seed, 6, (0, 0, 1))
             weather, load, network, adversary, keys, policy = streams_
+            self._policy = policy
             chain = Chain(
                 cfg.chain, cfg.n_participants, network, adversary, streams.draw_seed(keys),
                 cfg.dt_h, previous,
             )  # fmt: skip
             self.core.reset(weather, load, chain)
         else:
-            policy, chain = self._drawn_streams(drawn, previous)
+            self._policy, chain = self._drawn_streams(drawn, previous)
             self.core.reset(None, None, chain, (drawn.cloud, drawn.weather_z, drawn.load_z))
-        self.policy_rng = policy
         self.agents = list(self.possible_agents)
         self._history = []
         self._n_built = 0
         obs = self.core.observations(self.config.learning_roles)
         return self._split(obs), {a: {} for a in self.agents}
+
+    @property
+    def policy_rng(self) -> np.random.Generator:
+        """The episode's stream for the opponents' and baselines' random choices.
+
+        Raises:
+            AttributeError: Before the first :meth:`reset`.
+        """
+        policy = self._policy
+        if isinstance(policy, np.random.Generator):
+            return policy
+        if policy is None:
+            raise AttributeError("no policy_rng before reset()")
+        # its seed sequence, kept by reset (mgenv.episode_draws): built on first use
+        self._policy = rng = streams.generator(policy)
+        return rng
+
+    @policy_rng.setter
+    def policy_rng(self, rng: np.random.Generator) -> None:
+        self._policy = rng
 
     def _seed_generator(self) -> np.random.Generator:
         """The stream episode seeds are drawn from (after a first reset).
@@ -237,8 +259,8 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
     def _drawn_streams(
         self, drawn: ed.EpisodeDraws, previous: Chain | None
-    ) -> tuple[np.random.Generator, Chain]:
-        """The policy stream and the chain, from :meth:`_draws`' draws.
+    ) -> tuple[streams.PresetSeedSequence, Chain]:
+        """The policy stream's seed sequence and the chain, from :meth:`_draws`' draws.
 
         ``streams.spawn``'s generators for the two streams kept (the network's first
         child's words preset), the others' draws taken from ``drawn``: SBET's construction
@@ -249,7 +271,7 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         preset = streams.PresetSeedSequence
         net_seq = preset(ep, (ed.NETWORK,), words[ed.NETWORK], (words[ed.CHILD],))
         network = streams.generator(net_seq)
-        policy = streams.generator(preset(ep, (ed.POLICY,), words[ed.POLICY]))
+        policy = preset(ep, (ed.POLICY,), words[ed.POLICY])  # built on first use
         adversary = None
         sbet: SBETDraws | None = None
         if cfg.chain.protocol == "sbet":

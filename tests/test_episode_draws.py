@@ -99,8 +99,10 @@ def test_env_reset_from_words_equals_generators(
 
 def test_seed_stream_built_when_needed() -> None:
     env = mgenv.parallel_env("default", horizon=2)
+    assert not hasattr(env, "policy_rng")  # no stream before the first reset
     env.reset(seed=11)
     assert env._seed_rng is None and env._seed_of == 11  # not built by an int seed
+    assert not isinstance(env._policy, np.random.Generator)  # built on first use
     clones = (copy.deepcopy(env), pickle.loads(pickle.dumps(env)))
     want = streams.seed_stream(11)
     streams.draw_seed(want)  # the first episode's seed
