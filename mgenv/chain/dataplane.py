@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from mgenv.chain.network import identity
+from mgenv.chain.network import constant, identity
 from mgenv.chain.transactions import PAYLOAD_SIZE
 from mgenv.chain.types import BLOCK_FULL, COMMITTED, TAMPERED, TxOutcome
 
@@ -167,9 +167,11 @@ class DataPlane:
         self.n_nodes = n
         self.network = network
         self.malicious = malicious
-        self.honest = ~malicious
         self.any_malicious = bool(np.count_nonzero(malicious))
-        self.able = malicious | ~network.busy
+        everyone = constant(n, True)  # read-only, shared: no fresh row when nobody is
+        self.honest = ~malicious if self.any_malicious else everyone
+        idle = network.busy is constant(n, False)  # nobody kept busy
+        self.able = everyone if idle and not self.any_malicious else malicious | ~network.busy
         self.t_max_ms = params.t_max_ms
         self.wait_ms = network.wait_ms(params.t_max_ms)
         self.header_ms = network.ms_per_byte * HEADER_BYTES
@@ -177,7 +179,10 @@ class DataPlane:
         self.quorum = quorum(params.gamma, n)
         self.n_missing = missing_count(params)
         self.block_size = params.block_size
-        self._stored = _STORED[malicious.view(np.uint8)]  # (n,): ALTERED where malicious
+        # (n,): ALTERED where malicious
+        self._stored = (
+            _STORED[malicious.view(np.uint8)] if self.any_malicious else constant(n, TRUE, np.int8)
+        )
         self._onehot = identity(n)  # read-only
         if rng is None and self.n_missing:
             raise ValueError("a data plane with interruptions needs their stream")

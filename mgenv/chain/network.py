@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -101,6 +101,18 @@ def _off_diagonal(n: int) -> NDArray[np.bool_]:
     mask = ~identity(n)
     mask.flags.writeable = False
     return mask
+
+
+@functools.lru_cache(maxsize=64)
+def constant(n: int, value: bool | float, dtype: type = bool) -> NDArray[Any]:
+    """A read-only (n,) array of ``value``, one per size, value and dtype, shared by chains.
+
+    For the rows that are the same in every episode without adversaries or DDoS (nobody
+    attacked, every node honest and voting): no fresh array at every reset.
+    """
+    row: NDArray[Any] = np.full(n, value, dtype=dtype)
+    row.flags.writeable = False
+    return row
 
 
 @functools.lru_cache(maxsize=16)
@@ -220,16 +232,17 @@ class NetworkModel:
         self.per_km_ms = params.delay_per_km_ms
         attack = params.ddos_nodes > 0
         # Without a DDoS nobody is attacked: the ranking by centrality is skipped.
-        self.attacked = (
-            critical_nodes(self.distance_km, params.ddos_nodes) if attack else np.zeros(n, bool)
-        )
+        nobody = constant(n, False)  # read-only, shared
+        self.attacked = critical_nodes(self.distance_km, params.ddos_nodes) if attack else nobody
         slowing = params.ddos_mode == "slow" and attack
         offline = params.ddos_mode == "offline" and attack
-        self.down = self.attacked if offline else np.zeros(n, dtype=bool)
+        self.down = self.attacked if offline else nobody
         self._down = self.down if offline else None
-        self.busy = self.attacked if slowing else np.zeros(n, dtype=bool)
+        self.busy = self.attacked if slowing else nobody
         # (n,); np.where's values, which are all 1.0 when nobody is slowed
-        self.node_slow = np.where(self.busy, params.ddos_slowdown, 1.0) if slowing else np.ones(n)
+        self.node_slow = (
+            np.where(self.busy, params.ddos_slowdown, 1.0) if slowing else constant(n, 1.0, float)
+        )
         self.slow: NDArray[np.float64] | None = None  # (n, n) delay multiplier, None if all 1
         if slowing:
             hit = self.attacked[:, None] | self.attacked[None, :]

@@ -56,6 +56,7 @@ from numpy.typing import NDArray
 from mgenv import _jit
 from mgenv.chain import kernels_nodeview
 from mgenv.chain.ledger import GENESIS_PREV_HASH
+from mgenv.chain.network import constant
 
 if TYPE_CHECKING:
     from mgenv.chain.ledger import Block, Ledger
@@ -93,7 +94,10 @@ class NodeHeads:
 
     def __init__(self, malicious: NDArray[np.bool_]) -> None:
         n = malicious.size
-        self.honest: NDArray[np.bool_] = ~malicious
+        # read-only and shared when nobody is malicious (no fresh row at every reset)
+        self.honest: NDArray[np.bool_] = (
+            constant(n, True) if malicious is constant(n, False) else ~malicious
+        )
         self.height = np.zeros(n, dtype=np.int64)
         self.head = np.zeros((n, 32), dtype=np.uint8)
         self.forked = np.zeros(n, dtype=bool)

@@ -84,7 +84,7 @@ from mgenv.chain import packed
 from mgenv.chain.adversary import chosen, draw_malicious, draw_withholding, n_malicious
 from mgenv.chain.dataplane import MISSING, DataPlane, missing_count
 from mgenv.chain.kernels_sbet import sbet_period
-from mgenv.chain.network import NetworkModel, RoundDraw, child_stream, identity
+from mgenv.chain.network import NetworkModel, RoundDraw, child_stream, constant, identity
 from mgenv.chain.nodeview import NodeRound
 from mgenv.chain.sbet_steps import (
     ANNOUNCE,
@@ -285,8 +285,10 @@ class SBETProtocol(PerTransactionProtocol):
             self.network = NetworkModel(params, network_rng, N_PHASES, n, drawn.positions_km)
             child = _drawn_child(network_rng, n, missing_count(params) > 0)
             storage = drawn.storage
-            voters = ~chosen(drawn.perms[0], params.n_withholding)
-            malicious = chosen(drawn.perms[1], n_mal)
+            # read-only and shared when nobody withholds or is malicious (as usual)
+            k = params.n_withholding
+            voters = ~chosen(drawn.perms[0], k) if k else constant(n, True)
+            malicious = chosen(drawn.perms[1], n_mal) if n_mal else constant(n, False)
         self.plane = DataPlane(params, self.network, malicious, child)
         proportional = params.creator_election == "proportional"
         self.fixed = SBETFixed(storage, voters, proportional, identity(n))
