@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import pickle
 import struct
 
 import numpy as np
@@ -288,3 +289,23 @@ def test_cores_inline_into_a_user_kernel() -> None:
     assert header.tobytes() == ref.header and block_hash.tobytes() == ref.hash
     assert extra[:32].tobytes() == ref.hash
     assert extra[32:].tobytes() == hmac.digest(signer.keys[0], payloads[0], "sha256")
+
+
+@pytest.mark.skipif(not _jit.ENABLED, reason="numba is not installed")
+@pytest.mark.parametrize(("key_seed", "n"), [(0, 1), (5, 4), (2**64 + 3, 9), (2**128 - 1, 300)])
+def test_seeded_pads_are_the_signers(key_seed: int, n: int) -> None:
+    from mgenv.chain.kernels_sbet_chain import hmac_pads_into, seeded_pads_into
+    from mgenv.chain.transactions import derive_key
+
+    signer = ModelledSigner(key_seed=key_seed, n_participants=n)
+    prefix, count = signer.key_material
+    assert count == n and signer._keys is None  # derived on first use only
+    got = np.empty((2, n, 8), np.uint32)
+    seeded_pads_into(np.frombuffer(prefix, dtype=np.uint8), got)
+    want = np.empty((2, n, 8), np.uint32)
+    keys = signer.keys
+    assert keys == [derive_key(b"hmac", key_seed, i) for i in range(n)]
+    hmac_pads_into(np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(n, 32), want)
+    np.testing.assert_array_equal(got, want)
+    clone = pickle.loads(pickle.dumps(signer))
+    assert clone.keys == keys and clone.key_material == signer.key_material

@@ -57,9 +57,9 @@ from mgenv.chain.kernels_sbet_chain import (
     STAMP_OVERFLOW,
     UP_P,
     WINDOW,
-    hmac_pads_into,
     layout,
     sbet_chain_period,
+    seeded_pads_into,
 )
 from mgenv.chain.ledger import Block
 from mgenv.chain.nodeview import NodeRound
@@ -144,8 +144,7 @@ class FastSBET:
         net = proto.network
         n = net.n_nodes
         window = chain.ledger.window
-        keys = chain.signer.keys
-        n_keys = len(keys)
+        prefix, n_keys = chain.signer.key_material
         if self._sizes != (n, window, n_keys):
             self._allocate(n, window, n_keys)
         _, at_fc, at_geo, f_end, at_ring, _ = layout(n, window)
@@ -161,7 +160,7 @@ class FastSBET:
         fc[MS_PER_PERIOD] = chain._ms_per_period
         fc[N_FC:] = proto.fixed.storage
         pads = self._pads
-        hmac_pads_into(np.frombuffer(b"".join(keys), dtype=np.uint8).reshape(n_keys, -1), pads)
+        seeded_pads_into(np.frombuffer(prefix, dtype=np.uint8), pads)  # the signer's keys
         ibuf[N_IC:] = pads.ravel()  # the uint32 states held in int64 words
         nodes[DOWN] = net.down
         nodes[HONEST] = chain.nodes.honest

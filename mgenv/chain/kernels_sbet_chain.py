@@ -37,7 +37,7 @@ from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain.kernels_nodeview import _at_head, _same_hash, deliver
 from mgenv.chain.kernels_sbet import run_block
 from mgenv.chain.kernels_sbet_steps import work
-from mgenv.chain.kernels_sha import H0, _block_core, _hmac_core, sha256_compress
+from mgenv.chain.kernels_sha import H0, _block_core, _hmac_core, _sha256_core, sha256_compress
 from mgenv.chain.packed import BLOCK_SIZE, JITTER, LOSS, MALICIOUS, QUORUM
 from mgenv.chain.sbet_steps import N_PHASES
 from mgenv.chain.types import INVALID_TRADE
@@ -434,3 +434,28 @@ def hmac_pads_into(keys: NDArray[np.uint8], pads: NDArray[np.uint32]) -> None:
             for i in range(8):
                 state[i] = H0[i]
             sha256_compress(state, block, w)
+
+
+@kernel
+def seeded_pads_into(prefix: NDArray[np.uint8], pads: NDArray[np.uint32]) -> None:
+    """:func:`hmac_pads_into` of the keys ``ModelledSigner`` derives from its seed.
+
+    Participant i's key is ``SHA-256(prefix || i as 4 bytes little-endian)``
+    (``transactions.derive_key``; ``prefix`` is ``ModelledSigner.key_material``'s), hashed
+    here: the signer need not derive its keys (with hashlib) at every reset.
+
+    Args:
+        prefix: uint8, the derivation's bytes before the index.
+        pads: Shape (2, P, 8), uint32: receives the inner and outer states of P keys.
+    """
+    n, m = pads.shape[1], prefix.size
+    keys = np.empty((n, 32), np.uint8)
+    msg = np.empty(m + 4, np.uint8)
+    msg[:m] = prefix
+    state = np.empty(8, np.uint32)
+    w = np.empty(64, np.uint32)
+    for i in range(n):
+        for b in range(4):
+            msg[m + b] = (i >> (8 * b)) & 0xFF
+        _sha256_core(msg, keys[i], state, w)
+    hmac_pads_into(keys, pads)

@@ -155,17 +155,30 @@ class ModelledSigner:
     sig_size: int = 32
 
     def __init__(self, key_seed: int, n_participants: int) -> None:
-        self._keys = derive_keys(b"hmac", key_seed, n_participants)
+        self._seed, self._n = key_seed, n_participants
+        self._keys: list[bytes] | None = None  # derived on first use (keys)
         self._pads: list[tuple[HASH, HASH]] | None = None
 
     @property
     def keys(self) -> list[bytes]:
         """Raw 32-byte HMAC keys, one per participant."""
+        if self._keys is None:
+            self._keys = derive_keys(b"hmac", self._seed, self._n)
         return self._keys
+
+    @property
+    def key_material(self) -> tuple[bytes, int]:
+        """``(prefix, P)``: participant i's key is ``SHA-256(prefix || i as 4 bytes LE)``.
+
+        What :func:`derive_key` hashes before the index (``b"mgenv/chain/hmac/"`` and the
+        seed as 16 bytes LE), for callers that derive the keys themselves (the SBET fast
+        path's pads, :func:`mgenv.chain.kernels_sbet_chain.seeded_pads_into`).
+        """
+        return b"mgenv/chain/hmac/" + self._seed.to_bytes(16, "little"), self._n
 
     def _pad_states(self) -> list[tuple[HASH, HASH]]:
         if self._pads is None:
-            self._pads = [_hmac_pads(key) for key in self._keys]
+            self._pads = [_hmac_pads(key) for key in self.keys]
         return self._pads
 
     def tag(self, participant: int, message: bytes) -> bytes:
@@ -227,10 +240,10 @@ class ModelledSigner:
         return ok
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_keys": self._keys}
+        return {"_keys": self.keys, "_seed": self._seed, "_n": self._n}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._keys = state["_keys"]
+        self._keys, self._seed, self._n = state["_keys"], state["_seed"], state["_n"]
         self._pads = None
 
 
