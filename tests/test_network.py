@@ -103,6 +103,8 @@ def test_wait_time_is_eq_6() -> None:
             d = math.dist(pos[i], pos[u])
             assert wait[i, u] == pytest.approx((1 - d / (math.sqrt(2) * 8.0)) * 1500.0)
     assert (wait >= 0).all() and (wait <= 1500.0).all()
+    # the kernel's numbers are numpy's expression's, bit for bit
+    np.testing.assert_array_equal(wait, (1.0 - net.distance_km / net.d_max_km) * 1500.0)
 
 
 def test_critical_nodes_and_child_stream() -> None:

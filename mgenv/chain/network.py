@@ -154,6 +154,20 @@ def _geometry_into(
             base_delay_ms[i, j] = base_ms + per_km_ms * d
 
 
+@_jit.kernel
+def _wait_into(
+    distance_km: NDArray[np.float64], d_max_km: float, t_max_ms: float, out: NDArray[np.float64]
+) -> None:
+    """:meth:`NetworkModel.wait_ms`' ``(1 - distance / d_max) * t_max`` into ``out``, (n, n).
+
+    numpy's three element-wise operations in the same order, so the same numbers.
+    """
+    n = distance_km.shape[0]
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = (1.0 - distance_km[i, j] / d_max_km) * t_max_ms
+
+
 def online_transition(availability: float, mean_outage_periods: float) -> tuple[float, float]:
     """P(online | offline before) and P(online | online before) of the two-state chain.
 
@@ -268,6 +282,10 @@ class NetworkModel:
         d_max = self.d_max_km
         if d_max == 0.0:
             return np.full((self.n_nodes, self.n_nodes), t_max_ms)
+        if _jit.ENABLED:  # one kernel call at every reset, the same numbers
+            out = np.empty((self.n_nodes, self.n_nodes))
+            _wait_into(self.distance_km, d_max, t_max_ms, out)
+            return out
         return (1.0 - self.distance_km / d_max) * t_max_ms
 
     def next_online(self, u: NDArray[np.float64]) -> NDArray[np.bool_]:
