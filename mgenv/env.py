@@ -177,7 +177,9 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
 
         With the kernels on, the streams read only here (weather, load, keys, SBET's
         adversary and the network's child) are never built: :mod:`mgenv.episode_draws`
-        computes their draws, numpy's numbers, from their seed words in one call.
+        computes their draws, numpy's numbers, from their seed words in one call; the
+        policy stream is built when first read, the seed stream of an int seed when a
+        second episode seed is drawn from it.
         """
         fast = _jit.ENABLED and ed.AVAILABLE
         drawn: ed.EpisodeDraws | None = None
@@ -262,10 +264,11 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
     ) -> tuple[streams.PresetSeedSequence, Chain]:
         """The policy stream's seed sequence and the chain, from :meth:`_draws`' draws.
 
-        ``streams.spawn``'s generators for the two streams kept (the network's first
-        child's words preset), the others' draws taken from ``drawn``: SBET's construction
-        draws (the network stream moved past the positions), or for other protocols the
-        adversary stream built as usual (their constructors draw from it).
+        The network stream is ``streams.spawn``'s generator (its first child's words
+        preset), the policy stream its seed sequence (:attr:`policy_rng` builds it); the
+        other streams' draws come from ``drawn``: SBET's construction draws (the network
+        stream moved past the positions), or for other protocols the adversary stream is
+        built as ``streams.spawn`` builds it (their constructors draw from it).
         """
         cfg, ep, words = self.config, drawn.episode_seed, drawn.words
         preset = streams.PresetSeedSequence
