@@ -79,14 +79,12 @@ def derive_key(label: bytes, key_seed: int, participant: int) -> bytes:
     Returns:
         The 32-byte secret.
     """
-    material = (
-        b"mgenv/chain/"
-        + label
-        + b"/"
-        + key_seed.to_bytes(16, "little")
-        + participant.to_bytes(4, "little")
-    )
-    return hashlib.sha256(material).digest()
+    return hashlib.sha256(key_prefix(label, key_seed) + participant.to_bytes(4, "little")).digest()
+
+
+def key_prefix(label: bytes, key_seed: int) -> bytes:
+    """What :func:`derive_key` hashes before the participant's index."""
+    return b"mgenv/chain/" + label + b"/" + key_seed.to_bytes(16, "little")
 
 
 def derive_keys(label: bytes, key_seed: int, n_participants: int) -> list[bytes]:
@@ -96,7 +94,7 @@ def derive_keys(label: bytes, key_seed: int, n_participants: int) -> list[bytes]
     hash state copied per participant: the same SHA-256 inputs, so the same keys, for less
     work at every reset (a chain derives its keys when it is built).
     """
-    shared = hashlib.sha256(b"mgenv/chain/" + label + b"/" + key_seed.to_bytes(16, "little"))
+    shared = hashlib.sha256(key_prefix(label, key_seed))
     keys = []
     for i in range(n_participants):
         h = shared.copy()
@@ -170,11 +168,11 @@ class ModelledSigner:
     def key_material(self) -> tuple[bytes, int]:
         """``(prefix, P)``: participant i's key is ``SHA-256(prefix || i as 4 bytes LE)``.
 
-        What :func:`derive_key` hashes before the index (``b"mgenv/chain/hmac/"`` and the
-        seed as 16 bytes LE), for callers that derive the keys themselves (the SBET fast
-        path's pads, :func:`mgenv.chain.kernels_sbet_chain.seeded_pads_into`).
+        :func:`key_prefix` (``b"mgenv/chain/hmac/"`` and the seed as 16 bytes LE), for
+        callers that derive the keys themselves (the SBET fast path's pads,
+        :func:`mgenv.chain.kernels_sbet_chain.seeded_pads_into`).
         """
-        return b"mgenv/chain/hmac/" + self._seed.to_bytes(16, "little"), self._n
+        return key_prefix(b"hmac", self._seed), self._n
 
     def _pad_states(self) -> list[tuple[HASH, HASH]]:
         if self._pads is None:
