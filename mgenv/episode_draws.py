@@ -13,7 +13,8 @@ the network stream, which the chain keeps), in one kernel call:
 * raw outputs and doubles: numpy's ``pcg64_set_seed`` and ``xsl_rr``
   (:mod:`mgenv.batched.pcg64`), ``Generator.uniform(low, high)`` as
   ``low + (high - low) * ((raw >> 11) * 2**-53)`` (``random_uniform``);
-* normals: numpy's ziggurat (:mod:`mgenv.batched.normals`);
+* normals: numpy's ziggurat (:func:`mgenv.batched.normals.profile_draws`, the batched
+  reset's weather and load draws);
 * ``Generator.permutation(n)``: numpy's ``shuffle`` of ``arange(n)``, for i from n - 1
   down to 1 swapping i with ``random_interval(i)``: the smallest all-ones mask >= i, then
   ``next_uint32() & mask`` until <= i, ``next_uint32`` the low then the high half of one
@@ -35,6 +36,7 @@ from numpy.typing import NDArray
 from mgenv import _jit
 from mgenv._jit import inlined, kernel
 from mgenv.batched import normals
+from mgenv.batched.normals import _next_double, profile_draws
 from mgenv.batched.pcg64 import _seed, next64
 from mgenv.streams import POOL_SIZE, _key_words, _seed_words
 
@@ -117,12 +119,6 @@ def _start(w: U64, state: U64) -> None:
     state[0], state[1], state[2], state[3] = _seed(w[0], w[1], w[2], w[3])
 
 
-@inlined
-def _unit(state: U64) -> float:
-    """PCG64's ``next_double``: ``(next64 >> 11) * 2**-53``."""
-    return float(next64(state) >> _ELEVEN) * 2.0**-53
-
-
 @kernel
 def _episode_kernel(
     seed_run: NDArray[np.uint32],
@@ -171,20 +167,20 @@ def _episode_kernel(
     _start(words[NETWORK], state)
     for i in range(positions.shape[0]):
         for k in range(2):
-            positions[i, k] = 0.0 + uniforms[0] * _unit(state)
+            positions[i, k] = 0.0 + uniforms[0] * _next_double(state)
     _start(words[CHILD], state)
     for i in range(storage.size):
-        storage[i] = 0.5 + 1.0 * _unit(state)
+        storage[i] = 0.5 + 1.0 * _next_double(state)
     _start(words[ADVERSARY], state)
     for k in range(perms.shape[0]):
         _permutation(state, buf, perms[k])
-    _start(words[WEATHER], state)
-    cloud = 0.0 + uniforms[1] * _unit(state)
-    for k in range(weather_z.size):
-        weather_z[k] = normals.standard_normal(state)
-    _start(words[LOAD], state)
-    for k in range(load_z.size):
-        load_z[k] = normals.standard_normal(state)
+    # the weather stream's uniform (its raw output) and normals, the load stream's normals
+    raw = np.empty(1, np.uint64)
+    profile_draws(
+        words[WEATHER : WEATHER + 1], words[LOAD : LOAD + 1], raw,
+        weather_z.reshape((1, weather_z.size)), load_z.reshape((1, load_z.size)),
+    )  # fmt: skip
+    cloud = 0.0 + uniforms[1] * (float(raw[0] >> _ELEVEN) * 2.0**-53)
     return episode_seed, key_seed, cloud
 
 

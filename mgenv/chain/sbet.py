@@ -78,7 +78,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from mgenv import _jit
+from mgenv import _jit, streams
 from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain import packed
 from mgenv.chain.adversary import chosen, draw_malicious, draw_withholding, n_malicious
@@ -441,6 +441,6 @@ def _drawn_child(
     kid = network_rng.bit_generator.seed_seq.spawn(1)[0]  # type: ignore[attr-defined]
     if not needed:
         return None
-    child = np.random.Generator(np.random.PCG64(kid))
+    child = streams.generator(kid)
     child.bit_generator.advance(n)  # type: ignore[attr-defined]  # a PCG64: n doubles
     return child
