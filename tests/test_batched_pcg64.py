@@ -173,7 +173,7 @@ def test_draws_on_a_live_view_step_the_generator_itself(seed: int) -> None:
         assert words is not None
         for size in (0, 1, 392, 5):
             mine = np.empty(size)
-            pcg64._fill_live_kernel(words, mine)
+            pcg64.fill_live_kernel(words, mine)
             np.testing.assert_array_equal(mine, twin.random(size))
             assert rng.bit_generator.state == twin.bit_generator.state
         assert rng.random() == twin.random()  # the generator goes on from there

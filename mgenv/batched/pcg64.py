@@ -231,8 +231,12 @@ def fill_live(words: U64, out: NDArray[np.float64]) -> None:
 
 
 @kernel
-def _fill_live_kernel(words: U64, out: NDArray[np.float64]) -> None:
-    """:func:`fill_live` as a kernel of its own (for :func:`live_words`' check)."""
+def fill_live_kernel(words: U64, out: NDArray[np.float64]) -> None:
+    """:func:`fill_live` as a cached kernel of its own, for Python callers.
+
+    ``live_words``' check and ``FastSBET.process``: the inlined helper called from Python
+    would be compiled in every process (~0.1 s), not loaded from the cache.
+    """
     fill_live(words, out)
 
 
@@ -304,7 +308,7 @@ def _layout_ok() -> bool:
     ):
         return False
     mine = np.empty(7)
-    _fill_live_kernel(words, mine)
+    fill_live_kernel(words, mine)
     theirs = np.random.Generator(twin).random(7)
     return bool((mine == theirs).all()) and probe.state == twin.state
 

@@ -22,7 +22,7 @@ State of its own: the constants packed for the kernel (built on the first period
 reused every period (and by the next chain, when the env's reset builds it with
 ``Chain(previous=...)``), a view of the network stream's PCG64 state with which compiled
 code makes the period's draw (:meth:`FastSBET.draw_or_view`: the fused step's kernel, or
-:func:`mgenv.batched.pcg64.fill_live` in :meth:`FastSBET.process`), and a ring of the
+:func:`mgenv.batched.pcg64.fill_live_kernel` in :meth:`FastSBET.process`), and a ring of the
 committed block hashes
 (:mod:`mgenv.chain.kernels_sbet_chain`), rebuilt from the ledger whenever the ledger has moved
 without it (a period of the general path that committed, another ledger).
@@ -258,7 +258,7 @@ class FastSBET:
             return None
         words, fbuf, ibuf, u8buf, state, height, head, forked = begun
         if words.size:  # the draw from the stream's live state, as the fused kernel makes it
-            pcg64.fill_live(words, self._u)
+            pcg64.fill_live_kernel(words, self._u)  # cached: fill_live alone compiles per process
         rows = np.empty((3, self._no_state.size), dtype=bool)  # state, online, holders
         committed = np.empty(n_tx, dtype=bool)
         reason = np.empty(n_tx, dtype=np.int8)
