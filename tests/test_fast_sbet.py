@@ -112,6 +112,26 @@ def test_fast_path_matches_general_code(fields: dict[str, object]) -> None:
     same_state(fast, slow)
 
 
+@pytest.mark.parametrize("fields", CONFIGS[:7])
+def test_fast_path_with_numpys_log1p_matches_general_code(
+    fields: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where numpy's log1p rounds differently from the kernel's (numpy's AVX-512 loops),
+    FastSBET draws before the kernel and writes numpy's logarithms of the jitters: the
+    same results (forced here; on such a machine this is the path every period takes)."""
+    import mgenv.chain.fast_sbet as fast_module
+
+    monkeypatch.setattr(fast_module, "log1p_matches_numpy", lambda: False)
+    fast, slow = make(True, **fields), make(False, **fields)
+    rng = np.random.default_rng(6)
+    for t in range(80):
+        inputs = trades(rng, t)
+        same_result(fast.process(t, *inputs), slow.process(t, *inputs))
+        same_state(fast, slow)
+    assert fast._fast is not None and fast._fast._jitter_is_log
+    assert fast._fast._jitter_u.size == fast._fast._lj.size
+
+
 @pytest.mark.parametrize("fields", CONFIGS[:4])
 def test_fast_path_matches_numpy(fields: dict[str, object]) -> None:
     fast, slow = make(True, **fields), make(False, **fields)

@@ -192,7 +192,9 @@ class FastSBET:
         """
         at_jitter, at_lj, at_fc, at_ring, at_hdr = self._at
         self._u = self._fbuf[:at_lj]  # the draw: rng.random(out=...)
-        self._jitter_u = self._fbuf[at_jitter:at_lj]
+        # the jitter uniforms: N_PHASES n^2 of them (as many as their logarithms), after
+        # the online and loss ones and before the n extra ones (kernels_sbet_chain.layout)
+        self._jitter_u = self._fbuf[at_jitter : at_jitter + (at_fc - at_lj)]
         self._lj = self._fbuf[at_lj:at_fc]
         buf = self._u8buf
         self._ring = buf[at_ring:at_hdr].reshape(-1, 32)
