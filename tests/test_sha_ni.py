@@ -122,6 +122,25 @@ def test_sha_ni_in_machine_code() -> None:
     assert [int(x) for x in state] == expected
     asm = "\n".join(compress.inspect_asm().values())
     assert "sha256rnds2" in asm and "sha256msg1" in asm and "sha256msg2" in asm
+    # where the target has AVX, the upper halves are cleared before the (legacy SSE) SHA
+    # instructions, after the last 256/512-bit instruction: Intel's transition penalty
+    lines = asm.splitlines()
+    first_sha = next(i for i, line in enumerate(lines) if "sha256" in line)
+    before = lines[:first_sha]
+    if "avx" in ks._numba_target_features():
+        clears = [i for i, line in enumerate(before) if "vzeroupper" in line]
+        wide = [i for i, line in enumerate(before) if "%ymm" in line or "%zmm" in line]
+        assert clears and (not wide or clears[-1] > wide[-1])
+    else:
+        assert not any("vzeroupper" in line for line in lines)
+
+
+def test_target_features_are_llvms_enabled_names() -> None:
+    features = ks._numba_target_features()
+    assert all(f and not f.startswith(("+", "-")) for f in features)
+    assert ks._numba_target_has_sha() == ("sha" in features)
+    if _jit.AVAILABLE and features:  # an x86 target: SSE2 is in every x86-64 CPU
+        assert "sse2" in features
 
 
 # A run in a copy of the package (its own numba cache next to the sources and its own stamp,
