@@ -120,16 +120,21 @@ def test_fast_path_with_numpys_log1p_matches_general_code(
     FastSBET draws before the kernel and writes numpy's logarithms of the jitters: the
     same results (forced here; on such a machine this is the path every period takes)."""
     import mgenv.chain.fast_sbet as fast_module
+    from mgenv.batched import pcg64
 
     monkeypatch.setattr(fast_module, "log1p_matches_numpy", lambda: False)
-    fast, slow = make(True, **fields), make(False, **fields)
-    rng = np.random.default_rng(6)
-    for t in range(80):
-        inputs = trades(rng, t)
-        same_result(fast.process(t, *inputs), slow.process(t, *inputs))
-        same_state(fast, slow)
-    assert fast._fast is not None and fast._fast._jitter_is_log
-    assert fast._fast._jitter_u.size == fast._fast._lj.size
+    for view in (True, False):  # the draw from the stream's state, or Generator.random
+        if not view:
+            monkeypatch.setattr(pcg64, "live_words", lambda bits: None)
+        fast, slow = make(True, **fields), make(False, **fields)
+        rng = np.random.default_rng(6)
+        for t in range(80):
+            inputs = trades(rng, t)
+            same_result(fast.process(t, *inputs), slow.process(t, *inputs))
+            same_state(fast, slow)
+        assert fast._fast is not None and fast._fast._jitter_is_log
+        assert fast._fast._jitter_u.size == fast._fast._lj.size
+        assert fast._fast._live is not None and fast._fast._live[1].size == 4 * view
 
 
 @pytest.mark.parametrize("fields", CONFIGS[:4])

@@ -118,27 +118,25 @@ def test_the_network_draw_is_made_in_the_call_or_before_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The fused call draws from a view of the network stream's state; without one
-    (another numpy layout), or where numpy's log1p rounds differently from the kernel's
-    (numpy's AVX-512 loops: the jitters' logarithms must be numpy's), FastSBET draws before
-    the call: the same results either way."""
+    (another numpy layout), FastSBET draws before the call (``Generator.random``); where
+    numpy's log1p rounds differently from the kernel's (numpy's AVX-512 loops: the jitters'
+    logarithms must be numpy's), FastSBET draws before the call from the view, or without
+    one with ``Generator.random``, and takes numpy's log1p: the same results every way."""
     import mgenv.chain.fast_sbet as fast_module
 
     env = mgenv.parallel_env("default")
     env.reset(seed=2)
     env.step({a: np.zeros(env.action_space(a).shape, np.float32) for a in env.agents})
     fast = env.core.chain._fast
-    assert fast is not None and fast._live is not None
-    assert fast._live[1].size == (0 if fast._jitter_is_log else 4)
-    in_call, _ = run(True, {}, 9)
+    assert fast is not None and fast._live is not None and fast._live[1].size == 4
     staged, _ = run(False, {}, 9)
-    assert_same(in_call, staged)
-    with monkeypatch.context() as m:
-        m.setattr(pcg64, "live_words", lambda bits: None)
-        before, _ = run(True, {}, 9)
-    assert_same(before, staged)
-    monkeypatch.setattr(fast_module, "log1p_matches_numpy", lambda: False)
-    numpys_log1p, _ = run(True, {"message_loss": 0.2, "jitter_ms": 30.0}, 9)
-    assert_same(numpys_log1p, run(False, {"message_loss": 0.2, "jitter_ms": 30.0}, 9)[0])
+    for numpys_log1p in (False, True):
+        with monkeypatch.context() as m:
+            if numpys_log1p:
+                m.setattr(fast_module, "log1p_matches_numpy", lambda: False)
+            assert_same(run(True, {}, 9)[0], staged)  # from the view
+            m.setattr(pcg64, "live_words", lambda bits: None)
+            assert_same(run(True, {}, 9)[0], staged)  # Generator.random
 
 
 def test_a_tamper_hook_sends_the_period_to_the_stages() -> None:

@@ -240,6 +240,21 @@ def fill_live_kernel(words: U64, out: NDArray[np.float64]) -> None:
     fill_live(words, out)
 
 
+@kernel
+def fill_live_negated(
+    words: U64, out: NDArray[np.float64], at: int, neg: NDArray[np.float64]
+) -> None:
+    """:func:`fill_live`, then ``neg[k] = -out[at + k]`` for every ``k < neg.size``.
+
+    For a caller that then takes numpy's ``np.log1p(neg, out=neg)`` of a part of the draw
+    (``FastSBET.draw`` where numpy's log1p differs from the kernels'): one call instead of
+    ``Generator.random`` and ``np.negative``, the same numbers (negation is exact).
+    """
+    fill_live(words, out)
+    for k in range(neg.size):
+        neg[k] = -out[at + k]
+
+
 def live_words(bits: np.random.BitGenerator) -> U64 | None:
     """A uint64 (4,) view of ``bits``' state in the bit generator's own memory, or None.
 

@@ -322,19 +322,33 @@ class FastSBET:
         bits = cast(SBETProtocol, chain._protocol)._rng.bit_generator
         live = self._live
         if live is None or live[0] is not bits:
-            words = None if self._jitter_is_log else pcg64.live_words(bits)
+            words = pcg64.live_words(bits)
             self._live = live = (bits, _NO_WORDS if words is None else words)
-        if live[1].size:
+        if live[1].size and not self._jitter_is_log:
             return live[1]
-        self.draw(chain)
+        self.draw(chain, live[1])
         return _NO_WORDS
 
-    def draw(self, chain: Chain) -> None:
-        """The period's network draw into the kernel's buffer (after :meth:`prepare`)."""
+    def draw(self, chain: Chain, words: NDArray[np.uint64] = _NO_WORDS) -> None:
+        """The period's network draw into the kernel's buffer (after :meth:`prepare`).
+
+        Where numpy's log1p rounds differently from the kernel's (numpy's AVX-512 loops),
+        the jitters' logarithms are numpy's, written here. ``words``: the view of the
+        network stream's state (:func:`pcg64.live_words`), if there is one: the draw and the
+        jitters' negation are then one kernel call (same numbers as ``rng.random``).
+        """
+        if words.size:
+            if self._jitter_is_log:
+                pcg64.fill_live_negated(words, self._u, self._at[0], self._lj)
+                np.log1p(self._lj, out=self._lj)
+            else:
+                pcg64.fill_live_kernel(words, self._u)
+            return
         rng = cast(SBETProtocol, chain._protocol)._rng  # fast_path checked its type
         rng.random(out=self._u)
         if self._jitter_is_log:  # numpy's log1p rounds differently from the kernel's here
-            np.log1p(np.negative(self._jitter_u), out=self._lj)
+            np.negative(self._jitter_u, out=self._lj)
+            np.log1p(self._lj, out=self._lj)
 
     def finish(
         self,
