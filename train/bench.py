@@ -10,6 +10,7 @@ Usage::
     mgenv bench                                    # default scenario, pbft and ideal
     mgenv bench --scenarios all --steps 5000 --repeats 5
     mgenv bench --paths kernels,numpy              # with and without the compiled kernels
+    mgenv bench --protocols own --pairs 20         # default's SBET and MPE in turns: a paired ratio
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def timed_steps(env: Any, actions: list[dict[str, np.ndarray]], steps: int) -> f
     return time.perf_counter() - t0
 
 
-def measure(make: Callable[[], Any], steps: int, repeats: int) -> dict[str, float]:
-    """Median and spread of env steps/s for the env built by ``make``."""
+def _ready(make: Callable[[], Any], steps: int) -> tuple[Any, list[dict[str, np.ndarray]]]:
+    """The env built by ``make``, warmed up, and 64 periods of random actions for it."""
     env = make()
     env.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -58,6 +59,12 @@ def measure(make: Callable[[], Any], steps: int, repeats: int) -> dict[str, floa
         for _ in range(64)
     ]
     timed_steps(env, actions, min(steps, 500))  # warm-up
+    return env, actions
+
+
+def measure(make: Callable[[], Any], steps: int, repeats: int) -> dict[str, float]:
+    """Median and spread of env steps/s for the env built by ``make``."""
+    env, actions = _ready(make, steps)
     rates = [steps / timed_steps(env, actions, steps) for _ in range(repeats)]
     n_agents = len(env.possible_agents)
     med = statistics.median(rates)
@@ -67,6 +74,41 @@ def measure(make: Callable[[], Any], steps: int, repeats: int) -> dict[str, floa
         "max": max(rates),
         "agents": n_agents,
         "agent_steps_per_s": med * n_agents,
+    }
+
+
+def paired_ratio(
+    make_a: Callable[[], Any], make_b: Callable[[], Any], steps: int, pairs: int
+) -> dict[str, float]:
+    """Env steps/s of A over B's, from runs of ``steps`` steps taken in turns.
+
+    The machine's speed drifts over seconds to minutes (it is shared), so a ratio of two
+    medians measured one after the other moves with it; here each pair runs A then B (B
+    then A in odd pairs) back to back and gives one ratio, and the median of the ``pairs``
+    ratios is returned with its quartiles (``q1``, ``q3``) and each side's median steps/s
+    (``a``, ``b``).
+    """
+    if pairs < 1:
+        raise ValueError(f"pairs={pairs!r}: at least one pair")
+    env_a, acts_a = _ready(make_a, steps)
+    env_b, acts_b = _ready(make_b, steps)
+    rates_a, rates_b = [], []
+    for k in range(pairs):
+        first_a = k % 2 == 0
+        if first_a:
+            rates_a.append(steps / timed_steps(env_a, acts_a, steps))
+        rates_b.append(steps / timed_steps(env_b, acts_b, steps))
+        if not first_a:
+            rates_a.append(steps / timed_steps(env_a, acts_a, steps))
+    ratios = [a / b for a, b in zip(rates_a, rates_b, strict=True)]
+    q1, med, q3 = np.percentile(ratios, [25, 50, 75]).tolist()
+    return {
+        "median": med,
+        "q1": q1,
+        "q3": q3,
+        "a": statistics.median(rates_a),
+        "b": statistics.median(rates_b),
+        "pairs": pairs,
     }
 
 
@@ -153,6 +195,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="also measure the first scenario's first protocol (compiled kernels) and MPE "
+        "in turns, this many pairs of --steps steps each, and print the median of the "
+        "pairs' ratios (steadier than the table's ratio of medians on a drifting machine)",
+    )
+    ap.add_argument(
         "--paths",
         default="kernels",
         help="comma-separated: 'kernels' (the compiled kernels, mgenv._jit) and/or 'numpy' "
@@ -185,6 +235,16 @@ def main(argv: list[str] | None = None) -> None:
             f"| MPE simple_spread_v3 | - | - | {mpe_rate['agents']} | "
             f"{mpe_rate['steps_per_s']:,.0f} | {mpe_rate['min']:,.0f}-{mpe_rate['max']:,.0f}"
             f" | {mpe_rate['agent_steps_per_s']:,.0f} | 1.00 |"
+        )
+    if args.pairs > 0 and mpe is not None and "kernels" in paths:
+        scen, proto = names[0], protocols[0]
+        label = mgenv.make_config(scen).chain.protocol if proto == "own" else proto
+        r = paired_ratio(_env_factory(scen, proto), mpe, args.steps, args.pairs)
+        print(
+            f"\npaired with MPE ({r['pairs']:.0f} pairs of {args.steps} steps, taken in turns): "
+            f"{scen} / {label} / kernels at {r['median']:.2f}x MPE (median of the pairs' "
+            f"ratios, quartiles {r['q1']:.2f}-{r['q3']:.2f}); steps/s {r['a']:,.0f} against "
+            f"{r['b']:,.0f}"
         )
     profiled = "default" if "default" in names else names[0]
     for proto in protocols:
