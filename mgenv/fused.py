@@ -47,6 +47,14 @@ _I64_MAX = 2**63 - 1
 _NO_SETPOINTS = np.zeros(0)
 
 
+#: The columns of :func:`fused_period`'s ``episode`` argument, per period, in order: the
+#: users' load forecasts (n_user), the microgrids' PV, wind and load forecasts (n_mg each),
+#: every participant's energy to buy and forecast error (P each), kWh.
+EPISODE_COLUMNS = (
+    "user_load_forecast", "pv_forecast", "wind_forecast", "load_forecast", "need", "error",
+)  # fmt: skip
+
+
 class EpisodeBlocks(NamedTuple):
     """One episode's outputs of :func:`fused_period`, one slice per period (``[t]``).
 
@@ -71,9 +79,7 @@ def fused_period(
     agg: np.ndarray,
     user: np.ndarray,
     market: np.ndarray,
-    s: int,
-    buyer_agg: np.ndarray,
-    buyer_global: np.ndarray,
+    buyers: np.ndarray,
     work_f: np.ndarray,
     work_i: np.ndarray,
     floats: np.ndarray,
@@ -90,30 +96,16 @@ def fused_period(
     rows: np.ndarray,
     committed: np.ndarray,
     reason: np.ndarray,
-    t: int,
     plan: np.ndarray,
-    user_need: np.ndarray,
-    pv: np.ndarray,
-    wind: np.ndarray,
-    load: np.ndarray,
-    need: np.ndarray,
-    error: np.ndarray,
+    episode: np.ndarray,
     soc: np.ndarray,
-    realise_fleet: np.ndarray,
     commit: np.ndarray,
     kpi: np.ndarray,
     out: np.ndarray,
-    next_t: int,
     econ: np.ndarray,
-    gen_cap: np.ndarray,
-    power: np.ndarray,
-    plan_fleet: np.ndarray,
+    mg_consts: np.ndarray,
     plan_next: np.ndarray,
-    shared: np.ndarray,
-    scale: np.ndarray,
-    mc_max: np.ndarray,
-    low: np.ndarray,
-    high: np.ndarray,
+    bounds: np.ndarray,
     obs: np.ndarray,
     table: np.ndarray,
     counts: np.ndarray,
@@ -125,22 +117,30 @@ def fused_period(
     ``MarketCore._settle_fused``, ``ElectricModel.plan``, ``MarketCore._mg_obs`` and
     ``MarketCore.agent_infos`` make them (their docstrings give units and equations).
 
+    The constants and per-episode inputs come packed in a few arrays (:class:`FusedPeriod`
+    packs them): each array argument costs ~85 ns to unbox at the call (numba makes a
+    memory-info record for each), which for the ~50 separate ones it had was ~4.5 us of a
+    ~65 us step. Views of them are made in here, for free.
+
     Args:
         mg: The microgrids' actions ``(n_mg, 2S + 3)``, float64 in [-1, 1] (clipped).
         agg: The aggregators' ``(n_agg, 2)``.
         user: The large users' ``(n_user, 2)``.
-        market: ``(grid_buy, feed_in, price_floor, price_cap, delta_min, delta_max, ema)``:
-            the period's grid prices (yuan/kWh), the market's bounds and the commit ratio's
-            EMA weight.
-        s: Offer segments per microgrid.
-        buyer_agg: Each buyer's aggregator (0-based), int64 ``(n_mg + n_user,)``.
-        buyer_global: Each buyer's global index, int64 ``(n_mg + n_user,)``.
+        market: float64 ``(12,)``: ``(grid_buy, feed_in, price_floor, price_cap,
+            delta_min, delta_max, ema)``, the period's grid prices (yuan/kWh), the market's
+            bounds and the commit ratio's EMA weight; then ``(hour sin, hour cos, grid_buy,
+            feed_in, last price before)`` of the period the observations describe (the next,
+            or the last one at the end).
+        buyers: int64 ``(2, n_mg + n_user)``: each buyer's aggregator (0-based) and global
+            index.
         work_f: The clearing's float64 scratch (``uniform_kernel.work_sizes``).
         work_i: Its int64 scratch.
         floats: The clearing's float output ``(4, W)`` (``clear_uniform``).
         ints: Its int64 output ``(3, W')``; ``W' - n_mg + 1`` bounds the trades ``T``.
-        chain_ints: ``(period, serial, top, kept, first)`` of ``sbet_chain_period``, then
-            the size D of the period's network draw.
+        chain_ints: int64 ``(9,)``: ``(period t, serial, top, kept, first)`` of
+            ``sbet_chain_period``, the size D of the period's network draw, the next period
+            (-1 at the episode's end: no dispatch planned then) and the offer segments per
+            microgrid S.
         words: The network stream's PCG64 state (``FastSBET.draw_or_view``), uint64 (4,),
             stepped on as the draw is made here into ``fbuf[:D]``; or empty: drawn already.
         fbuf: :class:`FastSBET`'s float64 buffer, the period's draw in it (or made here).
@@ -153,32 +153,22 @@ def fused_period(
         rows: Output, bool ``(3, n_nodes)``: state, online nodes, block holders.
         committed: Output, bool ``(T_max,)``: the verdicts (the first ``T`` written).
         reason: Output, int8 ``(T_max,)``: the reason codes (likewise).
-        t: The period.
         plan: The period's dispatch, kWh, ``(6, n_mg)``, rows ``physics.kernels.PLAN_ROWS``.
-        user_need: The users' load forecasts, kWh, ``(H, n_user)``.
-        pv: The PV forecasts, kWh, ``(H, n_mg)``.
-        wind: The wind forecasts, kWh, ``(H, n_mg)``.
-        load: The load forecasts, kWh, ``(H, n_mg)``.
-        need: Every participant's energy to buy, kWh, ``(H, P)``.
-        error: Every participant's forecast error, kWh, ``(H, P)``.
+        episode: float64 ``(H, n_user + 3 n_mg + 2 P)``, kWh, per period: the users' load
+            forecasts, the PV, wind and load forecasts, every participant's energy to buy
+            and forecast error (:data:`EPISODE_COLUMNS`).
         soc: The state of charge before the period, ``(n_mg,)``.
-        realise_fleet: ``ElectricModel._realise_fleet``, ``(5, n_mg)``.
         commit: The commit ratio's EMA before the period, ``(P,)``.
         kpi: The four KPI accumulators ``(4, P)``, updated in place.
         out: Output, ``(N_ROWS, P)``: ``settle_period_into``'s rows.
-        next_t: The next period, or -1 at the episode's end (no dispatch planned then).
         econ: The turbines' economic output at the next period's grid price, kWh,
-            ``(n_mg,)`` (read only if ``next_t >= 0``).
-        gen_cap: ``gen_kw * dt_h``, kWh, ``(n_mg,)``.
-        power: ``battery_kw * dt_h``, kWh, ``(n_mg,)``.
-        plan_fleet: ``ElectricModel._plan_fleet``, ``(5, n_mg)``.
-        plan_next: Output, ``(6, n_mg)``: the next period's dispatch (if ``next_t >= 0``).
-        shared: ``(hour sin, hour cos, grid_buy, feed_in, last price before)`` of the
-            period the observations describe (the next, or the last one at the end).
-        scale: The microgrids' energy scales, kWh, ``(n_mg,)``.
-        mc_max: Their marginal cost at full output, yuan/kWh, ``(n_mg,)``.
-        low: ``observe.BOUNDS["mg"][0]``, float32 ``(16,)``.
-        high: ``observe.BOUNDS["mg"][1]``, float32 ``(16,)``.
+            ``(n_mg,)`` (read only if there is a next period).
+        mg_consts: float64 ``(14, n_mg)``: ``ElectricModel._realise_fleet`` (rows 0-4), its
+            ``_plan_fleet`` (5-9), ``gen_kw * dt_h`` and ``battery_kw * dt_h`` (kWh, 10 and
+            11), the microgrids' energy scales (kWh, 12) and marginal cost at full output
+            (yuan/kWh, 13).
+        plan_next: Output, ``(6, n_mg)``: the next period's dispatch (if there is one).
+        bounds: float32 ``(2, 16)``: ``observe.BOUNDS["mg"]``.
         obs: Output, float32 ``(n_mg, 16)``: the microgrids' observations after the step.
         table: Output, ``(P, 6)``: ``info_rows_into``'s rows.
         counts: Output, int64: its rejection counts.
@@ -187,12 +177,21 @@ def fused_period(
         ``(chain figures, price, cleared, T, grid_cash, rejected)``. If the chain's code is
         not OK nothing after the chain ran (the caller's ``FastSBET.finish`` raises).
     """
-    nm = mg.shape[0]
+    nm, nu, n_all = mg.shape[0], user.shape[0], out.shape[1]  # n_all: P
+    t, next_t, s = chain_ints[0], chain_ints[6], chain_ints[7]
     grid_buy, feed_in, ema = market[0], market[1], market[6]
+    shared = market[7:]
+    buyer_agg, buyer_global = buyers[0], buyers[1]
+    realise_fleet, plan_fleet = mg_consts[0:5], mg_consts[5:10]
+    gen_cap, power, scale, mc_max = mg_consts[10], mg_consts[11], mg_consts[12], mg_consts[13]
+    # the episode's inputs of a period: one row, its parts in EPISODE_COLUMNS' order (a
+    # row's slices are contiguous, as the separate arrays' rows were)
+    at_need = nu + 3 * nm
+    now = episode[t]
     offerable = plan[3] + plan[4]  # surplus + gen_headroom, as MarketInputs
     price, cleared, n = clear_uniform(
         (mg, agg, user),
-        (offerable, plan[5], user_need[t]),
+        (offerable, plan[5], now[:nu]),
         (buyer_agg, buyer_global),
         grid_buy,
         (market[2], market[3], market[4], market[5]),
@@ -217,7 +216,7 @@ def fused_period(
         (seller, buyer, agg_i, kwh, trade_price, delta),
         ok,
         (plan[3], plan[5], plan[2], plan[0], plan[1]),
-        (need[t], error[t]),
+        (now[at_need : at_need + n_all], now[at_need + n_all :]),
         (grid_buy, feed_in),
         (soc, realise_fleet),
         (floats[3, :nm], buyer_global, commit),
@@ -228,21 +227,23 @@ def fused_period(
     soc_after = out[REALISED + 3, :nm]
     obs_t, obs_plan = t, plan
     if next_t >= 0:
+        nxt = episode[next_t]
         plan_into(
-            pv[next_t], wind[next_t], load[next_t], soc_after, econ, gen_cap, power, plan_fleet,
-            _NO_SETPOINTS, False, plan_next,
+            nxt[nu : nu + nm], nxt[nu + nm : nu + 2 * nm], nxt[nu + 2 * nm : at_need],
+            soc_after, econ, gen_cap, power, plan_fleet, _NO_SETPOINTS, False, plan_next,
         )  # fmt: skip
         obs_t, obs_plan = next_t, plan_next
+    seen = episode[obs_t]  # the forecasts the observations show
     # the state the observations read: MarketCore._take_book's
     last_price = price if cleared else shared[4]
     new_commit = out[BOOK + 3] if n > 0 else commit
     mg_obs_into(
         (shared[0], shared[1], shared[2], shared[3], last_price, figures[8]),  # 8: online share
         scale,
-        (pv[obs_t], wind[obs_t], load[obs_t]),
+        (seen[nu : nu + nm], seen[nu + nm : nu + 2 * nm], seen[nu + 2 * nm : at_need]),
         (obs_plan[3], obs_plan[4], obs_plan[5]),
         (soc_after, mc_max, out[BOOK, :nm], new_commit),
-        (low, high),
+        (bounds[0], bounds[1]),
         np.empty(16),
         obs,
     )
@@ -267,19 +268,36 @@ class FusedPeriod:
         nm, _, nb = self._sizes
         self.t_max = nm + nb - 1  # the most trades a period can match
         p = mech.params
-        self._market = np.array(
-            [0.0, 0.0, p.price_floor, p.price_cap, p.delta_min, p.delta_max, ema]
-        )
-        self._segments = p.n_segments
+        # fused_period's packed arguments (its docstring): the market's figures, then the
+        # five the observations share (written every period)
+        self._market = np.zeros(12)
+        self._market[2:7] = (p.price_floor, p.price_cap, p.delta_min, p.delta_max, ema)
+        self._buyers = np.stack((core.buyer_agg, core.buyer_global)).astype(np.int64)
         self._scratch = mech.scratch_for(*self._sizes)
-        self._shared = np.empty(5)
-        self._chain_ints = np.empty(6, np.int64)
-        self._low, self._high = BOUNDS["mg"]
+        self._chain_ints = np.zeros(9, np.int64)
+        self._chain_ints[7] = p.n_segments
+        # the fleet's constants, fixed for the env's life (the physics model and the core
+        # make them once, at construction, and only read them)
+        self._mg_consts = np.vstack((*physics.fleet_rows(), core.mg_scale, core.mc_max))
+        self._bounds = np.stack(BOUNDS["mg"])
         self.blocks: EpisodeBlocks | None = None
+        self._episode = np.zeros((0, 0))  # EPISODE_COLUMNS per period, made at reset
 
     def episode(self, n_nodes: int) -> None:
-        """Make the episode's :class:`EpisodeBlocks` (at every reset), for ``n_nodes`` nodes."""
+        """Make the episode's :class:`EpisodeBlocks` (at every reset), for ``n_nodes`` nodes.
+
+        And the episode's inputs per period, :data:`EPISODE_COLUMNS` side by side (after
+        the core made its ``_need`` and ``_error``): an episode's profiles are fixed.
+        """
         core = self.core
+        p = core.profiles
+        self._episode = np.concatenate(
+            (
+                p.user_load_forecast, p.pv_forecast, p.wind_forecast, p.load_forecast,
+                core._need, core._error,
+            ),
+            axis=1,
+        )  # fmt: skip
         h, n, nm = core.cfg.horizon, core.cfg.n_participants, core.cfg.n_microgrids
         floats, ints = self._mech.outputs(*self._sizes)  # their shapes
         self.blocks = EpisodeBlocks(
@@ -309,36 +327,29 @@ class FusedPeriod:
         if begun is None:
             return None
         words, fbuf, ibuf, u8buf, state, height, head, forked = begun
-        cfg, p, t = core.cfg, core.profiles, core.t
-        nm = cfg.n_microgrids
+        cfg, t = core.cfg, core.t
         market = self._market
-        market[0], market[1] = core.grid_buy, core.feed_in
         next_t = t + 1 if t + 1 < cfg.horizon else -1
         obs_t = t if next_t < 0 else next_t  # the period the observations describe
         grid_next, feed_next = core._prices[obs_t]
-        econ, gen_cap, power, plan_fleet = physics.plan_constants(grid_next)
-        shared = self._shared
-        shared[0], shared[1] = core._hour_angles[obs_t]
-        shared[2], shared[3], shared[4] = grid_next, feed_next, core.last_price
-        ci[0], ci[1] = t, serial
+        market[0], market[1] = core.grid_buy, core.feed_in
+        market[7], market[8] = core._hour_angles[obs_t]
+        market[9], market[10], market[11] = grid_next, feed_next, core.last_price
+        ci[0], ci[1], ci[6] = t, serial, next_t
         blocks = self.blocks
         assert blocks is not None and blocks.nodes.shape[2] == state.size  # made at reset
         # this period's slices (written once, kept by its result)
         out, floats, ints, rows = blocks.rows[t], blocks.floats[t], blocks.ints[t], blocks.nodes[t]
         committed, reason, plan_next = blocks.committed[t], blocks.reason[t], blocks.plan[t]
-        obs = np.empty((nm, 16), np.float32)  # fresh: the caller may keep it
-        soc, realise_fleet = physics.realise_rows()
+        obs = np.empty((cfg.n_microgrids, 16), np.float32)  # fresh: the caller may keep it
         t0 = time.perf_counter()
         figures, price, cleared, n, grid_cash, rejected = fused_period(
-            actions["mg"], actions["agg"], actions["user"], market, self._segments,
-            core.buyer_agg, core.buyer_global, self._scratch[0], self._scratch[1], floats, ints,
-            ci, words, fbuf, ibuf, u8buf, state, height, head, forked, rows, committed, reason,
-            t, plan, p.user_load_forecast, p.pv_forecast, p.wind_forecast,
-            p.load_forecast, core._need, core._error, soc, realise_fleet, core.commit,
-            core._kpi_rows, out,
-            next_t, econ, gen_cap, power, plan_fleet, plan_next,
-            shared, core.mg_scale, core.mc_max, self._low, self._high, obs,
-            core._info_table, core._reject_counts,
+            actions["mg"], actions["agg"], actions["user"], market, self._buyers,
+            self._scratch[0], self._scratch[1], floats, ints, ci, words, fbuf, ibuf, u8buf,
+            state, height, head, forked, rows, committed, reason, plan, self._episode,
+            physics.soc, core.commit, core._kpi_rows, out, physics.economic(grid_next),
+            self._mg_consts, plan_next, self._bounds, obs, core._info_table,
+            core._reject_counts,
         )  # fmt: skip
         core.stage_time["fused"] += time.perf_counter() - t0
         res = fast.finish(chain, t, serial, n, figures, rows, committed[:n], reason[:n])

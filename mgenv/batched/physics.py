@@ -289,7 +289,7 @@ class BatchedElectric(ElectricModel):
         if not _jit.ENABLED or setpoints is not None:
             return super().plan(t, forecast, grid_buy, setpoints)
         out = np.empty((6, *self._soc.shape))
-        consts = (self._economic(grid_buy), self._gen_cap, self._power)
+        consts = (self.economic(grid_buy), self._gen_cap, self._power)
         plan_copies(
             (forecast.pv, forecast.wind, forecast.load), self._soc, consts, self._plan_fleet, out
         )

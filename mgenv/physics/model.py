@@ -223,10 +223,10 @@ class ElectricModel:
         self, grid_buy: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``plan_into``'s ``(econ, gen_cap, power, fleet)`` for a period at ``grid_buy``."""
-        return self._economic(grid_buy), self._gen_cap, self._power, self._plan_fleet
+        return self.economic(grid_buy), self._gen_cap, self._power, self._plan_fleet
 
-    def _economic(self, grid_buy: float) -> np.ndarray:
-        """The turbines' economic output at the grid price, kWh (cached per price)."""
+    def economic(self, grid_buy: float) -> np.ndarray:
+        """The turbines' economic output at the grid price, kWh ``(n,)`` (cached per price)."""
         econ = self._econ.get(grid_buy)
         if econ is None:
             if len(self._econ) >= 256:  # bounded whatever the tariff
@@ -274,12 +274,14 @@ class ElectricModel:
             raise RuntimeError("realise() before plan()")
         return plan, self._soc, self._realise_fleet
 
-    def realise_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`kernel_inputs` without the plan: the SOC before the period, the fleet rows.
+    def fleet_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The fleet's constants the kernels read, made at construction and only read.
 
-        For a caller that hands the plan's rows to the kernel (:meth:`plan_rows`).
+        ``(realise_into's fleet rows (5, n), plan_into's (5, n), gen_kw * dt_h,
+        battery_kw * dt_h)``, the last two in kWh ``(n,)``; for a caller that packs them
+        once (:class:`mgenv.fused.FusedPeriod`).
         """
-        return self._soc, self._realise_fleet
+        return self._realise_fleet, self._plan_fleet, self._gen_cap, self._power
 
     def adopt_soc(self, soc: np.ndarray) -> None:
         """The SOC after the period, ``realise_into``'s row 3 (its :class:`Realised` unmade)."""
