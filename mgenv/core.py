@@ -258,7 +258,12 @@ class MarketCore:
         self.chain: Chain
         self._obs: dict[str, np.ndarray] = {}
         self._public: PublicInfo | None = None  # this period's, built on first use
-        self._ratio: tuple[Settlement | None, np.ndarray] = (None, np.ones(0))
+        self._ratio_of: tuple[Settlement | None, np.ndarray] | None = (None, np.ones(0))
+        # _take_book's rows, the offset of its four and the settlement: the views of
+        # sold_share, served_share and _ratio are made from them when first read
+        self._book_rows: tuple[np.ndarray, int, Settlement | None] = (np.zeros((4, 0)), 0, None)
+        self._sold_share: np.ndarray | None = None
+        self._served_share: np.ndarray | None = None
         self._builders = {"mg": self._mg_obs, "agg": self._agg_obs, "user": self._user_obs}
         # agent_infos's scratch (its values are copied out by tolist() every period) and its
         # dict template: every key in order, for the chain figures named in _info_keys.
@@ -655,6 +660,49 @@ class MarketCore:
         self._obs = {"mg": obs}
         return result
 
+    @property
+    def sold_share(self) -> np.ndarray:
+        """Last period's sold over offered energy of each microgrid, ``(n_mg,)``."""
+        share = self._sold_share
+        if share is None:  # _take_book's row
+            rows, at, _ = self._book_rows
+            share = self._sold_share = rows[at, : self.cfg.n_microgrids]
+        return share
+
+    @sold_share.setter
+    def sold_share(self, share: np.ndarray) -> None:
+        self._sold_share = share
+
+    @property
+    def served_share(self) -> np.ndarray:
+        """Last period's served share of each buyer's need, ``(n_mg + n_user,)``."""
+        share = self._served_share
+        if share is None:  # _take_book's row
+            rows, at, _ = self._book_rows
+            share = self._served_share = rows[at + 1, : self.buyer_global.shape[0]]
+        return share
+
+    @served_share.setter
+    def served_share(self, share: np.ndarray) -> None:
+        self._served_share = share
+
+    @property
+    def _ratio(self) -> tuple[Settlement | None, np.ndarray]:
+        """The last booked period's settlement and committed over traded energy, ``(P,)``.
+
+        Of the period :meth:`_book` or :meth:`_take_book` booked last: the infos'
+        ``commit_ratio``.
+        """
+        ratio = self._ratio_of
+        if ratio is None:  # _take_book's row
+            rows, at, st = self._book_rows
+            ratio = self._ratio_of = (st, rows[at + 2])
+        return ratio
+
+    @_ratio.setter
+    def _ratio(self, ratio: tuple[Settlement | None, np.ndarray]) -> None:
+        self._ratio_of = ratio
+
     def _take_book(
         self, rows: np.ndarray, at: int, st: Settlement | None, res: ConsensusResult, traded: bool
     ) -> None:
@@ -662,9 +710,10 @@ class MarketCore:
 
         (The offset rather than a slice: one view fewer per step.)
         """
-        self.sold_share = rows[at, : self.cfg.n_microgrids]
-        self.served_share = rows[at + 1, : self.buyer_global.shape[0]]
-        self._ratio = (st, rows[at + 2])
+        # the views of sold_share, served_share and _ratio made when read (a step of the
+        # default family reads none of them; each view costs ~0.2 us)
+        self._book_rows = (rows, at, st)
+        self._sold_share = self._served_share = self._ratio_of = None
         if traded:
             self.commit = rows[at + 3]
         self.online_share = float(res.online_share)
