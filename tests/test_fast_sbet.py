@@ -95,15 +95,21 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("fields", CONFIGS)
-def test_fast_path_matches_general_code(fields: dict[str, object]) -> None:
+def run_both(fields: dict[str, object], seed: int, periods: int) -> tuple[Chain, Chain]:
+    """A fast chain and a general one, ``periods`` periods of the same trades, compared."""
     fast, slow = make(True, **fields), make(False, **fields)
     assert isinstance(fast._fast, FastSBET)
-    rng = np.random.default_rng(4)
-    for t in range(150):
+    rng = np.random.default_rng(seed)
+    for t in range(periods):
         inputs = trades(rng, t)
         same_result(fast.process(t, *inputs), slow.process(t, *inputs))
         same_state(fast, slow)
+    return fast, slow
+
+
+@pytest.mark.parametrize("fields", CONFIGS)
+def test_fast_path_matches_general_code(fields: dict[str, object]) -> None:
+    fast, slow = run_both(fields, 4, 150)
     assert fast._fast is not None and fast._fast._built
     assert fast.ledger.next_height > 0 or fields.get("malicious_share")
     fast.ledger.verify()
@@ -126,12 +132,7 @@ def test_fast_path_with_numpys_log1p_matches_general_code(
     for view in (True, False):  # the draw from the stream's state, or Generator.random
         if not view:
             monkeypatch.setattr(pcg64, "live_words", lambda bits: None)
-        fast, slow = make(True, **fields), make(False, **fields)
-        rng = np.random.default_rng(6)
-        for t in range(80):
-            inputs = trades(rng, t)
-            same_result(fast.process(t, *inputs), slow.process(t, *inputs))
-            same_state(fast, slow)
+        fast, _ = run_both(fields, 6, 80)
         assert fast._fast is not None and fast._fast._jitter_is_log
         assert fast._fast._jitter_u.size == fast._fast._lj.size
         assert fast._fast._live is not None and fast._fast._live[1].size == 4 * view
