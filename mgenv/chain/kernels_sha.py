@@ -250,14 +250,16 @@ def _make_sha_ni_compress() -> Callable[[U32, U32], None]:
     * the saved input state is added (``_mm_add_epi32``) and the vectors are permuted back to
       A..H.
 
-    * first, where the target has AVX, ``vzeroupper`` (``llvm.x86.avx.vzeroupper``): the SHA
-      instructions exist only in the legacy SSE encoding, and legacy SSE code that runs
-      while the upper halves of the vector registers are dirty (LLVM merges stores into
-      256-bit ``ymm`` ones, the state's 8 words among them) pays a transition penalty per
-      instruction on Intel CPUs. Measured on an AVX-512 Xeon (numba 0.68): a compression in
-      a loop took 8,400 ns without it, 50 ns with it; the SBET chain kernel 77 us a period
-      instead of ~10. AMD's CPUs have no such penalty; without AVX there is nothing to clear
-      (and no ``vzeroupper`` to emit: Intel's Atoms have SHA without AVX).
+    * before all of it, where the target has AVX, ``vzeroupper``
+      (``llvm.x86.avx.vzeroupper``): the SHA instructions exist only in the legacy SSE
+      encoding, and legacy SSE code that runs while the upper halves of the vector
+      registers are dirty (LLVM merges stores into 256-bit ``ymm`` ones, the state's 8
+      words among them) pays a transition penalty per instruction on Intel CPUs. Measured
+      on an AVX-512 Xeon (numba 0.68): a compression in a loop took 8,400 ns without it,
+      50 ns with it; the SBET chain kernel 77 us a period instead of ~11. The machine used
+      before showed no such slowdown (the same kernel ran at ~12 us there). Without AVX
+      there is nothing to clear, and no ``vzeroupper`` to emit (Intel's Atoms have SHA
+      without AVX).
 
     ``state`` and ``w`` are 1-d uint32 arrays of any layout (elements addressed through the
     array's data pointer and strides, ``numba.core.cgutils.get_item_pointer``; for the
