@@ -873,9 +873,16 @@ class MarketCore:
         return np.concatenate([obs[r].ravel() for r in ("mg", "agg", "user")])
 
     def agent_infos(
-        self, agents: list[str], result: PeriodResult | DeferredResult
+        self,
+        agents: list[str],
+        result: PeriodResult | DeferredResult,
+        rewards: dict[str, float] | None = None,
     ) -> dict[str, dict[str, Any]]:
-        """The per-step info dicts of ``agents`` (see the env card for the keys)."""
+        """The per-step info dicts of ``agents`` (see the env card for the keys).
+
+        ``rewards``, if given, receives each agent's ``profit`` too (the env's rewards,
+        without a second pass over the dicts).
+        """
         rows: Sequence[Sequence[float]] | None = None
         r: Any = result  # a DeferredResult has the price, cleared and chain fields read here
         if _jit.ENABLED:  # every column in one kernel call, as one row per participant
@@ -944,6 +951,9 @@ class MarketCore:
                 d["grid_kwh"],
                 d["commit_ratio"],
             ) = rows[index[a]]
+        if rewards is not None:
+            for a in agents:
+                rewards[a] = out[a]["profit"]
         return out
 
     def _info_rows(self, r: PeriodResult) -> int:

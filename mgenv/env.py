@@ -308,8 +308,8 @@ class MarketEnv(ParallelEnv[str, np.ndarray, np.ndarray]):
         done = core.t >= self.config.horizon
         obs = self._split(core.observations(self.config.learning_roles))
         agents = self.agents
-        infos = core.agent_infos(agents, result)
-        rewards = {a: infos[a]["profit"] for a in agents}
+        rewards: dict[str, float] = {}
+        infos = core.agent_infos(agents, result, rewards)
         truncs = dict.fromkeys(agents, done)
         terms = dict.fromkeys(agents, False)
         if done:
