@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import time
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 
@@ -51,13 +52,28 @@ def per_call_us(fns: dict[str, Callable[[], object]], repeat: int, rounds: int) 
     return best
 
 
-@_jit.kernel
+def _uncached(fn: Callable[..., None]) -> Callable[..., None]:
+    """``fn`` compiled with numba but not cached (plain Python without numba).
+
+    numba keys a cached kernel by its own file only: these loops inline mgenv's compression
+    code, and mgenv drops its own caches when its files change (``mgenv._jit``), not this
+    directory's, so a cached loop would keep timing an old compression (it did: a stale
+    SHA-NI loop without the ``vzeroupper`` read ~7,600 ns a block after the fix).
+    """
+    if not _jit.AVAILABLE:
+        return fn
+    import numba
+
+    return cast(Callable[..., None], numba.njit(nogil=True, error_model="numpy")(fn))
+
+
+@_uncached
 def _loop_portable(state: np.ndarray, w: np.ndarray, n: int) -> None:
     for _ in range(n):
         kernels_sha._compress_words_portable(state, w, True)
 
 
-@_jit.kernel
+@_uncached
 def _loop_sha_ni(state: np.ndarray, w: np.ndarray, n: int) -> None:
     for _ in range(n):
         kernels_sha._compress_words_sha_ni(state, w, True)
