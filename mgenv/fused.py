@@ -272,7 +272,7 @@ class FusedPeriod:
         # five the observations share (written every period)
         self._market = np.zeros(12)
         self._market[2:7] = (p.price_floor, p.price_cap, p.delta_min, p.delta_max, ema)
-        self._buyers = np.stack((core.buyer_agg, core.buyer_global)).astype(np.int64)
+        self._buyers = np.stack((core.buyer_agg, core.buyer_global)).astype(np.int64, copy=False)
         self._scratch = mech.scratch_for(*self._sizes)
         self._chain_ints = np.zeros(9, np.int64)
         self._chain_ints[7] = p.n_segments

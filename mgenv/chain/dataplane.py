@@ -170,7 +170,7 @@ class DataPlane:
         self.any_malicious = bool(np.count_nonzero(malicious))
         everyone = constant(n, True)  # read-only, shared: no fresh row when nobody is
         self.honest = ~malicious if self.any_malicious else everyone
-        idle = network.busy is constant(n, False)  # nobody kept busy
+        idle = network.slow is None  # no slowing DDoS: nobody kept busy
         self.able = everyone if idle and not self.any_malicious else malicious | ~network.busy
         self.t_max_ms = params.t_max_ms
         self.wait_ms = network.wait_ms(params.t_max_ms)

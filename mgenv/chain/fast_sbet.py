@@ -333,16 +333,14 @@ class FastSBET:
         """The period's network draw into the kernel's buffer (after :meth:`prepare`).
 
         Where numpy's log1p rounds differently from the kernel's (numpy's AVX-512 loops),
-        the jitters' logarithms are numpy's, written here. ``words``: the view of the
-        network stream's state (:func:`pcg64.live_words`), if there is one: the draw and the
-        jitters' negation are then one kernel call (same numbers as ``rng.random``).
+        the jitters' logarithms are numpy's, written here; then ``words``, the view of the
+        network stream's state (:func:`pcg64.live_words`) if there is one, makes the draw
+        and the jitters' negation one kernel call (the same numbers as ``rng.random``).
+        Otherwise :meth:`draw_or_view` hands the view to the kernel, which draws itself.
         """
-        if words.size:
-            if self._jitter_is_log:
-                pcg64.fill_live_negated(words, self._u, self._at[0], self._lj)
-                np.log1p(self._lj, out=self._lj)
-            else:
-                pcg64.fill_live_kernel(words, self._u)
+        if words.size and self._jitter_is_log:
+            pcg64.fill_live_negated(words, self._u, self._at[0], self._lj)
+            np.log1p(self._lj, out=self._lj)
             return
         rng = cast(SBETProtocol, chain._protocol)._rng  # fast_path checked its type
         rng.random(out=self._u)

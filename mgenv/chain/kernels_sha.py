@@ -44,6 +44,7 @@ points allocate them once per call.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import os
@@ -192,6 +193,7 @@ def _sha_ni_setting() -> bool:
     return os.environ.get("MGENV_SHA_NI", "1").strip() != "0"
 
 
+@functools.cache  # read at import twice (HAVE_SHA_NI, the intrinsic's vzeroupper)
 def _numba_target_features() -> frozenset[str]:
     """The x86 features numba's JIT target has, e.g. ``{"sha", "avx", "sse2"}`` (empty elsewhere).
 

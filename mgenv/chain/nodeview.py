@@ -96,7 +96,7 @@ class NodeHeads:
         n = malicious.size
         # read-only and shared when nobody is malicious (no fresh row at every reset)
         self.honest: NDArray[np.bool_] = (
-            constant(n, True) if malicious is constant(n, False) else ~malicious
+            ~malicious if np.count_nonzero(malicious) else constant(n, True)
         )
         self.height = np.zeros(n, dtype=np.int64)
         self.head = np.zeros((n, 32), dtype=np.uint8)
