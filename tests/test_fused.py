@@ -22,6 +22,8 @@ import mgenv
 from mgenv import _jit
 from mgenv.batched import pcg64
 from mgenv.chain.fast_sbet import FastSBET
+from mgenv.chain.kernels_pbft import log1p_matches_numpy
+from mgenv.chain.kernels_sbet_chain import LOG1P_LOOP
 from mgenv.core import DeferredResult, MarketCore, PeriodResult
 from mgenv.env import MarketEnv
 from tests.test_jit_sbet import assert_same
@@ -118,10 +120,11 @@ def test_the_network_draw_is_made_in_the_call_or_before_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The fused call draws from a view of the network stream's state; without one
-    (another numpy layout), FastSBET draws before the call (``Generator.random``); where
-    numpy's log1p rounds differently from the kernel's (numpy's AVX-512 loops: the jitters'
-    logarithms must be numpy's), FastSBET draws before the call from the view, or without
-    one with ``Generator.random``, and takes numpy's log1p: the same results every way."""
+    (another numpy layout), FastSBET draws before the call (``Generator.random``). The
+    jitters' logarithms must be numpy's: the kernel calls numpy's own loop; without it, the
+    C library's log1p where that gives numpy's numbers, else (numpy's AVX-512 loops)
+    FastSBET draws before the call, from the view or with ``Generator.random``, and takes
+    numpy's log1p: the same results every way."""
     import mgenv.chain.fast_sbet as fast_module
 
     env = mgenv.parallel_env("default")
@@ -129,10 +132,16 @@ def test_the_network_draw_is_made_in_the_call_or_before_it(
     env.step({a: np.zeros(env.action_space(a).shape, np.float32) for a in env.agents})
     fast = env.core.chain._fast
     assert fast is not None and fast._live is not None and fast._live[1].size == 4
+    assert fast._ibuf[LOG1P_LOOP] != 0 and not fast._jitter_is_log  # numpy's loop, found
     staged, _ = run(False, {}, 9)
-    for numpys_log1p in (False, True):
+    ways = ["numpy's loop", "numpy's log1p before the call"]
+    if log1p_matches_numpy():  # not on AVX-512 machines, where numpy's loop is its own
+        ways.append("the C library's")
+    for way in ways:
         with monkeypatch.context() as m:
-            if numpys_log1p:
+            if way != "numpy's loop":
+                m.setattr(fast_module, "log1p_loop", lambda: None)
+            if way == "numpy's log1p before the call":
                 m.setattr(fast_module, "log1p_matches_numpy", lambda: False)
             assert_same(run(True, {}, 9)[0], staged)  # from the view
             m.setattr(pcg64, "live_words", lambda bits: None)

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mgenv import _jit
+from mgenv._numpy_loops import log1p_loop
 from mgenv.batched import pcg64
 from mgenv.chain.kernels_pbft import log1p_matches_numpy
 from mgenv.chain.kernels_sbet_chain import (
@@ -47,6 +48,8 @@ from mgenv.chain.kernels_sbet_chain import (
     HEADER_SIZE,
     HONEST,
     JITTER_IS_LOG,
+    LOG1P_DATA,
+    LOG1P_LOOP,
     MS_PER_PERIOD,
     N_FC,
     N_IC,
@@ -175,7 +178,12 @@ class FastSBET:
         self._pads = np.empty((2, n_keys, 8), dtype=np.uint32)
         ibuf = np.zeros(N_IC + self._pads.size, dtype=np.int64)
         ibuf[N_PARTICIPANTS] = n_keys
-        self._jitter_is_log = not log1p_matches_numpy()
+        # the jitters' logarithms must be numpy's: the kernel calls numpy's own loop (found
+        # on CPython), else the C library's where that gives numpy's numbers, else the
+        # caller writes them before the kernel (draw)
+        loop = log1p_loop()
+        ibuf[LOG1P_LOOP], ibuf[LOG1P_DATA] = loop if loop is not None else (0, 0)
+        self._jitter_is_log = loop is None and not log1p_matches_numpy()
         ibuf[JITTER_IS_LOG] = self._jitter_is_log
         ibuf[WINDOW] = window
         self._ibuf = ibuf
@@ -332,8 +340,9 @@ class FastSBET:
     def draw(self, chain: Chain, words: NDArray[np.uint64] = _NO_WORDS) -> None:
         """The period's network draw into the kernel's buffer (after :meth:`prepare`).
 
-        Where numpy's log1p rounds differently from the kernel's (numpy's AVX-512 loops),
-        the jitters' logarithms are numpy's, written here; then ``words``, the view of the
+        Where the kernel cannot compute numpy's log1p (numpy's loop not found, and numpy's
+        rounds differently from the C library's), the jitters' logarithms are numpy's,
+        written here; then ``words``, the view of the
         network stream's state (:func:`pcg64.live_words`) if there is one, makes the draw
         and the jitters' negation one kernel call (the same numbers as ``rng.random``).
         Otherwise :meth:`draw_or_view` hands the view to the kernel, which draws itself.
@@ -344,7 +353,7 @@ class FastSBET:
             return
         rng = cast(SBETProtocol, chain._protocol)._rng  # fast_path checked its type
         rng.random(out=self._u)
-        if self._jitter_is_log:  # numpy's log1p rounds differently from the kernel's here
+        if self._jitter_is_log:  # the kernel cannot compute numpy's log1p here
             np.negative(self._jitter_u, out=self._lj)
             np.log1p(self._lj, out=self._lj)
 

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from mgenv._jit import inlined, kernel
+from mgenv._numpy_loops import call_unary
 from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain.kernels_nodeview import _at_head, _same_hash, deliver
 from mgenv.chain.kernels_sbet import run_block
@@ -55,9 +56,10 @@ _U32: Final = np.uint64(0xFFFFFFFF)
 DOWN_P, UP_P, AVAILABILITY, MS_PER_PERIOD = 5, 6, 7, 8
 N_FC: Final = 9  # fc[N_FC : N_FC + n]: the nodes' storage spaces s_i (eq. 7)
 # ``ibuf`` (int64): PackedPlane.ic's three (QUORUM, BLOCK_SIZE, N_MISSING), these, then the
-# HMAC midstates (2, P, 8): inner (row 0) and outer (row 1), 32-bit words.
-N_PARTICIPANTS, JITTER_IS_LOG, WINDOW = 3, 4, 5
-N_IC: Final = 6
+# HMAC midstates (2, P, 8): inner (row 0) and outer (row 1), 32-bit words. LOG1P_LOOP and
+# LOG1P_DATA: numpy's log1p loop (mgenv._numpy_loops.log1p_loop), 0 to use the C library's.
+N_PARTICIPANTS, JITTER_IS_LOG, WINDOW, LOG1P_LOOP, LOG1P_DATA = 3, 4, 5, 6, 7
+N_IC: Final = 8
 # ``u8buf`` (uint8): the node rows (N_NODE_ROWS, n) as bool | the ring of committed hashes
 # (W + 1, 32) | the block's header (92) and hash (32) | the records (TXS_CAP, 104).
 # Rows of the node rows: PackedPlane.nodes' three (MALICIOUS, ABLE, VOTERS), then these.
@@ -254,8 +256,9 @@ def sbet_chain_period(
         price: Shape (T,), float64: prices (yuan/kWh).
         fbuf: float64 (layout above): the period's network draw ``rng.random(D)`` (layout
             of :mod:`mgenv.chain.network`, E = n extra uniforms) and room for its jitters'
-            ``log1p(-u)``, written here, or by the caller beforehand when
-            ``ibuf[JITTER_IS_LOG]`` (numpy's log1p rounds differently on this machine);
+            ``log1p(-u)``, numpy's numbers: written here (by numpy's own loop at
+            ``ibuf[LOG1P_LOOP]``, or by the C library's where that is 0), or by the caller
+            beforehand when ``ibuf[JITTER_IS_LOG]`` (neither gives numpy's numbers here);
             then the constants.
         ibuf: int64 constants (layout above).
         u8buf: uint8 (layout above): the node rows; the ring of committed hashes (module
@@ -331,8 +334,13 @@ def sbet_chain_period(
         lj = fbuf[at_lj:at_fc]
         if not ibuf[JITTER_IS_LOG]:
             at = n + p_n2  # the jitter uniforms follow the online and loss ones
-            for k in range(p_n2):
-                lj[k] = np.log1p(-fbuf[at + k])
+            if ibuf[LOG1P_LOOP]:  # numpy's own loop: numpy's numbers on every CPU
+                for k in range(p_n2):
+                    lj[k] = -fbuf[at + k]
+                call_unary(ibuf[LOG1P_LOOP], ibuf[LOG1P_DATA], lj, lj, p_n2)
+            else:  # the C library's, which numpy's equals on this machine
+                for k in range(p_n2):
+                    lj[k] = np.log1p(-fbuf[at + k])
         u = fbuf[:at_lj]
         valid = np.empty(n_tx, np.bool_)
         for t in range(n_tx):
