@@ -58,7 +58,7 @@ def divide_where(num: float, den: float, default: float, use: bool) -> float:
     return num / den if use else default
 
 
-@_jit.typed_kernel("float64(float64[::1], int64, int64)")
+@_jit.typed_borrowing("float64(float64[::1], int64, int64)")
 def _block_sum(a: np.ndarray, start: int, n: int) -> float:
     """The pairwise sum numpy makes of a run of at most 128 values (its recursion's leaf)."""
     if n < 8:
@@ -152,7 +152,7 @@ def sorts_before(a: float, b: float) -> bool:
     return a < b or (b != b and a == a)
 
 
-@_jit.kernel
+@_jit.borrowing
 def argsort_stable(keys: np.ndarray, order: np.ndarray, tmp: np.ndarray) -> None:
     """``np.argsort(keys, kind="stable")`` into ``order`` (int64, as long as ``keys``).
 

@@ -88,3 +88,32 @@ def test_argsort_stable_is_numpys(n: int) -> None:
         order, tmp = np.empty(n, np.int64), np.empty(n, np.int64)
         argsort_stable(keys, order, tmp)
         np.testing.assert_array_equal(order, np.argsort(keys, kind="stable"))
+
+
+def test_borrowing_helpers_take_no_references_and_cannot_allocate() -> None:
+    """``_jit.borrowing`` compiles without reference counts: a helper reading a kernel's
+    arrays gives the same answer, and one that would allocate an array is refused when
+    compiled (it could not free it)."""
+    import numba
+
+    @_jit.borrowing
+    def weighted(a: np.ndarray, w: np.ndarray, i: int) -> float:
+        return float(a[i] * w[i])
+
+    @_jit.kernel
+    def total(a: np.ndarray, w: np.ndarray) -> float:
+        s = 0.0
+        for i in range(a.shape[0]):
+            s += weighted(a, w, i)
+        return s
+
+    a, w = np.arange(5.0), np.linspace(0.0, 1.0, 5)
+    assert total(a, w) == sum(float(x * y) for x, y in zip(a, w, strict=True))
+    assert weighted.targetoptions["_nrt"] is False
+
+    @_jit.borrowing
+    def allocates(n: int) -> float:
+        return float(np.zeros(n).sum())
+
+    with pytest.raises(numba.core.errors.TypingError):
+        allocates(3)

@@ -41,7 +41,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from mgenv._jit import inlined, kernel
+from mgenv._jit import borrowing, inlined, kernel
 from mgenv.batched import pcg64
 from mgenv.chain import kernels_dataplane as kd
 from mgenv.chain.dataplane import MISSING
@@ -115,7 +115,7 @@ def _period(
     return hi, lo, pcg_start[b, 2], pcg_start[b, 3]
 
 
-@inlined
+@borrowing
 def _u(
     draws: NDArray[np.float64],
     by_offset: NDArray[np.uint64],
@@ -130,7 +130,7 @@ def _u(
     return pcg64.uniform(at, by_offset, offset)
 
 
-@inlined
+@borrowing
 def _link(
     draws: NDArray[np.float64],
     by_offset: NDArray[np.uint64],
@@ -158,7 +158,7 @@ def _link(
     return up
 
 
-@inlined
+@borrowing
 def _emit(
     draws: NDArray[np.float64],
     by_offset: NDArray[np.uint64],

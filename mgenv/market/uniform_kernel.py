@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mgenv._jit import inlined, kernel
+from mgenv._jit import borrowing, inlined, kernel
 from mgenv._ufuncs import add_reduce, add_reduce_all, argsort_stable, maximum, minimum
 
 
@@ -316,7 +316,7 @@ def _match(w: Work) -> int:
     return k
 
 
-@inlined
+@borrowing  # called per copy: no reference taken to each of the Work's arrays
 def _run(
     acts: tuple[np.ndarray, np.ndarray, np.ndarray],
     positions: tuple[np.ndarray, np.ndarray, np.ndarray],
