@@ -5,7 +5,7 @@ numpy's numbers depend on the machine. numba calls the C library's ``log1p``; nu
 does too, except where it has a vectorised loop of its own (with AVX-512, for instance),
 which rounds some results differently (1,005 of 12,800 uniforms' ``log1p(-u)`` on an AVX-512
 Xeon). Where they differ, a kernel that needs numpy's ``log1p`` would have to stop, let
-numpy compute it, and be called again: ~3 µs per env step in call overhead for 48 numbers.
+numpy compute it, and be called again: ~2-3 µs per env step of calls for 48 numbers.
 Calling numpy's loop itself from the kernel gives numpy's numbers on every machine, by
 construction, at the cost of the loop (~0.1 µs for 48 numbers).
 

@@ -342,9 +342,9 @@ class FastSBET:
 
         Where the kernel cannot compute numpy's log1p (numpy's loop not found, and numpy's
         rounds differently from the C library's), the jitters' logarithms are numpy's,
-        written here; then ``words``, the view of the
-        network stream's state (:func:`pcg64.live_words`) if there is one, makes the draw
-        and the jitters' negation one kernel call (the same numbers as ``rng.random``).
+        written here; then ``words``, the view of the network stream's state
+        (:func:`pcg64.live_words`) if there is one, makes the draw and the jitters'
+        negation one kernel call (the same numbers as ``rng.random``).
         Otherwise :meth:`draw_or_view` hands the view to the kernel, which draws itself.
         """
         if words.size and self._jitter_is_log:
