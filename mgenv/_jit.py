@@ -86,6 +86,10 @@ AVAILABLE: bool = _NUMBA is not None
 ENABLED: bool = AVAILABLE
 
 
+#: numba's options for every cached kernel (see :func:`kernel`).
+_OPTIONS: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
 def kernel(fn: F) -> F:
     """Compile ``fn`` with numba (``cache=True``) if numba is available, else return it as is.
 
@@ -96,7 +100,7 @@ def kernel(fn: F) -> F:
     """
     if _NUMBA is None:
         return fn
-    return cast(F, _NUMBA.njit(cache=True, nogil=True, error_model="numpy")(fn))
+    return cast(F, _NUMBA.njit(**_OPTIONS)(fn))
 
 
 def typed_kernel(signature: str) -> Callable[[F], F]:
@@ -110,7 +114,7 @@ def typed_kernel(signature: str) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         if _NUMBA is None:
             return fn
-        jit = _NUMBA.njit(signature, cache=True, nogil=True, error_model="numpy")
+        jit = _NUMBA.njit(signature, **_OPTIONS)
         return cast(F, jit(fn))
 
     return wrap
@@ -130,7 +134,7 @@ def borrowing(fn: F) -> F:
     """
     if _NUMBA is None:
         return fn
-    return cast(F, _NUMBA.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)(fn))
+    return cast(F, _NUMBA.njit(**_OPTIONS, _nrt=False)(fn))
 
 
 def typed_borrowing(signature: str) -> Callable[[F], F]:
@@ -139,7 +143,7 @@ def typed_borrowing(signature: str) -> Callable[[F], F]:
     def wrap(fn: F) -> F:
         if _NUMBA is None:
             return fn
-        jit = _NUMBA.njit(signature, cache=True, nogil=True, error_model="numpy", _nrt=False)
+        jit = _NUMBA.njit(signature, **_OPTIONS, _nrt=False)
         return cast(F, jit(fn))
 
     return wrap

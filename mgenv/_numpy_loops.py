@@ -28,6 +28,7 @@ import ctypes
 import functools
 import importlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -142,23 +143,33 @@ def _negated_log1p(address: int, data: int, u: F64) -> F64:
     return out
 
 
+def gives_numpys_log1p(negated_log1p: Callable[[F64], F64]) -> bool:
+    """Whether ``negated_log1p(u)`` is ``np.log1p(-u)`` bit for bit (signs of zeros included).
+
+    On 65,536 uniforms, negated as the network's jitters are, and on special values. The
+    check of both ways a kernel can take numpy's ``log1p``: numpy's loop
+    (:func:`log1p_loop`) and the C library's (``kernels_pbft.log1p_matches_numpy``).
+    """
+    u = np.random.default_rng(0).random(1 << 16)
+    u[:8] = (0.0, -0.0, 0.5, 1.0 - 2.0**-53, 2.0**-60, 2.0**-1074, -1.0, 1e300)
+    with np.errstate(all="ignore"):
+        want = np.log1p(-u)
+        got = negated_log1p(u)
+    same = np.array_equal(got, want, equal_nan=True)
+    return same and np.array_equal(np.signbit(got), np.signbit(want))
+
+
 @functools.cache
 def log1p_loop() -> tuple[int, int] | None:
     """The float64 ``log1p`` loop of numpy, ``(address, data)``, if a kernel can call it.
 
     None without numba or where :func:`unary_loop` does not find it, or where calling it
-    does not give ``np.log1p``'s numbers bit for bit (signs of zeros included) on 65,536
-    uniforms, negated as the network's jitters are, and on special values.
+    does not give ``np.log1p``'s numbers (:func:`gives_numpys_log1p`).
     """
     if not _jit.AVAILABLE:
         return None
     found = unary_loop(np.log1p)
     if found is None:
         return None
-    u = np.random.default_rng(0).random(1 << 16)
-    u[:8] = (0.0, -0.0, 0.5, 1.0 - 2.0**-53, 2.0**-60, 2.0**-1074, -1.0, 1e300)
-    with np.errstate(all="ignore"):
-        want = np.log1p(-u)
-    got = _negated_log1p(*found, u)
-    same = np.array_equal(got, want, equal_nan=True)
-    return found if same and np.array_equal(np.signbit(got), np.signbit(want)) else None
+    address, data = found
+    return found if gives_numpys_log1p(lambda u: _negated_log1p(address, data, u)) else None

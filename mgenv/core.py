@@ -258,7 +258,7 @@ class MarketCore:
         self.chain: Chain
         self._obs: dict[str, np.ndarray] = {}
         self._public: PublicInfo | None = None  # this period's, built on first use
-        self._ratio_of: tuple[Settlement | None, np.ndarray] | None = (None, np.ones(0))
+        self._ratio_of: tuple[Settlement | None, np.ndarray] | None = None
         # _take_book's rows, the offset of its four and the settlement: the views of
         # sold_share, served_share and _ratio are made from them when first read
         self._book_rows: tuple[np.ndarray, int, Settlement | None] = (np.zeros((4, 0)), 0, None)

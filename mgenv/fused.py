@@ -73,6 +73,15 @@ class EpisodeBlocks(NamedTuple):
     plan: np.ndarray  # (H, 6, n_mg): the next period's dispatch rows
 
 
+@_jit.inlined
+def _mg_forecasts(row: np.ndarray, nu: int, nm: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The microgrids' PV, wind and load forecasts in a period's ``episode`` row.
+
+    kWh, ``(n_mg,)`` each (:data:`EPISODE_COLUMNS`: after the users' ``nu`` load forecasts).
+    """
+    return row[nu : nu + nm], row[nu + nm : nu + 2 * nm], row[nu + 2 * nm : nu + 3 * nm]
+
+
 @_jit.kernel
 def fused_period(
     mg: np.ndarray,
@@ -228,9 +237,10 @@ def fused_period(
     obs_t, obs_plan = t, plan
     if next_t >= 0:
         nxt = episode[next_t]
+        pv, wind, load = _mg_forecasts(nxt, nu, nm)
         plan_into(
-            nxt[nu : nu + nm], nxt[nu + nm : nu + 2 * nm], nxt[nu + 2 * nm : at_need],
-            soc_after, econ, gen_cap, power, plan_fleet, _NO_SETPOINTS, False, plan_next,
+            pv, wind, load, soc_after, econ, gen_cap, power, plan_fleet, _NO_SETPOINTS, False,
+            plan_next,
         )  # fmt: skip
         obs_t, obs_plan = next_t, plan_next
     seen = episode[obs_t]  # the forecasts the observations show
@@ -240,7 +250,7 @@ def fused_period(
     mg_obs_into(
         (shared[0], shared[1], shared[2], shared[3], last_price, figures[8]),  # 8: online share
         scale,
-        (seen[nu : nu + nm], seen[nu + nm : nu + 2 * nm], seen[nu + 2 * nm : at_need]),
+        _mg_forecasts(seen, nu, nm),
         (obs_plan[3], obs_plan[4], obs_plan[5]),
         (soc_after, mc_max, out[BOOK, :nm], new_commit),
         (bounds[0], bounds[1]),
